@@ -1,0 +1,40 @@
+# The two commands a fresh clone needs: `make demo` and `make test`. Both bootstrap .venv.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+COV_FLOOR := 90
+FUZZ_SECONDS ?= 600
+
+.PHONY: test lint typecheck pytest fuzz bench demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: lint typecheck pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests fuzz bench
+	$(BIN)/ruff format --check src tests fuzz bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict src/
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest --cov=rtproto --cov-branch --cov-report=term --cov-fail-under=$(COV_FLOOR) tests
+
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install -q '.[fuzz]' || true
+	$(BIN)/python fuzz/fuzz_events.py -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/events
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_codec.py
+
+demo: $(STAMP)
+	@echo "make demo runs the main job on the embedded emulator; it arrives with the emulator issue."
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,230 @@
+"""JSON text <-> typed events, in the GA shape or the legacy beta dialect.
+
+Receive is tolerant: an unknown event type becomes :class:`~rtproto.events.UnknownEvent`, a
+known event with a mistyped field becomes :class:`~rtproto.events.InvalidEvent`, and a parsed
+event serialises back to exactly the text it came from (unknown fields included). Only input
+that is not a JSON object with a string ``type`` (or is too large or too deeply nested) raises
+:class:`~rtproto.errors.RemoteProtocolError`. Send is exact: unset fields are omitted, never
+sent as ``null``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from .dialect import Dialect, from_beta, to_beta
+from .errors import LocalProtocolError, RemoteProtocolError
+from .events import (
+    CLIENT_EVENT_TYPES,
+    SERVER_EVENT_TYPES,
+    ClientEvent,
+    Event,
+    InvalidEvent,
+    ServerEvent,
+    TypedClientEvent,
+    TypedServerEvent,
+    UnknownEvent,
+)
+
+__all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "event_raw",
+    "parse_client_event",
+    "parse_server_event",
+    "serialize_client_event",
+    "serialize_server_event",
+]
+
+#: Largest message accepted by default (bytes of JSON text): 16 MiB.
+DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+
+_E = TypeVar("_E")
+
+_server_decoder = msgspec.json.Decoder(TypedServerEvent)
+_client_decoder = msgspec.json.Decoder(TypedClientEvent)
+_any_decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder()
+
+# Where a parsed event keeps the text it came from (in its ``__dict__``, not a field, so it
+# takes no part in equality).
+_SOURCE = "_source"
+
+
+def parse_server_event(
+    data: str | bytes | bytearray | memoryview,
+    *,
+    dialect: Dialect = Dialect.GA,
+    max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> ServerEvent:
+    """Parse one server event from JSON text.
+
+    Raises:
+        RemoteProtocolError: the text is too large, not JSON, too deeply nested, not an
+            object, or has no string ``type``.
+    """
+    event: ServerEvent = _parse(
+        data, dialect, max_size, _server_decoder, TypedServerEvent, SERVER_EVENT_TYPES
+    )
+    return event
+
+
+def parse_client_event(
+    data: str | bytes | bytearray | memoryview,
+    *,
+    dialect: Dialect = Dialect.GA,
+    max_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+) -> ClientEvent:
+    """Parse one client event from JSON text (the server side's receive path).
+
+    Raises:
+        RemoteProtocolError: as :func:`parse_server_event`.
+    """
+    event: ClientEvent = _parse(
+        data, dialect, max_size, _client_decoder, TypedClientEvent, CLIENT_EVENT_TYPES
+    )
+    return event
+
+
+def serialize_client_event(
+    event: TypedClientEvent | UnknownEvent | InvalidEvent | dict[str, Any],
+    *,
+    dialect: Dialect = Dialect.GA,
+) -> str:
+    """Serialise a client event to JSON text in the given dialect.
+
+    A plain ``dict`` is sent as it is (raw access); it must have a string ``type``.
+    """
+    return _serialize(event, dialect, CLIENT_EVENT_TYPES)
+
+
+def serialize_server_event(
+    event: TypedServerEvent | UnknownEvent | InvalidEvent | dict[str, Any],
+    *,
+    dialect: Dialect = Dialect.GA,
+) -> str:
+    """Serialise a server event to JSON text in the given dialect (the emulator's send path)."""
+    return _serialize(event, dialect, SERVER_EVENT_TYPES)
+
+
+def event_raw(event: Event | UnknownEvent | InvalidEvent) -> dict[str, Any]:
+    """The event as a plain JSON object, including fields rtproto does not model.
+
+    For a parsed event this is the object as it arrived (in its dialect); for a constructed
+    event it is the GA wire object.
+    """
+    if isinstance(event, (UnknownEvent, InvalidEvent)):
+        return event.raw
+    source = event.__dict__.get(_SOURCE)
+    if source is not None:
+        raw: dict[str, Any] = _any_decoder.decode(source[0])
+        return raw
+    built: dict[str, Any] = msgspec.to_builtins(event)
+    return built
+
+
+# --------------------------------------------------------------------------------- internals --
+
+
+def _parse(
+    data: str | bytes | bytearray | memoryview,
+    dialect: Dialect,
+    max_size: int,
+    decoder: msgspec.json.Decoder[Any],
+    union: Any,
+    known: dict[str, type[Event]],
+) -> Any:
+    if len(data) > max_size:
+        raise RemoteProtocolError(
+            f"message of {len(data)} bytes exceeds the limit of {max_size}", hint=1009, data=data
+        )
+    if dialect is Dialect.GA:
+        try:
+            event = decoder.decode(data)
+        except msgspec.ValidationError as exc:
+            return _fallback(_decode_object(data), exc, known)
+        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+            raise _not_json(exc, data) from None
+    else:
+        obj = _decode_object(data)
+        try:
+            event = msgspec.convert(from_beta(obj), union)
+        except msgspec.ValidationError as exc:
+            return _fallback(obj, exc, known, from_beta(obj)["type"])
+    if not isinstance(data, (bytes, str)):
+        data = bytes(data)  # keep an immutable copy of what arrived
+    event.__dict__[_SOURCE] = (data, dialect)
+    return event
+
+
+def _decode_object(data: str | bytes | bytearray | memoryview) -> dict[str, Any]:
+    try:
+        obj = _any_decoder.decode(data)
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        raise _not_json(exc, data) from None
+    if not isinstance(obj, dict):
+        raise RemoteProtocolError(
+            f"an event must be a JSON object, not {type(obj).__name__}", hint=1007, data=data
+        )
+    kind = obj.get("type")
+    if not isinstance(kind, str):
+        raise RemoteProtocolError('an event needs a string "type"', hint=1007, data=data)
+    return obj
+
+
+def _fallback(
+    obj: dict[str, Any],
+    exc: msgspec.ValidationError,
+    known: dict[str, type[Event]],
+    kind: str | None = None,
+) -> UnknownEvent | InvalidEvent:
+    kind = kind if kind is not None else obj["type"]
+    if kind in known:
+        return InvalidEvent(type=kind, problem=str(exc), raw=obj)
+    return UnknownEvent(type=kind, raw=obj)
+
+
+def _not_json(exc: Exception, data: object) -> RemoteProtocolError:
+    if isinstance(exc, RecursionError):
+        message = "JSON nesting is too deep"
+    elif isinstance(exc, UnicodeDecodeError):
+        message = "message is not valid UTF-8"
+    else:
+        message = f"message is not valid JSON: {exc}"
+    return RemoteProtocolError(message, hint=1007, data=data)
+
+
+def _serialize(event: Any, dialect: Dialect, known: dict[str, type[Event]]) -> str:
+    if isinstance(event, Event):
+        if type(event).type not in known:
+            raise LocalProtocolError(
+                f"{type(event).__name__} is not an event of this direction",
+                event_type=type(event).type,
+            )
+        source = event.__dict__.get(_SOURCE)
+        if source is not None:
+            text, source_dialect = source
+            if source_dialect is dialect:
+                return _as_text(text)
+            # the other dialect: rewrite what arrived, unknown fields included
+            raw = _any_decoder.decode(text)
+            mapped = to_beta(raw) if dialect is Dialect.BETA else from_beta(raw)
+            return _encoder.encode(mapped).decode()
+        if dialect is Dialect.GA:
+            return _encoder.encode(event).decode()
+        return _encoder.encode(to_beta(msgspec.to_builtins(event))).decode()
+    if isinstance(event, (UnknownEvent, InvalidEvent)):
+        return _encoder.encode(event.raw).decode()
+    if isinstance(event, dict):
+        if not isinstance(event.get("type"), str):
+            raise LocalProtocolError('a raw event needs a string "type"', data=event)
+        try:
+            return _encoder.encode(event).decode()
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise LocalProtocolError(f"raw event is not JSON-serialisable: {exc}") from None
+    raise LocalProtocolError(f"not an event: {type(event).__name__}", data=event)
+
+
+def _as_text(data: str | bytes | bytearray | memoryview) -> str:
+    return data if isinstance(data, str) else bytes(data).decode()

@@ -1,0 +1,68 @@
+"""The wheel installs rtproto.adapters from src/adapters and no top-level ``adapters``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    (found,) = out.glob("rtproto-*.whl")
+    return found
+
+
+def test_wheel_layout(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "rtproto/adapters/__init__.py" in names
+    assert "rtproto/py.typed" in names
+    assert not [n for n in names if n.startswith("adapters/")]
+
+
+def test_adapters_import_from_the_wheel(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    probe = (
+        "import importlib.util, sys; sys.path.insert(0, sys.argv[1]);"
+        "import rtproto.adapters as a;"
+        "assert a.__file__.startswith(sys.argv[1]), a.__file__;"
+        "assert importlib.util.find_spec('adapters') is None"
+    )
+    subprocess.run([sys.executable, "-I", "-c", probe, str(target)], check=True, cwd=tmp_path)
