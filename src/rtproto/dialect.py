@@ -63,12 +63,16 @@ SESSION_PATHS: dict[str, tuple[str, ...]] = {
 TRANSCRIPTION_SESSION_PATHS = {
     key: path for key, path in SESSION_PATHS.items() if path[:2] == ("audio", "input")
 }
-#: The same for response objects and ``response.create`` parameters.
+#: The same for response objects (``response.created`` / ``response.done``).
 RESPONSE_PATHS: dict[str, tuple[str, ...]] = {
     "modalities": ("output_modalities",),
-    "max_response_output_tokens": ("max_output_tokens",),
     "voice": ("audio", "output", "voice"),
     "output_audio_format": ("audio", "output", "format"),
+}
+#: The same for ``response.create`` parameters.
+RESPONSE_PARAM_PATHS: dict[str, tuple[str, ...]] = {
+    **RESPONSE_PATHS,
+    "max_response_output_tokens": ("max_output_tokens",),
 }
 
 # --- value converters (GA -> beta, beta -> GA) -------------------------------------------
@@ -187,31 +191,33 @@ def _map_items(items: Any, parts: dict[str, str]) -> Any:
     return items
 
 
-def _session_to_beta(session: Any) -> Any:
+def _session_to_beta(session: Any, drop_type: bool) -> Any:
     if not isinstance(session, dict):
         return session
-    if session.get("type") == "transcription":
-        out = _flatten(session, TRANSCRIPTION_SESSION_PATHS)
-        del out["type"]
-        return out
-    out = _flatten(session, SESSION_PATHS)
-    if out.get("type") == "realtime":
-        del out["type"]
+    transcription = session.get("type") == "transcription"
+    out = _flatten(session, TRANSCRIPTION_SESSION_PATHS if transcription else SESSION_PATHS)
+    if drop_type:
+        out.pop("type", None)
     return out
 
 
 def _session_from_beta(session: Any, transcription: bool = False) -> Any:
-    if not isinstance(session, dict) or "type" in session:
+    if not isinstance(session, dict):
         return session
-    if transcription or session.get("object") == "realtime.transcription_session":
-        return {"type": "transcription", **_nest(session, TRANSCRIPTION_SESSION_PATHS)}
-    return {"type": "realtime", **_nest(session, SESSION_PATHS)}
+    kind = session.get("type")
+    if kind is None:
+        if transcription or session.get("object") == "realtime.transcription_session":
+            kind = "transcription"
+        else:
+            kind = "realtime"
+    paths = TRANSCRIPTION_SESSION_PATHS if kind == "transcription" else SESSION_PATHS
+    return {"type": kind, **_nest(session, paths)}
 
 
 def _response_to_beta(response: Any, items_key: str) -> Any:
     if not isinstance(response, dict):
         return response
-    out = _flatten(response, RESPONSE_PATHS)
+    out = _flatten(response, RESPONSE_PATHS if items_key == "output" else RESPONSE_PARAM_PATHS)
     if items_key in out:
         out[items_key] = _map_items(out[items_key], PART_TYPES)
     return out
@@ -220,7 +226,7 @@ def _response_to_beta(response: Any, items_key: str) -> Any:
 def _response_from_beta(response: Any, items_key: str) -> Any:
     if not isinstance(response, dict):
         return response
-    out = _nest(response, RESPONSE_PATHS)
+    out = _nest(response, RESPONSE_PATHS if items_key == "output" else RESPONSE_PARAM_PATHS)
     if items_key in out:
         out[items_key] = _map_items(out[items_key], _PART_TYPES_BACK)
     return out
@@ -254,9 +260,12 @@ def to_beta(event: JSON) -> JSON:
         return event
     out = dict(event)
     if kind in _SESSION_EVENTS and isinstance(out.get("session"), dict):
-        if out["session"].get("type") == "transcription" and kind in _TRANSCRIPTION_EVENTS:
+        session_type = out["session"].get("type")
+        renamed = kind in _TRANSCRIPTION_EVENTS and session_type == "transcription"
+        if renamed:
             out["type"] = _TRANSCRIPTION_EVENTS[kind]
-        out["session"] = _session_to_beta(out["session"])
+        # beta names the session kind by the event, or (realtime) not at all
+        out["session"] = _session_to_beta(out["session"], renamed or session_type == "realtime")
     elif kind in _ITEM_EVENTS and "item" in out:
         out["item"] = _map_item(out["item"], PART_TYPES)
     elif kind in _RESPONSE_EVENTS and "response" in out:

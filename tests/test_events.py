@@ -1,0 +1,434 @@
+"""Every GA event has a type, parses to it, and serialises to exactly the documented shape."""
+
+from __future__ import annotations
+
+import json
+import typing
+from typing import Any
+
+import numpy as np
+import pytest
+
+import rtproto
+from rtproto import events as E
+from rtproto import models as M
+from rtproto.dialect import Dialect
+
+from .samples import SERVER_SAMPLES
+
+# --- server events --------------------------------------------------------------------------
+
+
+def test_every_server_event_type_has_a_sample() -> None:
+    assert set(SERVER_SAMPLES) == set(E.SERVER_EVENT_TYPES)
+    assert len(E.SERVER_EVENT_TYPES) == 46
+
+
+@pytest.mark.parametrize("kind", sorted(SERVER_SAMPLES))
+def test_server_sample_parses_to_its_type_and_round_trips(kind: str) -> None:
+    text = json.dumps(SERVER_SAMPLES[kind])
+    event = rtproto.parse_server_event(text)
+    assert type(event) is E.SERVER_EVENT_TYPES[kind]
+    assert event.type == kind
+    assert rtproto.serialize_server_event(event) == text
+    # a re-encode of the typed value (not the kept source) gives the same object
+    rebuilt = rtproto.serialize_server_event(type(event)(**_fields(event)))
+    assert json.loads(rebuilt) == SERVER_SAMPLES[kind]
+
+
+def _fields(event: Any) -> dict[str, Any]:
+    return {name: getattr(event, name) for name in event.__struct_fields__}
+
+
+def test_sdk_union_members_each_parse_to_their_own_type() -> None:
+    realtime_server_event = pytest.importorskip("openai.types.realtime.realtime_server_event")
+    union = typing.get_args(realtime_server_event.RealtimeServerEvent)[0]
+    sdk_types = {typing.get_args(m.model_fields["type"].annotation)[0]: m for m in union.__args__}
+    assert set(sdk_types) == set(E.SERVER_EVENT_TYPES)
+    for kind, model in sdk_types.items():
+        # the SDK accepts our sample as its own model, and we type it as ours
+        model.model_validate(SERVER_SAMPLES[kind])
+        assert (
+            type(rtproto.parse_server_event(json.dumps(SERVER_SAMPLES[kind])))
+            is (E.SERVER_EVENT_TYPES[kind])
+        )
+
+
+def test_sdk_client_union_matches() -> None:
+    realtime_client_event = pytest.importorskip("openai.types.realtime.realtime_client_event")
+    union = typing.get_args(realtime_client_event.RealtimeClientEvent)[0]
+    kinds = {typing.get_args(m.model_fields["type"].annotation)[0] for m in union.__args__}
+    assert kinds == set(E.CLIENT_EVENT_TYPES)
+
+
+def test_typed_fields_of_a_response_done() -> None:
+    event = rtproto.parse_server_event(json.dumps(SERVER_SAMPLES["response.done"]))
+    assert isinstance(event, E.ResponseDone)
+    response = event.response
+    assert response.status == "completed" and response.status_details is None
+    assert isinstance(response.usage, M.Usage)
+    assert response.usage.total_tokens == 253
+    assert isinstance(response.usage.input_token_details, M.InputTokenDetails)
+    assert response.usage.input_token_details.cached_tokens == 64
+    assert isinstance(response.output, list)
+    message, call = response.output
+    assert isinstance(message, M.MessageItem) and message.role == "assistant"
+    assert message.content[0] == M.ContentPart(type="output_audio", transcript="Hello there!")
+    assert isinstance(call, M.FunctionCallItem) and call.call_id == "call_Ijb5"
+
+
+def test_session_created_is_typed_deeply() -> None:
+    event = rtproto.parse_server_event(json.dumps(SERVER_SAMPLES["session.created"]))
+    assert isinstance(event, E.SessionCreated)
+    session = event.session
+    assert isinstance(session, M.RealtimeSession)
+    assert isinstance(session.audio, M.AudioConfig)
+    assert isinstance(session.audio.input, M.AudioInput)
+    vad = session.audio.input.turn_detection
+    assert isinstance(vad, M.ServerVad)
+    assert (vad.threshold, vad.silence_duration_ms, vad.idle_timeout_ms) == (0.5, 200, None)
+    assert session.audio.input.transcription is None
+    assert session.tracing is None and session.max_output_tokens == "inf"
+
+
+def test_error_event_is_data() -> None:
+    event = rtproto.parse_server_event(json.dumps(SERVER_SAMPLES["error"]))
+    assert isinstance(event, rtproto.ErrorEvent)
+    assert event.error.code == "input_audio_buffer_commit_empty"
+    assert event.error.event_id == "commit_10" and event.error.param is None
+
+
+def test_events_are_immutable() -> None:
+    event = rtproto.parse_server_event(json.dumps(SERVER_SAMPLES["response.output_text.delta"]))
+    with pytest.raises(AttributeError):
+        event.delta = "x"  # type: ignore[misc,union-attr]
+
+
+# --- tolerance --------------------------------------------------------------------------------
+
+
+def test_unknown_event_keeps_type_and_raw() -> None:
+    raw = {"type": "response.brand_new.thing", "event_id": "e1", "x": [1, {"y": None}]}
+    event = rtproto.parse_server_event(json.dumps(raw))
+    assert isinstance(event, rtproto.UnknownEvent)
+    assert event.type == "response.brand_new.thing" and event.raw == raw
+    assert json.loads(rtproto.serialize_server_event(event)) == raw
+
+
+def test_unknown_fields_survive_a_round_trip_unchanged() -> None:
+    raw = dict(SERVER_SAMPLES["response.done"])
+    raw["brand_new"] = {"nested": [1, 2.5, None]}
+    raw["response"] = {**raw["response"], "new_inner": True}
+    text = json.dumps(raw, indent=1)
+    event = rtproto.parse_server_event(text)
+    assert isinstance(event, E.ResponseDone)
+    assert rtproto.serialize_server_event(event) == text
+    assert rtproto.event_raw(event) == raw
+    # ... and across the dialect rewrite too
+    beta = json.loads(rtproto.serialize_server_event(event, dialect=Dialect.BETA))
+    assert beta["brand_new"] == raw["brand_new"] and beta["response"]["new_inner"] is True
+
+
+@pytest.mark.parametrize(
+    ("kind", "field", "bad"),
+    [
+        ("response.output_audio.delta", "delta", 5),
+        ("response.output_audio.delta", "output_index", "0"),
+        ("conversation.item.truncated", "audio_end_ms", 1.5),
+        ("response.done", "response", []),
+        ("session.created", "session", {"type": "bogus"}),
+        ("error", "error", {"message": "no type"}),
+        ("input_audio_buffer.speech_started", "item_id", None),
+    ],
+)
+def test_known_event_with_wrong_field_type_is_reported_not_mistyped(
+    kind: str, field: str, bad: object
+) -> None:
+    raw = {**SERVER_SAMPLES[kind], field: bad}
+    event = rtproto.parse_server_event(json.dumps(raw))
+    assert isinstance(event, rtproto.InvalidEvent)
+    assert event.type == kind and event.raw == raw
+    assert field in event.problem
+    assert json.loads(rtproto.serialize_server_event(event)) == raw
+
+
+def test_missing_required_field_is_reported() -> None:
+    raw = {k: v for k, v in SERVER_SAMPLES["response.output_audio.delta"].items() if k != "delta"}
+    event = rtproto.parse_server_event(json.dumps(raw))
+    assert isinstance(event, rtproto.InvalidEvent) and "delta" in event.problem
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"not json",
+        b"[1, 2]",
+        b'"text"',
+        b"{}",
+        b'{"type": 5}',
+        b'{"type": null}',
+        b'{"type": "error"',
+        b'{"type": "x", "n": NaN}',
+        b'{"type": "x", "s": "\xff"}',
+        b'{"type": "x", "deep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"type": "response.output_audio.delta", "delta": ' + b"[" * 100_000 + b"}",
+    ],
+)
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_only_non_events_raise(data: bytes, dialect: Dialect) -> None:
+    for parse in (rtproto.parse_server_event, rtproto.parse_client_event):
+        with pytest.raises(rtproto.RemoteProtocolError) as info:
+            parse(data, dialect=dialect)
+        assert info.value.hint == 1007
+        assert info.value.excerpt is not None and len(info.value.excerpt) <= 200
+
+
+def test_message_size_limit() -> None:
+    text = json.dumps(SERVER_SAMPLES["response.output_audio.delta"])
+    rtproto.parse_server_event(text, max_size=len(text))
+    with pytest.raises(rtproto.RemoteProtocolError) as info:
+        rtproto.parse_server_event(text, max_size=len(text) - 1)
+    assert info.value.hint == 1009
+    assert rtproto.DEFAULT_MAX_MESSAGE_SIZE == 16 * 1024 * 1024
+
+
+def test_bytes_bytearray_and_memoryview_inputs() -> None:
+    text = json.dumps(SERVER_SAMPLES["response.output_text.delta"])
+    buffer = bytearray(text.encode())
+    event = rtproto.parse_server_event(memoryview(buffer))
+    buffer[:] = b" " * len(buffer)  # the caller reuses its buffer
+    assert rtproto.serialize_server_event(event) == text
+    assert rtproto.parse_server_event(text.encode()) == event
+
+
+# --- audio fast path ------------------------------------------------------------------------
+
+
+def test_audio_delta_decodes_lazily_once() -> None:
+    event = rtproto.parse_server_event(json.dumps(SERVER_SAMPLES["response.output_audio.delta"]))
+    assert isinstance(event, E.ResponseOutputAudioDelta)
+    assert "_audio" not in event.__dict__
+    assert event.audio == b"\x00\x00\x01\x00\xff\xff"
+    assert event.audio is event.audio
+    assert event.pcm.dtype == np.dtype("<i2") and event.pcm.tolist() == [0, 1, -1]
+
+
+@pytest.mark.parametrize("bad", ["AAA", "AA=A", "AA AA", "AA\nAA", "AAAé", "AAAA===="])
+def test_audio_delta_base64_is_strict(bad: str) -> None:
+    raw = {**SERVER_SAMPLES["response.output_audio.delta"], "delta": bad}
+    event = rtproto.parse_server_event(json.dumps(raw))
+    assert isinstance(event, E.ResponseOutputAudioDelta)
+    assert rtproto.serialize_server_event(event) == json.dumps(raw)  # forwarding never decodes
+    with pytest.raises(rtproto.RemoteProtocolError) as info:
+        _ = event.pcm
+    assert info.value.event_type == "response.output_audio.delta"
+
+
+def test_append_from_bytes_and_array() -> None:
+    pcm = np.array([0, 1, -1, 32767, -32768], dtype=np.int16)
+    from_array = E.InputAudioBufferAppend.from_pcm(pcm)
+    from_bytes = E.InputAudioBufferAppend.from_pcm(pcm.tobytes())
+    assert from_array == from_bytes
+    assert from_array.audio_bytes == pcm.tobytes()
+    big_endian = pcm.astype(">i2")
+    assert E.InputAudioBufferAppend.from_pcm(big_endian) == from_array  # type: ignore[arg-type]
+    strided = np.repeat(pcm, 2)[::2]
+    assert E.InputAudioBufferAppend.from_pcm(strided) == from_array
+    text = rtproto.serialize_client_event(E.InputAudioBufferAppend.from_pcm(b"", event_id="a1"))
+    assert json.loads(text) == {"type": "input_audio_buffer.append", "audio": "", "event_id": "a1"}
+    with pytest.raises(rtproto.RemoteProtocolError):
+        _ = E.InputAudioBufferAppend(audio="***").audio_bytes
+
+
+# --- client events: exact send -----------------------------------------------------------------
+
+FUNCTION_TOOL = M.FunctionTool(
+    name="get_weather",
+    description="Weather for a city",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}},
+)
+
+CLIENT_LITERALS: list[tuple[E.Event, str]] = [
+    (
+        E.SessionUpdate(
+            session=M.RealtimeSession(
+                model="gpt-realtime",
+                output_modalities=["audio"],
+                instructions="Be brief.",
+                audio=M.AudioConfig(
+                    input=M.AudioInput(
+                        format=M.AudioFormat(type="audio/pcm", rate=24000),
+                        turn_detection=M.SemanticVad(eagerness="low"),
+                        transcription=None,
+                    ),
+                    output=M.AudioOutput(voice="marin", speed=1.0),
+                ),
+                tools=[FUNCTION_TOOL],
+                tool_choice="auto",
+                max_output_tokens="inf",
+                tracing=None,
+            ),
+            event_id="evt_1",
+        ),
+        '{"type":"session.update","event_id":"evt_1","session":{"type":"realtime",'
+        '"model":"gpt-realtime","output_modalities":["audio"],"instructions":"Be brief.",'
+        '"audio":{"input":{"format":{"type":"audio/pcm","rate":24000},"transcription":null,'
+        '"turn_detection":{"type":"semantic_vad","eagerness":"low"}},'
+        '"output":{"voice":"marin","speed":1.0}},'
+        '"tools":[{"type":"function","name":"get_weather","description":"Weather for a city",'
+        '"parameters":{"type":"object","properties":{"city":{"type":"string"}}}}],'
+        '"tool_choice":"auto","max_output_tokens":"inf","tracing":null}}',
+    ),
+    (
+        E.SessionUpdate(
+            session=M.TranscriptionSession(
+                audio=M.TranscriptionAudioConfig(
+                    input=M.AudioInput(
+                        format=M.AudioFormat(type="audio/pcm", rate=24000),
+                        noise_reduction=M.NoiseReduction(type="near_field"),
+                        transcription=M.InputTranscription(
+                            model="gpt-4o-transcribe", language="en", prompt=""
+                        ),
+                        turn_detection=M.ServerVad(
+                            threshold=0.5, prefix_padding_ms=300, silence_duration_ms=500
+                        ),
+                    )
+                ),
+                include=["item.input_audio_transcription.logprobs"],
+            )
+        ),
+        '{"type":"session.update","session":{"type":"transcription",'
+        '"audio":{"input":{"format":{"type":"audio/pcm","rate":24000},'
+        '"noise_reduction":{"type":"near_field"},'
+        '"transcription":{"model":"gpt-4o-transcribe","language":"en","prompt":""},'
+        '"turn_detection":{"type":"server_vad","threshold":0.5,"prefix_padding_ms":300,'
+        '"silence_duration_ms":500}}},"include":["item.input_audio_transcription.logprobs"]}}',
+    ),
+    (
+        E.InputAudioBufferAppend(audio="AAABAA=="),
+        '{"type":"input_audio_buffer.append","audio":"AAABAA=="}',
+    ),
+    (E.InputAudioBufferCommit(), '{"type":"input_audio_buffer.commit"}'),
+    (
+        E.InputAudioBufferCommit(event_id="commit_10"),
+        '{"type":"input_audio_buffer.commit","event_id":"commit_10"}',
+    ),
+    (E.InputAudioBufferClear(), '{"type":"input_audio_buffer.clear"}'),
+    (E.OutputAudioBufferClear(), '{"type":"output_audio_buffer.clear"}'),
+    (
+        E.ConversationItemCreate(
+            item=M.FunctionCallOutputItem(call_id="call_Ijb5", output='{"temp_c":21}')
+        ),
+        '{"type":"conversation.item.create","item":{"type":"function_call_output",'
+        '"call_id":"call_Ijb5","output":"{\\"temp_c\\":21}"}}',
+    ),
+    (
+        E.ConversationItemCreate(
+            item=M.MessageItem(
+                role="user",
+                content=[
+                    M.ContentPart(type="input_text", text="What is this?"),
+                    M.ContentPart(
+                        type="input_image", image_url="data:image/png;base64,AAAA", detail="low"
+                    ),
+                ],
+            ),
+            previous_item_id="root",
+        ),
+        '{"type":"conversation.item.create","item":{"type":"message","role":"user",'
+        '"content":[{"type":"input_text","text":"What is this?"},{"type":"input_image",'
+        '"image_url":"data:image/png;base64,AAAA","detail":"low"}]},"previous_item_id":"root"}',
+    ),
+    (
+        E.ConversationItemCreate(
+            item=M.MessageItem(
+                role="system", content=[M.ContentPart(type="input_text", text="Be kind.")]
+            )
+        ),
+        '{"type":"conversation.item.create","item":{"type":"message","role":"system",'
+        '"content":[{"type":"input_text","text":"Be kind."}]}}',
+    ),
+    (
+        E.ConversationItemCreate(
+            item=M.McpApprovalResponseItem(id="mcpa_1", approval_request_id="mcpr_1", approve=True)
+        ),
+        '{"type":"conversation.item.create","item":{"type":"mcp_approval_response",'
+        '"id":"mcpa_1","approval_request_id":"mcpr_1","approve":true}}',
+    ),
+    (
+        E.ConversationItemRetrieve(item_id="item_A1"),
+        '{"type":"conversation.item.retrieve","item_id":"item_A1"}',
+    ),
+    (
+        E.ConversationItemTruncate(item_id="item_A1", content_index=0, audio_end_ms=1500),
+        '{"type":"conversation.item.truncate","item_id":"item_A1","content_index":0,'
+        '"audio_end_ms":1500}',
+    ),
+    (
+        E.ConversationItemDelete(item_id="item_A1"),
+        '{"type":"conversation.item.delete","item_id":"item_A1"}',
+    ),
+    (E.ResponseCreate(), '{"type":"response.create"}'),
+    (
+        E.ResponseCreate(
+            response=M.ResponseCreateParams(
+                conversation="none",
+                output_modalities=["text"],
+                instructions="Summarise.",
+                metadata={"topic": "summary"},
+                input=[M.ItemReference(id="item_U1")],
+            )
+        ),
+        '{"type":"response.create","response":{"output_modalities":["text"],'
+        '"instructions":"Summarise.","conversation":"none",'
+        '"input":[{"type":"item_reference","id":"item_U1"}],"metadata":{"topic":"summary"}}}',
+    ),
+    (E.ResponseCancel(), '{"type":"response.cancel"}'),
+    (
+        E.ResponseCancel(response_id="resp_R1"),
+        '{"type":"response.cancel","response_id":"resp_R1"}',
+    ),
+]
+
+
+def test_every_client_event_type_has_a_literal() -> None:
+    assert {event.type for event, _ in CLIENT_LITERALS} == set(E.CLIENT_EVENT_TYPES)
+
+
+@pytest.mark.parametrize(("event", "literal"), CLIENT_LITERALS)
+def test_client_event_serialises_to_the_documented_shape(event: E.Event, literal: str) -> None:
+    text = rtproto.serialize_client_event(event)  # type: ignore[arg-type]
+    assert json.loads(text) == json.loads(literal)
+    assert "null" not in text or "null" in literal
+    parsed = rtproto.parse_client_event(literal)
+    assert parsed == event
+
+
+def test_raw_dict_is_sent_as_is() -> None:
+    raw = {"type": "session.close", "anything": [1]}
+    assert json.loads(rtproto.serialize_client_event(raw)) == raw
+    assert json.loads(rtproto.serialize_client_event(raw, dialect=Dialect.BETA)) == raw
+
+
+@pytest.mark.parametrize(
+    "bad", [{"no": "type"}, {"type": 1}, {"type": "x", "f": object()}, "text", 5]
+)
+def test_serialize_refuses_non_events(bad: Any) -> None:
+    with pytest.raises(rtproto.LocalProtocolError):
+        rtproto.serialize_client_event(bad)
+
+
+def test_serialize_refuses_the_wrong_direction() -> None:
+    with pytest.raises(rtproto.LocalProtocolError) as info:
+        rtproto.serialize_client_event(E.InputAudioBufferCleared())  # type: ignore[arg-type]
+    assert info.value.event_type == "input_audio_buffer.cleared"
+    with pytest.raises(rtproto.LocalProtocolError):
+        rtproto.serialize_server_event(E.InputAudioBufferClear())  # type: ignore[arg-type]
+
+
+def test_event_raw_of_constructed_event() -> None:
+    event = E.ConversationItemDelete(item_id="item_1")
+    assert rtproto.event_raw(event) == {"type": "conversation.item.delete", "item_id": "item_1"}
+    unknown = rtproto.parse_client_event('{"type":"session.close"}')
+    assert rtproto.event_raw(unknown) == {"type": "session.close"}
