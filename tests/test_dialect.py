@@ -207,6 +207,13 @@ def test_unmapped_things_pass_through() -> None:
     odd = {"type": "session.update", "session": "not an object"}
     assert from_beta(odd) == odd and to_beta(odd) == odd
     assert to_beta({"type": 5}) == {"type": 5} and from_beta({"no": "type"}) == {"no": "type"}
+    for odd in (
+        {"type": "response.create", "response": "x"},
+        {"type": "response.done", "response": {"output": "not a list"}},
+        {"type": "response.created", "response": None},
+        {"type": "conversation.item.create", "item": {"type": "message", "role": "assistant"}},
+    ):
+        assert from_beta(to_beta(odd)) == odd
     custom = {"type": "audio/pcm", "rate": 16000}
     session = {"type": "realtime", "audio": {"input": {"format": custom}}}
     beta = to_beta({"type": "session.update", "session": session})

@@ -191,9 +191,7 @@ def _map_items(items: Any, parts: dict[str, str]) -> Any:
     return items
 
 
-def _session_to_beta(session: Any, drop_type: bool) -> Any:
-    if not isinstance(session, dict):
-        return session
+def _session_to_beta(session: JSON, drop_type: bool) -> JSON:
     transcription = session.get("type") == "transcription"
     out = _flatten(session, TRANSCRIPTION_SESSION_PATHS if transcription else SESSION_PATHS)
     if drop_type:

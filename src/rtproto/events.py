@@ -15,7 +15,7 @@ import numpy.typing as npt
 from msgspec import UNSET, Struct, UnsetType
 
 # Imported lazily-by-name so the fast path pays one global lookup.
-from ._b64 import b64decode_strict, b64encode_str
+from .audio import decode_base64, encode_base64
 from .errors import RemoteProtocolError
 from .models import (
     ContentPart,
@@ -529,7 +529,7 @@ class InputAudioBufferAppend(Event, frozen=True, kw_only=True, tag="input_audio_
         event_id: str | UnsetType = UNSET,
     ) -> InputAudioBufferAppend:
         """Build from raw audio bytes or an int16 array with one base64 encode, no other copy."""
-        return cls(audio=b64encode_str(pcm), event_id=event_id)
+        return cls(audio=encode_base64(pcm), event_id=event_id)
 
     @property
     def audio_bytes(self) -> bytes:
@@ -695,8 +695,6 @@ CLIENT_EVENT_TYPES: dict[str, type[Event]] = _classes(TypedClientEvent)
 
 def _decode_audio(text: str, event_type: str) -> bytes:
     try:
-        return b64decode_strict(text)
+        return decode_base64(text)
     except ValueError as exc:
-        raise RemoteProtocolError(
-            f"invalid base64 audio: {exc}", event_type=event_type, hint=1007, data=text
-        ) from None
+        raise RemoteProtocolError(str(exc), event_type=event_type, hint=1007, data=text) from None
