@@ -6,6 +6,7 @@ import json
 import typing
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -432,3 +433,18 @@ def test_event_raw_of_constructed_event() -> None:
     assert rtproto.event_raw(event) == {"type": "conversation.item.delete", "item_id": "item_1"}
     unknown = rtproto.parse_client_event('{"type":"session.close"}')
     assert rtproto.event_raw(unknown) == {"type": "session.close"}
+
+
+@pytest.mark.parametrize("event_id", [None, "append_1", 'odd "id" \\ é'])
+def test_fast_append_text_equals_the_typed_path(event_id: str | None) -> None:
+    pcm = np.arange(-240, 240, dtype=np.int16)
+    for data in (pcm, pcm.tobytes(), bytearray(pcm.tobytes()), pcm[::2], pcm.astype(">i2")):
+        typed = E.InputAudioBufferAppend.from_pcm(
+            data,  # type: ignore[arg-type]
+            event_id=event_id if event_id is not None else msgspec.UNSET,
+        )
+        assert rtproto.encode_audio_append(data, event_id=event_id) == (  # type: ignore[arg-type]
+            rtproto.serialize_client_event(typed)
+        )
+    with pytest.raises(TypeError):
+        rtproto.encode_audio_append(np.zeros(4, dtype=np.float32))  # type: ignore[arg-type]

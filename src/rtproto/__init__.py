@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .codec import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    encode_audio_append,
     event_raw,
     parse_client_event,
     parse_server_event,
@@ -33,6 +34,7 @@ __all__ = [
     "ServerEvent",
     "UnknownEvent",
     "__version__",
+    "encode_audio_append",
     "event_raw",
     "parse_client_event",
     "parse_server_event",

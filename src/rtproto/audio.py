@@ -440,10 +440,13 @@ def resample(samples: PCM16Like, from_rate: int, to_rate: int) -> Int16Array:
 def encode_base64(data: bytes | bytearray | memoryview | npt.NDArray[np.int16]) -> str:
     """Base64-encode bytes or int16 samples (as PCM16 little-endian, without a copy if possible)."""
     if isinstance(data, np.ndarray):
+        if data.dtype is _PCM16_LE:
+            try:
+                return _b64encode_as_string(data.data)  # read in place
+            except BufferError:  # not C-contiguous
+                pass
         arr = _check_int16(data, "encode_base64")
-        if arr.dtype != _PCM16_LE or not arr.flags.c_contiguous:
-            return _b64encode_as_string(array_to_pcm16(arr))
-        return _b64encode_as_string(arr.data.cast("B"))
+        return _b64encode_as_string(arr.astype(_PCM16_LE, copy=False).tobytes())
     return _b64encode_as_string(data)
 
 

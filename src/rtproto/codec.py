@@ -13,7 +13,10 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
+from .audio import encode_base64
 from .dialect import Dialect, from_beta, to_beta
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -30,6 +33,7 @@ from .events import (
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "encode_audio_append",
     "event_raw",
     "parse_client_event",
     "parse_server_event",
@@ -46,10 +50,16 @@ _server_decoder = msgspec.json.Decoder(TypedServerEvent)
 _client_decoder = msgspec.json.Decoder(TypedClientEvent)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
+_decode_server = _server_decoder.decode
+_GA = Dialect.GA
+_BETA = Dialect.BETA
+# Errors after which the slow path re-parses to classify the input.
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError)
 
-# Where a parsed event keeps the text it came from (in its ``__dict__``, not a field, so it
-# takes no part in equality).
-_SOURCE = "_source"
+# Where a parsed event keeps the text it came from, by dialect (in its ``__dict__``, not a
+# field, so it takes no part in equality).
+_SOURCE = {_GA: "_source_ga", _BETA: "_source_beta"}
+_APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
 def parse_server_event(
@@ -64,9 +74,15 @@ def parse_server_event(
         RemoteProtocolError: the text is too large, not JSON, too deeply nested, not an
             object, or has no string ``type``.
     """
-    event: ServerEvent = _parse(
-        data, dialect, max_size, _server_decoder, TypedServerEvent, SERVER_EVENT_TYPES
-    )
+    if dialect is _GA and len(data) <= max_size and type(data) in (bytes, str):
+        try:
+            event: ServerEvent = _decode_server(data)
+        except _DECODE_ERRORS:
+            pass  # classified by the general path below
+        else:
+            event.__dict__["_source_ga"] = data
+            return event
+    event = _parse(data, dialect, max_size, _server_decoder, TypedServerEvent, SERVER_EVENT_TYPES)
     return event
 
 
@@ -108,6 +124,28 @@ def serialize_server_event(
     return _serialize(event, dialect, SERVER_EVENT_TYPES)
 
 
+def encode_audio_append(
+    pcm: bytes | bytearray | memoryview | npt.NDArray[np.int16],
+    *,
+    event_id: str | None = None,
+) -> str:
+    """The ``input_audio_buffer.append`` text for ``pcm`` (same in both dialects).
+
+    The fast send path: one base64 encode of the bytes or int16 array, read in place, and
+    the message assembled once. Equal to serialising ``InputAudioBufferAppend.from_pcm(pcm)``.
+    """
+    audio = encode_base64(pcm)
+    if event_id is None:
+        return _APPEND_PREFIX + audio + '"}'
+    return (
+        '{"type":"input_audio_buffer.append","event_id":'
+        + _encoder.encode(event_id).decode()
+        + ',"audio":"'
+        + audio
+        + '"}'
+    )
+
+
 def event_raw(event: Event | UnknownEvent | InvalidEvent) -> dict[str, Any]:
     """The event as a plain JSON object, including fields rtproto does not model.
 
@@ -116,10 +154,11 @@ def event_raw(event: Event | UnknownEvent | InvalidEvent) -> dict[str, Any]:
     """
     if isinstance(event, (UnknownEvent, InvalidEvent)):
         return event.raw
-    source = event.__dict__.get(_SOURCE)
-    if source is not None:
-        raw: dict[str, Any] = _any_decoder.decode(source[0])
-        return raw
+    for key in _SOURCE.values():
+        source = event.__dict__.get(key)
+        if source is not None:
+            raw: dict[str, Any] = _any_decoder.decode(source)
+            return raw
     built: dict[str, Any] = msgspec.to_builtins(event)
     return built
 
@@ -139,7 +178,7 @@ def _parse(
         raise RemoteProtocolError(
             f"message of {len(data)} bytes exceeds the limit of {max_size}", hint=1009, data=data
         )
-    if dialect is Dialect.GA:
+    if dialect is _GA:
         try:
             event = decoder.decode(data)
         except msgspec.ValidationError as exc:
@@ -154,7 +193,7 @@ def _parse(
             return _fallback(obj, exc, known, from_beta(obj)["type"])
     if not isinstance(data, (bytes, str)):
         data = bytes(data)  # keep an immutable copy of what arrived
-    event.__dict__[_SOURCE] = (data, dialect)
+    event.__dict__[_SOURCE[dialect]] = data
     return event
 
 
@@ -202,16 +241,18 @@ def _serialize(event: Any, dialect: Dialect, known: dict[str, type[Event]]) -> s
                 f"{type(event).__name__} is not an event of this direction",
                 event_type=type(event).type,
             )
-        source = event.__dict__.get(_SOURCE)
-        if source is not None:
-            text, source_dialect = source
-            if source_dialect is dialect:
-                return _as_text(text)
-            # the other dialect: rewrite what arrived, unknown fields included
-            raw = _any_decoder.decode(text)
-            mapped = to_beta(raw) if dialect is Dialect.BETA else from_beta(raw)
-            return _encoder.encode(mapped).decode()
-        if dialect is Dialect.GA:
+        fields = event.__dict__
+        if fields:
+            same = fields.get(_SOURCE[dialect])
+            if same is not None:
+                return _as_text(same)
+            other = fields.get(_SOURCE[_BETA if dialect is _GA else _GA])
+            if other is not None:
+                # the other dialect: rewrite what arrived, unknown fields included
+                raw = _any_decoder.decode(other)
+                mapped = to_beta(raw) if dialect is _BETA else from_beta(raw)
+                return _encoder.encode(mapped).decode()
+        if dialect is _GA:
             return _encoder.encode(event).decode()
         return _encoder.encode(to_beta(msgspec.to_builtins(event))).decode()
     if isinstance(event, (UnknownEvent, InvalidEvent)):

@@ -390,7 +390,7 @@ class ResponseOutputAudioDelta(
     @property
     def pcm(self) -> npt.NDArray[np.int16]:
         """The audio as a read-only little-endian int16 array (no copy of ``audio``)."""
-        return np.frombuffer(self.audio, dtype="<i2")
+        return np.frombuffer(self.audio, dtype=_PCM16)
 
 
 class ResponseOutputAudioDone(
@@ -691,6 +691,9 @@ def _classes(union: Any) -> dict[str, type[Event]]:
 SERVER_EVENT_TYPES: dict[str, type[Event]] = _classes(TypedServerEvent)
 #: Wire name -> event class, for every typed client event.
 CLIENT_EVENT_TYPES: dict[str, type[Event]] = _classes(TypedClientEvent)
+
+
+_PCM16 = np.dtype("<i2")
 
 
 def _decode_audio(text: str, event_type: str) -> bytes:

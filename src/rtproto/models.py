@@ -9,7 +9,7 @@ shapes are mapped onto these types by :mod:`rtproto.dialect`.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, ClassVar, Union
 
 from msgspec import UNSET, Struct, UnsetType
 
@@ -80,7 +80,9 @@ class Model(Struct, frozen=True, kw_only=True, omit_defaults=True):
 
 
 class Tagged(Model, frozen=True, kw_only=True, tag_field="type"):
-    """Base of models discriminated by their ``type`` field."""
+    """Base of models discriminated by their ``type`` field (a class attribute here)."""
+
+    type: ClassVar[str]
 
 
 # --- audio configuration -------------------------------------------------------------------
@@ -573,3 +575,15 @@ class RateLimit(Model, frozen=True, kw_only=True):
     limit: int | UnsetType = UNSET
     remaining: int | UnsetType = UNSET
     reset_seconds: float | UnsetType = UNSET
+
+
+def _set_tags(base: type[Tagged]) -> None:
+    cls: type[Tagged]
+    for cls in base.__subclasses__():
+        tag = cls.__struct_config__.tag
+        if isinstance(tag, str):
+            cls.type = tag
+        _set_tags(cls)
+
+
+_set_tags(Tagged)
