@@ -10,6 +10,7 @@ sent as ``null``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -39,6 +40,7 @@ __all__ = [
     "parse_server_event",
     "serialize_client_event",
     "serialize_server_event",
+    "server_parser",
 ]
 
 #: Largest message accepted by default (bytes of JSON text): 16 MiB.
@@ -54,7 +56,7 @@ _decode_server = _server_decoder.decode
 _GA = Dialect.GA
 _BETA = Dialect.BETA
 # Errors after which the slow path re-parses to classify the input.
-_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeDecodeError)
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeError)
 
 # Where a parsed event keeps the text it came from, by dialect (in its ``__dict__``, not a
 # field, so it takes no part in equality).
@@ -84,6 +86,27 @@ def parse_server_event(
             return event
     event = _parse(data, dialect, max_size, _server_decoder, TypedServerEvent, SERVER_EVENT_TYPES)
     return event
+
+
+def server_parser(
+    *, dialect: Dialect = Dialect.GA, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> Callable[[str | bytes | bytearray | memoryview], ServerEvent]:
+    """:func:`parse_server_event` with its options bound, for a receive loop's hot path."""
+    if dialect is not _GA:
+        return lambda data: parse_server_event(data, dialect=dialect, max_size=max_size)
+
+    def parse(data: str | bytes | bytearray | memoryview) -> ServerEvent:
+        if len(data) <= max_size and (type(data) is bytes or type(data) is str):
+            try:
+                event: ServerEvent = _decode_server(data)
+            except _DECODE_ERRORS:
+                pass  # classified by the general path
+            else:
+                event.__dict__["_source_ga"] = data
+                return event
+        return parse_server_event(data, max_size=max_size)
+
+    return parse
 
 
 def parse_client_event(
@@ -150,14 +173,14 @@ def event_raw(event: Event | UnknownEvent | InvalidEvent) -> dict[str, Any]:
     """The event as a plain JSON object, including fields rtproto does not model.
 
     For a parsed event this is the object as it arrived (in its dialect); for a constructed
-    event it is the GA wire object.
+    event it is the GA wire object. Unknown fields that are not valid JSON text (invalid
+    UTF-8, numbers out of range: the typed decoder skips them unread) are left out.
     """
     if isinstance(event, (UnknownEvent, InvalidEvent)):
         return event.raw
     for key in _SOURCE.values():
-        source = event.__dict__.get(key)
-        if source is not None:
-            raw: dict[str, Any] = _any_decoder.decode(source)
+        raw = _decode_kept(event.__dict__.get(key))
+        if raw is not None:
             return raw
     built: dict[str, Any] = msgspec.to_builtins(event)
     return built
@@ -183,7 +206,7 @@ def _parse(
             event = decoder.decode(data)
         except msgspec.ValidationError as exc:
             return _fallback(_decode_object(data), exc, known)
-        except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+        except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
             raise _not_json(exc, data) from None
     else:
         obj = _decode_object(data)
@@ -200,7 +223,7 @@ def _parse(
 def _decode_object(data: str | bytes | bytearray | memoryview) -> dict[str, Any]:
     try:
         obj = _any_decoder.decode(data)
-    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
         raise _not_json(exc, data) from None
     if not isinstance(obj, dict):
         raise RemoteProtocolError(
@@ -227,7 +250,7 @@ def _fallback(
 def _not_json(exc: Exception, data: object) -> RemoteProtocolError:
     if isinstance(exc, RecursionError):
         message = "JSON nesting is too deep"
-    elif isinstance(exc, UnicodeDecodeError):
+    elif isinstance(exc, UnicodeError):
         message = "message is not valid UTF-8"
     else:
         message = f"message is not valid JSON: {exc}"
@@ -243,15 +266,15 @@ def _serialize(event: Any, dialect: Dialect, known: dict[str, type[Event]]) -> s
             )
         fields = event.__dict__
         if fields:
-            same = fields.get(_SOURCE[dialect])
+            same = _kept_text(fields.get(_SOURCE[dialect]))
             if same is not None:
-                return _as_text(same)
-            other = fields.get(_SOURCE[_BETA if dialect is _GA else _GA])
-            if other is not None:
-                # the other dialect: rewrite what arrived, unknown fields included
-                raw = _any_decoder.decode(other)
+                return same
+            # the other dialect: rewrite what arrived, unknown fields included
+            raw = _decode_kept(fields.get(_SOURCE[_BETA if dialect is _GA else _GA]))
+            if raw is not None:
                 mapped = to_beta(raw) if dialect is _BETA else from_beta(raw)
                 return _encoder.encode(mapped).decode()
+        # a constructed event, or kept text that is not valid JSON text: the typed fields
         if dialect is _GA:
             return _encoder.encode(event).decode()
         return _encoder.encode(to_beta(msgspec.to_builtins(event))).decode()
@@ -267,5 +290,20 @@ def _serialize(event: Any, dialect: Dialect, known: dict[str, type[Event]]) -> s
     raise LocalProtocolError(f"not an event: {type(event).__name__}", data=event)
 
 
-def _as_text(data: str | bytes | bytearray | memoryview) -> str:
-    return data if isinstance(data, str) else bytes(data).decode()
+def _kept_text(data: str | bytes | None) -> str | None:
+    if data is None or isinstance(data, str):
+        return data
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _decode_kept(data: str | bytes | None) -> dict[str, Any] | None:
+    if data is None:
+        return None
+    try:
+        raw: dict[str, Any] = _any_decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeError):
+        return None
+    return raw

@@ -99,7 +99,7 @@ def _modalities_to_beta(value: Any) -> Any:
 
 
 def _modalities_from_beta(value: Any) -> Any:
-    if isinstance(value, list) and "audio" in value and set(value) <= {"text", "audio"}:
+    if isinstance(value, list) and "audio" in value and all(v in ("text", "audio") for v in value):
         return ["audio"]
     return value
 
@@ -178,7 +178,7 @@ def _map_item(item: Any, parts: dict[str, str]) -> Any:
         return item
     content = [
         {**part, "type": parts[part["type"]]}
-        if isinstance(part, dict) and part.get("type") in parts
+        if isinstance(part, dict) and isinstance(part.get("type"), str) and part["type"] in parts
         else part
         for part in item["content"]
     ]

@@ -390,7 +390,15 @@ class ResponseOutputAudioDelta(
     @property
     def pcm(self) -> npt.NDArray[np.int16]:
         """The audio as a read-only little-endian int16 array (no copy of ``audio``)."""
-        return np.frombuffer(self.audio, dtype=_PCM16)
+        audio = self.audio
+        if len(audio) % 2:
+            raise RemoteProtocolError(
+                f"PCM16 audio needs an even number of bytes, not {len(audio)}",
+                event_type=self.type,
+                hint=1007,
+                data=self.delta,
+            )
+        return np.frombuffer(audio, dtype=_PCM16)
 
 
 class ResponseOutputAudioDone(

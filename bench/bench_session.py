@@ -1,0 +1,110 @@
+"""What the session core adds on top of the codec, for a whole audio turn.
+
+One turn as the service sends it (spec section 4.6): ``response.created``, the assistant item
+and part events, N x (``response.output_audio.delta`` of 100 ms + a transcript delta), the
+dones, ``response.done`` with usage and ``rate_limits.updated``. In one run, interleaved,
+median of the repeats:
+
+* ``codec``: ``parse_server_event`` on every message of the turn;
+* ``session``: ``ClientSession.receive`` on every message (which parses it), then draining
+  ``next_event()`` and ``messages_to_send()`` after each, as a driver does.
+
+Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.scripts import Server
+
+import rtproto
+from rtproto.session import ClientSession, SessionOptions
+
+TARGET = 1.2
+
+
+def turn(chunks: int) -> list[str]:
+    server = Server()
+    out = [server.response_created("resp_1")]
+    for text in server.assistant_audio("resp_1", "item_A1", None, [100] * chunks):
+        message = json.loads(text)
+        if message["type"] == "response.output_audio.delta":
+            message["delta"] = base64.b64encode(os.urandom(4800)).decode()
+        out.append(json.dumps(message, separators=(",", ":")))
+    out.append(server.response_done("resp_1"))
+    out.append(
+        server.event(
+            "rate_limits.updated",
+            rate_limits=[
+                {"name": "tokens", "limit": 40000, "remaining": 38490, "reset_seconds": 2.2}
+            ],
+        )
+    )
+    return [text.encode() for text in out]
+
+
+def time_codec(messages: list[bytes], turns: int) -> float:
+    parse = rtproto.parse_server_event
+    start = time.perf_counter()
+    for _ in range(turns):
+        for message in messages:
+            parse(message)
+    return (time.perf_counter() - start) / turns
+
+
+def time_session(messages: list[bytes], turns: int) -> float:
+    sessions = []
+    for _ in range(turns):
+        session = ClientSession(SessionOptions(model="gpt-realtime"))
+        session.connection_made(0.0)
+        session.messages_to_send()
+        list(session.events())
+        sessions.append(session)
+    start = time.perf_counter()
+    for session in sessions:
+        receive, next_event, to_send = session.receive, session.next_event, session.messages_to_send
+        for message in messages:
+            receive(message, 1.0)
+            while next_event() is not None:
+                pass
+            to_send()
+    return (time.perf_counter() - start) / turns
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chunks", type=int, default=50, help="100 ms audio deltas per turn")
+    parser.add_argument("--turns", type=int, default=200, help="turns per timing")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    messages = turn(args.chunks)
+    codec, session = [], []
+    for _ in range(args.repeats):  # interleaved so noise hits both alike
+        codec.append(time_codec(messages, args.turns))
+        session.append(time_session(messages, args.turns))
+    c, s = statistics.median(codec), statistics.median(session)
+    ratio = s / c
+    print(
+        f"turn: {len(messages)} messages ({args.chunks} x 100 ms audio), median of {args.repeats}"
+    )
+    print("| path | µs per turn | µs per message |")
+    print("|---|---:|---:|")
+    print(f"| codec (parse_server_event) | {c * 1e6:.1f} | {c * 1e6 / len(messages):.2f} |")
+    print(f"| session core (receive + drain) | {s * 1e6:.1f} | {s * 1e6 / len(messages):.2f} |")
+    verdict = "PASS" if ratio <= TARGET else "FAIL"
+    print(f"session / codec = {ratio:.2f}x (target <= {TARGET}x): {verdict}")
+    return 0 if ratio <= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The client session core (sans-I/O) and the transport events it produces."""
+
+from __future__ import annotations
+
+from .core import (
+    ClientSession,
+    Limits,
+    Profile,
+    SessionEvent,
+    SessionOptions,
+    SessionState,
+    counter_ids,
+)
+from .events import (
+    AudioChunk,
+    AudioDone,
+    AudioInterrupted,
+    AudioTranscriptDelta,
+    ConnectionChange,
+    ConnectionStatus,
+    FunctionCall,
+    HistoryUpdated,
+    ItemDeleted,
+    ItemUpdate,
+    ProtocolWarning,
+    ServerError,
+    TextDelta,
+    TransportEvent,
+    TruncatedItem,
+    TurnDone,
+    TurnStarted,
+    UsageTotals,
+    UsageUpdate,
+)
+
+__all__ = [
+    "AudioChunk",
+    "AudioDone",
+    "AudioInterrupted",
+    "AudioTranscriptDelta",
+    "ClientSession",
+    "ConnectionChange",
+    "ConnectionStatus",
+    "FunctionCall",
+    "HistoryUpdated",
+    "ItemDeleted",
+    "ItemUpdate",
+    "Limits",
+    "Profile",
+    "ProtocolWarning",
+    "ServerError",
+    "SessionEvent",
+    "SessionOptions",
+    "SessionState",
+    "TextDelta",
+    "TransportEvent",
+    "TruncatedItem",
+    "TurnDone",
+    "TurnStarted",
+    "UsageTotals",
+    "UsageUpdate",
+    "counter_ids",
+]

@@ -1,0 +1,817 @@
+"""The client session core: the Realtime transport layer's behaviour as a pure state machine.
+
+Feed it what arrived (:meth:`ClientSession.receive`) and the time, call commands, then drain
+:meth:`ClientSession.messages_to_send` and :meth:`ClientSession.next_event` after every call
+and honour :meth:`ClientSession.get_timer`. It never reads a clock, touches a socket or waits.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from .. import events as E
+from .. import models as M
+from ..codec import (
+    DEFAULT_MAX_MESSAGE_SIZE,
+    encode_audio_append,
+    serialize_client_event,
+    server_parser,
+)
+from ..config import normalize_session_config, output_format_of
+from ..dialect import Dialect
+from ..errors import ConnectionClosed, LocalProtocolError
+from .events import (
+    AudioChunk,
+    AudioDone,
+    AudioInterrupted,
+    AudioTranscriptDelta,
+    ConnectionChange,
+    ConnectionStatus,
+    FunctionCall,
+    HistoryUpdated,
+    ItemDeleted,
+    ItemUpdate,
+    ProtocolWarning,
+    ServerError,
+    TextDelta,
+    TransportEvent,
+    TruncatedItem,
+    TurnDone,
+    TurnStarted,
+    UsageTotals,
+    UsageUpdate,
+)
+from .history import History, diff_history
+from .playback import PlaybackTracker
+from .sequencer import PendingCreate, ResponseSequencer
+
+__all__ = [
+    "ClientSession",
+    "Limits",
+    "Profile",
+    "SessionEvent",
+    "SessionOptions",
+    "SessionState",
+    "counter_ids",
+]
+
+#: What :meth:`ClientSession.next_event` yields: server events (the raw stream) and derived
+#: transport events, in the order they happened.
+SessionEvent = E.ServerEvent | TransportEvent
+
+#: The service accepts at most 15 MiB of audio in one ``input_audio_buffer.append``.
+MAX_APPEND_AUDIO_BYTES = 15 * 1024 * 1024
+#: A WebRTC data channel carries messages up to 64 KiB.
+DATA_CHANNEL_MESSAGE_LIMIT = 64 * 1024
+
+
+class Profile(str, enum.Enum):
+    """How the transport carries audio, which changes connect, interrupt and audio rules.
+
+    - ``websocket``: audio as events; the client truncates interrupted audio itself.
+    - ``webrtc``: audio on media tracks; connect completes on ``session.updated``;
+      interruption clears the server's output buffer; messages up to 64 KiB.
+    - ``sip``: a sideband control channel for a phone call; no audio events.
+    - ``phone``: audio as events bridged to a phone line whose playback is acknowledged by
+      marks: played positions come only from :meth:`ClientSession.playback_progress`.
+    """
+
+    WEBSOCKET = "websocket"
+    WEBRTC = "webrtc"
+    SIP = "sip"
+    PHONE = "phone"
+
+
+class SessionState(str, enum.Enum):
+    """The life of a :class:`ClientSession`."""
+
+    IDLE = "IDLE"
+    CONNECTING = "CONNECTING"
+    CONNECTED = "CONNECTED"
+    CLOSING = "CLOSING"
+    CLOSED = "CLOSED"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on every buffer the core holds."""
+
+    #: Largest incoming message (JSON text) accepted.
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: Largest outgoing message; ``None`` means ``max_message_size`` (64 KiB for WebRTC).
+    max_outgoing_message_size: int | None = None
+    #: Transport events waiting for :meth:`ClientSession.next_event`.
+    max_pending_events: int = 10_000
+    #: Messages waiting for :meth:`ClientSession.messages_to_send` (or for the connection).
+    max_pending_messages: int = 10_000
+    #: Conversation items remembered (the oldest are forgotten locally).
+    max_history_items: int = 4096
+    #: Assistant audio items tracked for truncation.
+    max_tracked_items: int = 64
+
+
+def counter_ids(prefix: str = "rtproto") -> Callable[[str], str]:
+    """A deterministic id generator: ``f"{prefix}_{kind}_{n}"`` with a running counter."""
+    counter = itertools.count(1)
+    return lambda kind: f"{prefix}_{kind}_{next(counter)}"
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    """Configuration of a :class:`ClientSession`."""
+
+    #: The model; sent in the initial ``session.update`` when given.
+    model: str | None = None
+    #: Initial session configuration: GA nested or older flat shape, camelCase or snake_case.
+    session: Mapping[str, Any] | M.RealtimeSession | None = None
+    #: How the transport carries audio (see :class:`Profile`).
+    profile: Profile = Profile.WEBSOCKET
+    #: Wire dialect of the messages.
+    dialect: Dialect = Dialect.GA
+    #: Buffer bounds.
+    limits: Limits = field(default_factory=Limits)
+    #: Makes client ``event_id``s from a kind (``"response_create"``); deterministic default.
+    id_generator: Callable[[str], str] | None = None
+    #: WebRTC: seconds to wait for ``session.updated`` before reporting connected anyway.
+    session_update_timeout: float = 5.0
+    #: Apply the JS SDK's defaults to the initial configuration.
+    config_defaults: bool = True
+
+
+_CLIENT_HANDLES_TRUNCATION = (Profile.WEBSOCKET, Profile.PHONE)
+_SERVER_OUTPUT_BUFFER = (Profile.WEBRTC, Profile.SIP)
+
+
+class ClientSession:
+    """The client role of a Realtime session, with no I/O.
+
+    Create it, call :meth:`connection_made` when the transport is up, then feed every
+    received message to :meth:`receive`. After every call, send what
+    :meth:`messages_to_send` returns, handle what :meth:`next_event` yields until ``None``,
+    and arrange to call :meth:`handle_timer` at :meth:`get_timer`.
+    """
+
+    def __init__(self, options: SessionOptions | None = None) -> None:
+        self.options = options = options or SessionOptions()
+        self._config = normalize_session_config(
+            options.session, model=options.model, defaults=options.config_defaults
+        )
+        limits = options.limits
+        if limits.max_outgoing_message_size is not None:
+            self._max_outgoing = limits.max_outgoing_message_size
+        elif options.profile is Profile.WEBRTC:
+            self._max_outgoing = DATA_CHANNEL_MESSAGE_LIMIT
+        else:
+            self._max_outgoing = limits.max_message_size
+        self._ids = options.id_generator or counter_ids()
+        self._parse = server_parser(dialect=options.dialect, max_size=limits.max_message_size)
+        self._max_events = limits.max_pending_events
+        self._state = SessionState.IDLE
+        self._receiving = False  # the hot path's view of the state: CONNECTING..CLOSING
+        self._outbox: list[str] = []
+        self._held: list[str] = []  # sent before the connection is ready (WebRTC)
+        self._events: deque[SessionEvent] = deque()
+        self._sequencer = ResponseSequencer()
+        self._playback = PlaybackTracker(
+            estimate=options.profile is not Profile.PHONE, max_items=limits.max_tracked_items
+        )
+        self._history = History(limits.max_history_items)
+        self._sent_types: OrderedDict[str, str] = OrderedDict()  # event_id -> client type
+        self._discarded: OrderedDict[str, None] = OrderedDict()  # interrupted response ids
+        self._calls_seen: OrderedDict[str, None] = OrderedDict()  # function calls surfaced
+        self._retrieving: set[str] = set()
+        self._connect_deadline: float | None = None
+        self._usage = UsageTotals()
+        self.server_session: M.SessionConfig | None = None
+        self._bytes_per_ms = _bytes_per_ms(output_format_of(self._config))
+        self._handlers: dict[type, Callable[[Any, float], None]] = {
+            E.SessionCreated: self._on_session,
+            E.SessionUpdated: self._on_session,
+            E.ErrorEvent: self._on_error,
+            E.ResponseCreated: self._on_response_created,
+            E.ResponseDone: self._on_response_done,
+            E.ResponseOutputAudioDelta: self._on_audio_delta,
+            E.ResponseOutputAudioDone: self._on_audio_done,
+            E.ResponseOutputAudioTranscriptDelta: self._on_transcript_delta,
+            E.ResponseOutputTextDelta: self._on_text_delta,
+            E.ResponseOutputItemDone: self._on_output_item_done,
+            E.ResponseFunctionCallArgumentsDone: self._on_arguments_done,
+            E.ConversationItemAdded: self._on_item_added,
+            E.ConversationItemCreated: self._on_item_added,
+            E.ConversationItemDone: self._on_item_done,
+            E.ConversationItemRetrieved: self._on_item_retrieved,
+            E.ConversationItemDeleted: self._on_item_deleted,
+            E.InputAudioTranscriptionCompleted: self._on_transcription,
+            E.InputAudioBufferSpeechStarted: self._on_speech_started,
+            E.InvalidEvent: self._on_invalid,
+        }
+
+    # ------------------------------------------------------------------ state and output --
+
+    @property
+    def state(self) -> SessionState:
+        """Where the session is in its life."""
+        return self._state
+
+    @property
+    def config(self) -> M.RealtimeSession:
+        """The configuration this session asked for (normalised, GA shape)."""
+        return self._config
+
+    @property
+    def history(self) -> tuple[M.Item, ...]:
+        """The conversation items known to the client, in order."""
+        return self._history.items()
+
+    @property
+    def usage(self) -> UsageTotals:
+        """Running token totals of the session."""
+        return self._usage
+
+    @property
+    def response_active(self) -> bool:
+        """Whether a response is running or a ``response.create`` awaits its answer."""
+        return self._sequencer.busy
+
+    def messages_to_send(self) -> list[str]:
+        """Client messages (JSON text, in order) to put on the wire now; clears the outbox."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def next_event(self) -> SessionEvent | None:
+        """The next server or transport event, or ``None`` when there is none."""
+        return self._events.popleft() if self._events else None
+
+    def events(self) -> Iterator[SessionEvent]:
+        """Drain every pending event."""
+        while self._events:
+            yield self._events.popleft()
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` should next be called (same clock as ``now``), if ever."""
+        return self._connect_deadline
+
+    def handle_timer(self, now: float) -> None:
+        """Run what is due at ``now``."""
+        deadline = self._connect_deadline
+        if deadline is not None and now >= deadline and self._state is SessionState.CONNECTING:
+            self._push(
+                ProtocolWarning(
+                    message=f"no session.updated within {self.options.session_update_timeout}"
+                    " s; connected without the acknowledgement"
+                )
+            )
+            self._become_connected()
+
+    # ---------------------------------------------------------------- connection events --
+
+    def connection_made(self, now: float) -> None:
+        """The transport is up: send the initial ``session.update``.
+
+        WebSocket-like profiles are connected at once; WebRTC waits for ``session.updated``
+        (or the timeout), holding other messages back until then.
+        """
+        if self._state is not SessionState.IDLE:
+            raise LocalProtocolError(
+                "connection_made() was already called", state=self._state.value
+            )
+        self._state = SessionState.CONNECTING
+        self._receiving = True
+        self._push(ConnectionChange(status=ConnectionStatus.CONNECTING))
+        self._write(E.SessionUpdate(session=self._config, event_id=self._new_id("session_update")))
+        if self.options.profile is Profile.WEBRTC:
+            self._connect_deadline = now + self.options.session_update_timeout
+        else:
+            self._become_connected()
+
+    def connection_lost(self, reason: str | None = None, now: float | None = None) -> None:
+        """The transport ended (for any reason): forget in-flight work, report disconnected."""
+        if self._state is SessionState.CLOSED:
+            return
+        self._state = SessionState.CLOSED
+        self._receiving = False
+        self._connect_deadline = None
+        self._sequencer.release()
+        self._playback.clear()
+        self._held.clear()
+        self._push(ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason=reason))
+
+    def close(self) -> None:
+        """The application is closing: refuse further commands. The driver closes the wire."""
+        if self._state is not SessionState.CLOSED:
+            self._state = SessionState.CLOSING
+            self._connect_deadline = None
+
+    # ------------------------------------------------------------------------- receive --
+
+    def receive(self, message: str | bytes | E.ServerEvent, now: float) -> None:
+        """Handle one message from the server (JSON text, or an already-parsed event).
+
+        Raises:
+            RemoteProtocolError: the text is not an event at all (see the codec).
+            LocalProtocolError: called before :meth:`connection_made`, after the connection
+                was lost, or with ``max_pending_events`` events left undrained.
+        """
+        if not self._receiving:
+            raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
+        events = self._events
+        if len(events) >= self._max_events:
+            raise LocalProtocolError(
+                f"{len(events)} events are waiting: drain next_event() first",
+                state=self._state.value,
+            )
+        kind = type(message)
+        if kind is bytes or kind is str or kind is bytearray or kind is memoryview:
+            event = self._parse(message)
+        else:
+            event = message
+        events.append(event)
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event, now)
+
+    # ------------------------------------------------------------------------ commands --
+
+    def update_session(self, config: Mapping[str, Any] | M.RealtimeSession) -> None:
+        """Send a ``session.update`` changing only the fields given (no defaults re-applied)."""
+        session = normalize_session_config(config, defaults=False)
+        self._write(E.SessionUpdate(session=session, event_id=self._new_id("session_update")))
+
+    def send_audio(
+        self, pcm: bytes | bytearray | memoryview | Any, *, commit: bool = False
+    ) -> None:
+        """Append audio (bytes in the input format, or an int16 array) to the input buffer."""
+        if self.options.profile is Profile.SIP:
+            raise LocalProtocolError(
+                "the sip profile carries audio on the phone call, not in events",
+                event_type="input_audio_buffer.append",
+                state=self._state.value,
+            )
+        size = pcm.nbytes if hasattr(pcm, "nbytes") else len(pcm)
+        if size > MAX_APPEND_AUDIO_BYTES:
+            raise LocalProtocolError(
+                f"{size} bytes of audio in one append; the service takes at most 15 MiB:"
+                " send it in chunks",
+                event_type="input_audio_buffer.append",
+            )
+        self._require_open("send audio")
+        self._enqueue("input_audio_buffer.append", encode_audio_append(pcm), None)
+        if commit:
+            self.commit_audio()
+
+    def commit_audio(self) -> None:
+        """Commit the input buffer as a user item (needed when turn detection is off)."""
+        self._write(E.InputAudioBufferCommit(event_id=self._new_id("input_audio_buffer_commit")))
+
+    def clear_audio(self) -> None:
+        """Discard uncommitted input audio."""
+        self._write(E.InputAudioBufferClear(event_id=self._new_id("input_audio_buffer_clear")))
+
+    def send_message(
+        self,
+        message: str | Sequence[M.ContentPart] | M.MessageItem,
+        *,
+        trigger_response: bool = True,
+    ) -> None:
+        """Add a user message (text, content parts, or a whole message item)."""
+        if isinstance(message, str):
+            item = M.MessageItem(
+                role="user", content=[M.ContentPart(type="input_text", text=message)]
+            )
+        elif isinstance(message, M.MessageItem):
+            item = message
+        else:
+            item = M.MessageItem(role="user", content=list(message))
+        self._write(E.ConversationItemCreate(item=item, event_id=self._new_id("item_create")))
+        if trigger_response:
+            self._request_response(None, manual=False)
+
+    def send_function_call_output(
+        self, call_id: str, output: str, *, start_response: bool = True
+    ) -> None:
+        """Return a function call's result; by default a response follows."""
+        item = M.FunctionCallOutputItem(call_id=call_id, output=output)
+        self._write(E.ConversationItemCreate(item=item, event_id=self._new_id("item_create")))
+        if start_response:
+            self._request_response(None, manual=False)
+
+    def create_response(
+        self, options: M.ResponseCreateParams | Mapping[str, Any] | None = None
+    ) -> None:
+        """Ask for a response; deferred while another one is active (never two in flight)."""
+        if options is not None and not isinstance(options, M.ResponseCreateParams):
+            try:
+                options = msgspec.convert(dict(options), M.ResponseCreateParams)
+            except msgspec.ValidationError as exc:
+                raise LocalProtocolError(
+                    f"invalid response options: {exc}", event_type="response.create"
+                ) from None
+        self._request_response(options, manual=True)
+
+    def interrupt(self, now: float, *, cancel: bool = True) -> None:
+        """Stop the assistant: cancel the active response and cut what was not heard.
+
+        Each queued assistant item is truncated at its played position (whole ms, never past
+        the audio received); WebRTC and SIP clear the server's output buffer instead.
+        """
+        self._require_open("interrupt")
+        self._interrupt(now, cancel=cancel)
+
+    def playback_progress(self, item_id: str, played_ms: float) -> bool:
+        """Report how much of an item's audio the user has heard; False if not tracked."""
+        if played_ms < 0:
+            raise LocalProtocolError(f"played_ms must be >= 0, not {played_ms}")
+        return self._playback.progress(item_id, played_ms)
+
+    def reset_history(self, items: Sequence[M.Item]) -> None:
+        """Make the server's conversation match ``items``: deletes, then creates, by item id."""
+        deletes, creates, warnings = diff_history(self._history.items(), items)
+        for message in warnings:
+            self._push(ProtocolWarning(message=message))
+        for event in [*deletes, *creates]:
+            self._write(event)
+
+    def send_event(self, event: Mapping[str, Any] | E.TypedClientEvent) -> None:
+        """Send any client event as it is (raw access).
+
+        ``response.create`` still goes through the one-at-a-time sequencer, and
+        ``response.cancel`` is remembered, so the session's invariants hold.
+        """
+        raw = event if isinstance(event, Mapping) else None
+        kind = raw.get("type") if raw is not None else getattr(event, "type", None)
+        if kind == "response.create":
+            if raw is not None:
+                self._require_open("response.create")
+                self._sequencer.request_raw(dict(raw))
+                self._flush_creates()
+            else:
+                params = event.response if isinstance(event, E.ResponseCreate) else None
+                self._request_response(
+                    params if isinstance(params, M.ResponseCreateParams) else None, manual=True
+                )
+            return
+        if kind == "response.cancel":
+            self._sequencer.begin_cancel()
+        self._write(dict(raw) if raw is not None else event)
+
+    # --------------------------------------------------------------------- internals --
+
+    def _new_id(self, kind: str) -> str:
+        return self._ids(kind)
+
+    def _push(self, event: SessionEvent) -> None:
+        self._events.append(event)
+
+    def _require_open(self, what: str) -> None:
+        if self._state is SessionState.CLOSED:
+            raise ConnectionClosed(f"cannot {what}: the connection is closed", state="CLOSED")
+        if self._state is SessionState.IDLE or self._state is SessionState.CLOSING:
+            raise LocalProtocolError(
+                f"cannot {what} in state {self._state.value}"
+                + (": call connection_made() first" if self._state is SessionState.IDLE else ""),
+                state=self._state.value,
+            )
+
+    def _write(self, event: Any) -> None:
+        kind = event.get("type") if isinstance(event, dict) else event.type
+        self._require_open(str(kind))
+        text = serialize_client_event(event, dialect=self.options.dialect)
+        event_id = event.get("event_id") if isinstance(event, dict) else event.event_id
+        self._enqueue(str(kind), text, event_id if isinstance(event_id, str) else None)
+
+    def _enqueue(self, kind: str, text: str, event_id: str | None) -> None:
+        if len(text) > self._max_outgoing:
+            raise LocalProtocolError(
+                f"{kind} is {len(text)} bytes; this transport carries at most {self._max_outgoing}",
+                event_type=kind,
+                state=self._state.value,
+            )
+        queue = self._outbox
+        if self._state is SessionState.CONNECTING and kind != "session.update":
+            queue = self._held
+        if len(queue) >= self.options.limits.max_pending_messages:
+            raise LocalProtocolError(
+                f"{len(queue)} messages are waiting: drain messages_to_send() first",
+                event_type=kind,
+                state=self._state.value,
+            )
+        queue.append(text)
+        if event_id is not None:
+            self._sent_types[event_id] = kind
+            if len(self._sent_types) > 256:
+                self._sent_types.popitem(last=False)
+
+    def _become_connected(self) -> None:
+        self._connect_deadline = None
+        self._state = SessionState.CONNECTED
+        self._outbox.extend(self._held)
+        self._held.clear()
+        self._push(ConnectionChange(status=ConnectionStatus.CONNECTED))
+
+    def _request_response(self, params: M.ResponseCreateParams | None, *, manual: bool) -> None:
+        self._require_open("response.create")
+        self._sequencer.request(params, manual=manual)
+        self._flush_creates()
+
+    def _flush_creates(self) -> None:
+        request = self._sequencer.next_to_send()
+        if request is None:
+            return
+        event_id = self._new_id("response_create")
+        self._write(_create_event(request, event_id))
+        self._sequencer.sent(request, event_id)
+
+    def _interrupt(self, now: float, *, cancel: bool) -> None:
+        cancelled = self._sequencer.begin_cancel() if cancel else None
+        if cancelled is not None:
+            self._write(
+                E.ResponseCancel(response_id=cancelled, event_id=self._new_id("response_cancel"))
+            )
+            _remember(self._discarded, cancelled)
+        if self.options.profile in _SERVER_OUTPUT_BUFFER:
+            self._write(
+                E.OutputAudioBufferClear(event_id=self._new_id("output_audio_buffer_clear"))
+            )
+        truncated = []
+        for item, played in self._playback.unheard(now):
+            truncated.append(
+                TruncatedItem(
+                    response_id=item.response_id,
+                    item_id=item.item_id,
+                    content_index=item.content_index,
+                    audio_end_ms=played,
+                    received_ms=int(item.received_ms),
+                )
+            )
+            _remember(self._discarded, item.response_id)
+        self._playback.clear()
+        if cancelled is None and not truncated:
+            return  # nothing was playing: nothing to tell
+        response_id = cancelled if cancelled is not None else truncated[0].response_id
+        self._push(AudioInterrupted(response_id=response_id, truncated=tuple(truncated)))
+        for cut in truncated:
+            self._write(
+                E.ConversationItemTruncate(
+                    item_id=cut.item_id,
+                    content_index=cut.content_index,
+                    audio_end_ms=cut.audio_end_ms,
+                    event_id=self._new_id("item_truncate"),
+                )
+            )
+
+    def _retrieve(self, item_id: str) -> None:
+        if item_id in self._retrieving or self._state is not SessionState.CONNECTED:
+            return
+        self._retrieving.add(item_id)
+        self._write(
+            E.ConversationItemRetrieve(item_id=item_id, event_id=self._new_id("item_retrieve"))
+        )
+
+    def _history_changed(self, item: M.Item, previous_item_id: str | None) -> None:
+        self._push(ItemUpdate(item=item, previous_item_id=previous_item_id))
+        self._push(HistoryUpdated(history=self._history.items()))
+
+    # ------------------------------------------------------------------ server events --
+
+    def _on_session(self, event: E.SessionCreated | E.SessionUpdated, now: float) -> None:
+        self.server_session = event.session
+        if isinstance(event.session, M.RealtimeSession):
+            self._bytes_per_ms = _bytes_per_ms(output_format_of(event.session))
+        if isinstance(event, E.SessionUpdated) and self._state is SessionState.CONNECTING:
+            self._become_connected()
+
+    def _on_error(self, event: E.ErrorEvent, now: float) -> None:
+        error = event.error
+        event_id = error.event_id if isinstance(error.event_id, str) else None
+        code = error.code if isinstance(error.code, str) else None
+        released = self._sequencer.create_failed(event_id, code, error.message)
+        self._push(
+            ServerError(
+                event=event,
+                client_event_type=self._sent_types.get(event_id) if event_id else None,
+            )
+        )
+        if released and self._state is SessionState.CONNECTED:
+            self._flush_creates()
+
+    def _on_response_created(self, event: E.ResponseCreated, now: float) -> None:
+        response = event.response
+        response_id = response.id if isinstance(response.id, str) else ""
+        self._sequencer.response_created(response_id, response.conversation_id is not None)
+        self._push(TurnStarted(response=response))
+
+    def _on_response_done(self, event: E.ResponseDone, now: float) -> None:
+        response = event.response
+        response_id = response.id if isinstance(response.id, str) else ""
+        self._sequencer.response_done(response_id)
+        self._discarded.pop(response_id, None)
+        usage = response.usage if isinstance(response.usage, M.Usage) else None
+        if usage is not None:
+            self._usage = _add_usage(self._usage, usage)
+            self._push(UsageUpdate(usage=usage, totals=self._usage))
+        self._push(TurnDone(response=response, usage=usage))
+        if self._state is SessionState.CONNECTED:
+            self._flush_creates()
+
+    def _on_audio_delta(self, event: E.ResponseOutputAudioDelta, now: float) -> None:
+        response_id = event.response_id
+        if response_id in self._discarded:
+            return  # audio of an interrupted response still in flight: drop it
+        delta = event.delta
+        size = len(delta) // 4 * 3
+        if delta[-1:] == "=":
+            size -= 2 if delta[-2:] == "==" else 1
+        item_id = event.item_id
+        playing = self._playback.items.get(item_id)
+        if playing is None:
+            self._playback.audio_received(
+                item_id, response_id, event.content_index, size / self._bytes_per_ms, now
+            )
+        else:
+            playing.received_ms += size / self._bytes_per_ms
+        self._events.append(AudioChunk(response_id, item_id, event.content_index, event))
+
+    def _on_audio_done(self, event: E.ResponseOutputAudioDone, now: float) -> None:
+        if event.response_id not in self._discarded:
+            self._push(
+                AudioDone(
+                    response_id=event.response_id,
+                    item_id=event.item_id,
+                    content_index=event.content_index,
+                )
+            )
+
+    def _on_transcript_delta(self, event: E.ResponseOutputAudioTranscriptDelta, now: float) -> None:
+        self._events.append(AudioTranscriptDelta(event.response_id, event.item_id, event.delta))
+
+    def _on_text_delta(self, event: E.ResponseOutputTextDelta, now: float) -> None:
+        self._events.append(TextDelta(event.response_id, event.item_id, event.delta))
+
+    def _function_call(
+        self, call_id: str, name: str, arguments: str, item_id: str, response_id: str | None
+    ) -> None:
+        if call_id in self._calls_seen:
+            return
+        _remember(self._calls_seen, call_id, limit=1024)
+        self._push(
+            FunctionCall(
+                function=name,
+                call_id=call_id,
+                arguments=arguments,
+                item_id=item_id,
+                response_id=response_id,
+            )
+        )
+
+    def _on_output_item_done(self, event: E.ResponseOutputItemDone, now: float) -> None:
+        item = event.item
+        if isinstance(item, M.FunctionCallItem) and isinstance(item.call_id, str):
+            item_id = item.id if isinstance(item.id, str) else ""
+            self._function_call(item.call_id, item.name, item.arguments, item_id, event.response_id)
+
+    def _on_arguments_done(self, event: E.ResponseFunctionCallArgumentsDone, now: float) -> None:
+        name = event.name
+        if not isinstance(name, str):
+            known = self._history.get(event.item_id)
+            if not isinstance(known, M.FunctionCallItem):
+                return  # the name arrives with response.output_item.done
+            name = known.name
+        self._function_call(event.call_id, name, event.arguments, event.item_id, event.response_id)
+
+    def _on_item_added(
+        self, event: E.ConversationItemAdded | E.ConversationItemCreated, now: float
+    ) -> None:
+        previous = event.previous_item_id if isinstance(event.previous_item_id, str) else None
+        item = _without_audio(event.item)
+        if self._history.put(item, previous, place=True) and previous is not None:
+            self._retrieve(previous)
+        self._history_changed(item, previous)
+
+    def _on_item_done(self, event: E.ConversationItemDone, now: float) -> None:
+        previous = event.previous_item_id if isinstance(event.previous_item_id, str) else None
+        item = _without_audio(event.item)
+        if (
+            not self._history.replace(item)
+            and self._history.put(item, previous, place=True)
+            and previous is not None
+        ):
+            self._retrieve(previous)
+        self._history_changed(item, previous)
+
+    def _on_item_retrieved(self, event: E.ConversationItemRetrieved, now: float) -> None:
+        item = _without_audio(event.item)
+        if isinstance(item.id, str):
+            self._retrieving.discard(item.id)
+        if not self._history.replace(item, keep_transcripts=True):
+            self._history.put(item, None, place=False)
+        kept = self._history.get(item.id) if isinstance(item.id, str) else None
+        if kept is not None and isinstance(item.id, str):
+            self._history_changed(kept, self._history.previous_of(item.id))
+
+    def _on_item_deleted(self, event: E.ConversationItemDeleted, now: float) -> None:
+        self._push(ItemDeleted(item_id=event.item_id))
+        if self._history.delete(event.item_id):
+            self._push(HistoryUpdated(history=self._history.items()))
+
+    def _on_transcription(self, event: E.InputAudioTranscriptionCompleted, now: float) -> None:
+        item = self._history.set_transcript(event.item_id, event.content_index, event.transcript)
+        if item is None:
+            self._push(
+                ProtocolWarning(
+                    message=f"transcript for unknown item {event.item_id!r}", event=event
+                )
+            )
+            return
+        self._history_changed(item, self._history.previous_of(event.item_id))
+
+    def _on_speech_started(self, event: E.InputAudioBufferSpeechStarted, now: float) -> None:
+        if self.options.profile not in _CLIENT_HANDLES_TRUNCATION:
+            return
+        # the server cancels by itself when its turn detection interrupts responses
+        self._interrupt(now, cancel=not _server_interrupts(self.server_session))
+
+    def _on_invalid(self, event: E.InvalidEvent, now: float) -> None:
+        self._push(ProtocolWarning(message=f"malformed {event.type}: {event.problem}", event=event))
+
+
+# ------------------------------------------------------------------------------ helpers --
+
+
+def _create_event(request: PendingCreate, event_id: str) -> Any:
+    if request.extra is not None:
+        return {**request.extra, "event_id": request.extra.get("event_id", event_id)}
+    if request.params is None:
+        return E.ResponseCreate(event_id=event_id)
+    return E.ResponseCreate(response=request.params, event_id=event_id)
+
+
+def _remember(table: OrderedDict[str, None], key: str, limit: int = 64) -> None:
+    table[key] = None
+    table.move_to_end(key)
+    while len(table) > limit:
+        table.popitem(last=False)
+
+
+def _bytes_per_ms(fmt: M.AudioFormat) -> float:
+    if fmt.type in ("audio/pcmu", "audio/pcma"):
+        return 8.0
+    rate = fmt.rate if isinstance(fmt.rate, int) and fmt.rate > 0 else 24000
+    return rate * 2 / 1000.0
+
+
+def _server_interrupts(session: M.SessionConfig | None) -> bool:
+    """Whether the server's own turn detection cancels responses on speech (default yes)."""
+    if not isinstance(session, M.RealtimeSession) or not isinstance(session.audio, M.AudioConfig):
+        return True
+    audio_input = session.audio.input
+    if not isinstance(audio_input, M.AudioInput):
+        return True
+    detection = audio_input.turn_detection
+    if detection is None:
+        return False
+    if isinstance(detection, (M.ServerVad, M.SemanticVad)):
+        return detection.interrupt_response is not False
+    return True
+
+
+def _without_audio(item: M.Item) -> M.Item:
+    """The item with audio bytes dropped from its parts (history keeps transcripts only)."""
+    if not isinstance(item, M.MessageItem) or not any(
+        isinstance(part.audio, str) for part in item.content
+    ):
+        return item
+    content = [
+        msgspec.structs.replace(part, audio=msgspec.UNSET) if isinstance(part.audio, str) else part
+        for part in item.content
+    ]
+    return msgspec.structs.replace(item, content=content)
+
+
+def _add_usage(totals: UsageTotals, usage: M.Usage) -> UsageTotals:
+    def n(value: object) -> int:
+        return value if isinstance(value, int) else 0
+
+    inputs = usage.input_token_details
+    outputs = usage.output_token_details
+    in_details = inputs if isinstance(inputs, M.InputTokenDetails) else M.InputTokenDetails()
+    out_details = outputs if isinstance(outputs, M.OutputTokenDetails) else M.OutputTokenDetails()
+    input_tokens, output_tokens = n(usage.input_tokens), n(usage.output_tokens)
+    return UsageTotals(
+        responses=totals.responses + 1,
+        input_tokens=totals.input_tokens + input_tokens,
+        output_tokens=totals.output_tokens + output_tokens,
+        total_tokens=totals.total_tokens + input_tokens + output_tokens,
+        input_text_tokens=totals.input_text_tokens + n(in_details.text_tokens),
+        input_audio_tokens=totals.input_audio_tokens + n(in_details.audio_tokens),
+        input_image_tokens=totals.input_image_tokens + n(in_details.image_tokens),
+        cached_tokens=totals.cached_tokens + n(in_details.cached_tokens),
+        output_text_tokens=totals.output_text_tokens + n(out_details.text_tokens),
+        output_audio_tokens=totals.output_audio_tokens + n(out_details.audio_tokens),
+    )

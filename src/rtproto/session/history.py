@@ -1,0 +1,186 @@
+"""The conversation as the client knows it: items in server order, kept from item events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from ..errors import LocalProtocolError
+from ..events import ConversationItemCreate, ConversationItemDelete
+from ..models import Item, MessageItem
+
+__all__ = ["History", "diff_history"]
+
+
+def item_id_of(item: Item) -> str | None:
+    """The item's id, or None when it has none."""
+    return item.id if isinstance(item.id, str) else None
+
+
+class History:
+    """Items by id, in conversation order, bounded to ``max_items`` (oldest dropped)."""
+
+    def __init__(self, max_items: int = 4096) -> None:
+        self.max_items = max_items
+        self._order: list[str] = []
+        self._items: dict[str, Item] = {}
+        self._previous: dict[str, str | None] = {}
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def items(self) -> tuple[Item, ...]:
+        """All items, in order."""
+        return tuple(self._items[i] for i in self._order)
+
+    def get(self, item_id: str) -> Item | None:
+        """The item with this id, if known."""
+        return self._items.get(item_id)
+
+    def previous_of(self, item_id: str) -> str | None:
+        """The id of the item before this one, as the server placed it."""
+        return self._previous.get(item_id)
+
+    def put(self, item: Item, previous_item_id: str | None, *, place: bool) -> bool:
+        """Insert or replace an item. ``place`` puts it after ``previous_item_id``.
+
+        Returns whether ``previous_item_id`` names an item this history does not know.
+        """
+        item_id = item_id_of(item)
+        if item_id is None:
+            return False
+        missing = previous_item_id is not None and previous_item_id not in self._items
+        if item_id in self._items and not place:
+            self._items[item_id] = item
+            return missing
+        if item_id in self._items:
+            self._order.remove(item_id)
+        self._items[item_id] = item
+        if not place:
+            # no placement given (a retrieved item): before the item that names it as previous
+            follower = next((i for i, p in self._previous.items() if p == item_id), None)
+            index = self._order.index(follower) if follower is not None else len(self._order)
+        else:
+            self._previous[item_id] = previous_item_id
+            if previous_item_id is None:
+                index = 0
+            elif missing:
+                index = len(self._order)
+            else:
+                index = self._order.index(previous_item_id) + 1
+        self._order.insert(index, item_id)
+        while len(self._order) > self.max_items:
+            oldest = self._order.pop(0)
+            del self._items[oldest]
+            self._previous.pop(oldest, None)
+        return missing
+
+    def replace(self, item: Item, *, keep_transcripts: bool = False) -> bool:
+        """Replace a known item's content in place; False when the id is unknown.
+
+        ``keep_transcripts`` keeps transcripts the old version had and the new one lacks
+        (a truncated or retrieved item comes back without them).
+        """
+        item_id = item_id_of(item)
+        if item_id is None or item_id not in self._items:
+            return False
+        old = self._items[item_id]
+        if keep_transcripts and isinstance(item, MessageItem) and isinstance(old, MessageItem):
+            item = _keep_transcripts(old, item)
+        self._items[item_id] = item
+        return True
+
+    def delete(self, item_id: str) -> bool:
+        """Remove an item; False when it was not known."""
+        if item_id not in self._items:
+            return False
+        self._order.remove(item_id)
+        del self._items[item_id]
+        self._previous.pop(item_id, None)
+        return True
+
+    def set_transcript(self, item_id: str, content_index: int, transcript: str) -> Item | None:
+        """Attach a finished transcript to one content part; the new item, or None."""
+        item = self._items.get(item_id)
+        if not isinstance(item, MessageItem) or not 0 <= content_index < len(item.content):
+            return None
+        content = list(item.content)
+        content[content_index] = msgspec.structs.replace(
+            content[content_index], transcript=transcript
+        )
+        updated = msgspec.structs.replace(item, content=content)
+        self._items[item_id] = updated
+        return updated
+
+    def clear(self) -> None:
+        """Forget every item."""
+        self._order.clear()
+        self._items.clear()
+        self._previous.clear()
+
+
+def _keep_transcripts(old: MessageItem, new: MessageItem) -> MessageItem:
+    content = list(new.content)
+    changed = False
+    for index, (before, after) in enumerate(zip(old.content, new.content, strict=False)):
+        if isinstance(before.transcript, str) and not isinstance(after.transcript, str):
+            content[index] = msgspec.structs.replace(after, transcript=before.transcript)
+            changed = True
+    return msgspec.structs.replace(new, content=content) if changed else new
+
+
+def diff_history(
+    current: Iterable[Item], wanted: Iterable[Item]
+) -> tuple[list[ConversationItemDelete], list[ConversationItemCreate], list[str]]:
+    """The deletes and creates that turn ``current`` into ``wanted`` (by item id).
+
+    Removed and changed items are deleted; added and changed messages are created again.
+    Assistant audio cannot be recreated (``LocalProtocolError``); other item kinds that
+    cannot be created are returned as warnings.
+    """
+    before = {item_id_of(item): item for item in current}
+    deletes: list[ConversationItemDelete] = []
+    creates: list[ConversationItemCreate] = []
+    warnings: list[str] = []
+    wanted = list(wanted)
+    wanted_ids = {item_id_of(item) for item in wanted}
+    for item_id, item in before.items():
+        if item_id is not None and (item_id not in wanted_ids or _changed(item, wanted, item_id)):
+            deletes.append(ConversationItemDelete(item_id=item_id))
+    for item in wanted:
+        item_id = item_id_of(item)
+        if (
+            item_id is not None
+            and item_id in before
+            and not _changed(before[item_id], wanted, item_id)
+        ):
+            continue
+        if not isinstance(item, MessageItem):
+            warnings.append(f"cannot recreate a {item.type} item ({item_id})")
+            continue
+        if any(part.type == "output_audio" for part in item.content):
+            raise LocalProtocolError(
+                f"item {item_id}: assistant output_audio cannot be recreated; "
+                "send its transcript as output_text instead",
+                event_type="conversation.item.create",
+            )
+        creates.append(ConversationItemCreate(item=_creatable(item)))
+    return deletes, creates, warnings
+
+
+def _changed(old: Item, wanted: list[Item], item_id: str) -> bool:
+    return next(item for item in wanted if item_id_of(item) == item_id) != old
+
+
+def _creatable(item: MessageItem) -> MessageItem:
+    # what conversation.item.create accepts: no server-side object tag, no system status
+    return MessageItem(
+        id=item.id,
+        role=item.role,
+        content=item.content,
+        status=msgspec.UNSET if item.role == "system" else item.status,
+    )

@@ -1,0 +1,96 @@
+"""What the user actually heard: received and played audio per assistant item.
+
+Interruption truncates each queued item at its played position, in whole milliseconds, never
+beyond the audio received for it. Played positions come from the application
+(:meth:`PlaybackTracker.progress`, e.g. phone bridges acknowledging marks) or, when it reports
+nothing, from time elapsed since the first audio of the queue, as if playback started at once
+and ran in real time (the JS SDK's default), continuing from one item to the next.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["PlaybackItem", "PlaybackTracker"]
+
+_EPSILON_MS = 1e-6
+
+
+@dataclass
+class PlaybackItem:
+    """One assistant audio content part the application is playing."""
+
+    item_id: str
+    response_id: str
+    content_index: int
+    first_audio_at: float
+    received_ms: float = 0.0
+    reported_ms: float | None = None
+
+
+class PlaybackTracker:
+    """Tracks the items whose audio is playing or queued, oldest first.
+
+    ``estimate`` (the default) fills in played positions from elapsed time when the
+    application reports none; without it (phone bridges) unreported audio counts as unheard.
+    """
+
+    def __init__(self, *, estimate: bool = True, max_items: int = 64) -> None:
+        self.estimate = estimate
+        self.max_items = max_items
+        self.items: dict[str, PlaybackItem] = {}
+
+    def audio_received(
+        self, item_id: str, response_id: str, content_index: int, ms: float, now: float
+    ) -> None:
+        """Account ``ms`` more of audio received for an item."""
+        item = self.items.get(item_id)
+        if item is None:
+            self._prune(now)
+            item = self.items[item_id] = PlaybackItem(item_id, response_id, content_index, now)
+        item.received_ms += ms
+
+    def progress(self, item_id: str, played_ms: float) -> bool:
+        """The application reports how much of an item was played; False if unknown item."""
+        item = self.items.get(item_id)
+        if item is None:
+            return False
+        if item.reported_ms is None or played_ms > item.reported_ms:
+            item.reported_ms = played_ms
+        return True
+
+    def played(self, now: float) -> list[tuple[PlaybackItem, int]]:
+        """Each tracked item with its played position in whole ms (floor, clamped)."""
+        result = []
+        now_ms = now * 1000.0
+        cursor = -math.inf  # when the previous item finished playing, by the estimate (ms)
+        for item in self.items.values():
+            start = max(cursor, item.first_audio_at * 1000.0)
+            if item.reported_ms is not None:
+                position = item.reported_ms
+            elif self.estimate:
+                position = now_ms - start
+            else:
+                position = 0.0
+            cursor = start + item.received_ms
+            clamped = min(max(position, 0.0), item.received_ms)
+            # floor, forgiving the last bits of float error (0.7 s - 0.5 s is 199.99... ms)
+            result.append((item, math.floor(clamped + _EPSILON_MS)))
+        return result
+
+    def unheard(self, now: float) -> list[tuple[PlaybackItem, int]]:
+        """The items with audio not yet played, and where to cut them."""
+        return [(item, ms) for item, ms in self.played(now) if ms < math.floor(item.received_ms)]
+
+    def clear(self) -> None:
+        """Forget all items (after an interruption, or when the connection ends)."""
+        self.items.clear()
+
+    def _prune(self, now: float) -> None:
+        # drop items known to have finished playing, and keep the table bounded
+        for item, ms in self.played(now):
+            if ms >= math.floor(item.received_ms):
+                del self.items[item.item_id]
+        while len(self.items) >= self.max_items:
+            del self.items[next(iter(self.items))]

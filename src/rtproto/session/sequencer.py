@@ -1,0 +1,120 @@
+"""One response at a time: defer, coalesce and release ``response.create`` requests.
+
+A pure state machine after the JS SDK's response-create sequencer. The session core asks it
+what to send; it never sends anything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..models import ResponseCreateParams
+
+__all__ = ["PendingCreate", "ResponseSequencer"]
+
+
+@dataclass(frozen=True)
+class PendingCreate:
+    """A ``response.create`` waiting its turn. Automatic requests carry no parameters."""
+
+    params: ResponseCreateParams | None
+    manual: bool
+    extra: dict[str, object] | None = None
+
+
+@dataclass
+class ResponseSequencer:
+    """Decides when a ``response.create`` may go and when a ``response.cancel`` makes sense.
+
+    Invariant: at most one ``response.create`` is in flight (sent, not yet answered by
+    ``response.created`` or an error), and none is sent while a response that writes to the
+    default conversation is active.
+    """
+
+    in_flight: str | None = None  # event_id of the create awaiting response.created
+    in_flight_request: PendingCreate | None = None
+    active: list[str] = field(default_factory=list)  # default-conversation responses running
+    cancel_requested: bool = False
+    pending: list[PendingCreate] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a create is in flight or a response is active."""
+        return self.in_flight is not None or bool(self.active)
+
+    def request(self, params: ResponseCreateParams | None, *, manual: bool) -> None:
+        """Queue a create; an automatic request coalesces with an automatic one queued last."""
+        if not manual and self.pending and not self.pending[-1].manual:
+            return
+        self.pending.append(PendingCreate(params, manual))
+
+    def request_raw(self, extra: dict[str, object]) -> None:
+        """Queue a raw ``response.create`` object from the application (always manual)."""
+        self.pending.append(PendingCreate(None, True, extra))
+
+    def next_to_send(self) -> PendingCreate | None:
+        """The create to send now, if one may go; the caller must then call :meth:`sent`."""
+        if self.busy or not self.pending:
+            return None
+        return self.pending.pop(0)
+
+    def sent(self, request: PendingCreate, event_id: str) -> None:
+        """Record that ``request`` went out as the event ``event_id``."""
+        self.in_flight = event_id
+        self.in_flight_request = request
+
+    def response_created(self, response_id: str, default_conversation: bool) -> None:
+        """A response started (ours or the server's, e.g. after VAD)."""
+        if default_conversation:
+            self.in_flight = None
+            self.in_flight_request = None
+            self.active.append(response_id)
+            self.cancel_requested = False
+        elif self.in_flight is not None and self.in_flight_request is not None:
+            # an out-of-band response answers our create too
+            self.in_flight = None
+            self.in_flight_request = None
+
+    def response_done(self, response_id: str) -> None:
+        """A response ended."""
+        if response_id in self.active:
+            self.active.remove(response_id)
+        if not self.active:
+            self.cancel_requested = False
+
+    def create_failed(self, event_id: str | None, code: str | None, message: str) -> bool:
+        """An error may answer the in-flight create; returns whether it did.
+
+        Automatic requests are put back to be retried after the active response.
+        """
+        if self.in_flight is None:
+            return False
+        linked = event_id is not None and event_id == self.in_flight
+        about_create = (
+            "response_create" in (code or "")
+            or code == "conversation_already_has_active_response"
+            or "response.create" in message
+        )
+        if not (linked or (event_id is None and about_create)):
+            return False
+        request = self.in_flight_request
+        self.in_flight = None
+        self.in_flight_request = None
+        if request is not None and not request.manual:
+            self.request(None, manual=False)
+        return True
+
+    def begin_cancel(self) -> str | None:
+        """The response to cancel, if a cancel makes sense now (then it is marked requested)."""
+        if not self.active or self.cancel_requested:
+            return None
+        self.cancel_requested = True
+        return self.active[-1]
+
+    def release(self) -> None:
+        """Forget everything (the connection ended)."""
+        self.in_flight = None
+        self.in_flight_request = None
+        self.active.clear()
+        self.cancel_requested = False
+        self.pending.clear()

@@ -1,0 +1,817 @@
+"""The client session core, turn by turn, with the exact JSON it sends compared literally."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import rtproto
+from rtproto import models as M
+from rtproto.dialect import Dialect, to_beta
+from rtproto.session import (
+    AudioChunk,
+    AudioDone,
+    AudioInterrupted,
+    AudioTranscriptDelta,
+    ClientSession,
+    ConnectionChange,
+    ConnectionStatus,
+    FunctionCall,
+    HistoryUpdated,
+    ItemDeleted,
+    ItemUpdate,
+    Limits,
+    Profile,
+    ProtocolWarning,
+    ServerError,
+    SessionOptions,
+    SessionState,
+    TextDelta,
+    TruncatedItem,
+    TurnDone,
+    TurnStarted,
+    UsageUpdate,
+)
+
+from .scripts import Server
+
+
+class Harness:
+    """A session plus helpers to feed server text and read what it sent."""
+
+    def __init__(self, **options: Any) -> None:
+        options.setdefault("model", "gpt-realtime")
+        self.session = ClientSession(SessionOptions(**options))
+        self.server = Server()
+
+    def connect(self, now: float = 0.0) -> list[dict[str, Any]]:
+        self.session.connection_made(now)
+        sent = self.sent()
+        self.events()
+        return sent
+
+    def feed(self, texts: str | list[str], now: float = 0.0) -> list[Any]:
+        for text in [texts] if isinstance(texts, str) else texts:
+            self.session.receive(text, now)
+        return self.events()
+
+    def events(self) -> list[Any]:
+        return list(self.session.events())
+
+    def sent(self) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in self.session.messages_to_send()]
+
+
+def derived(events: list[Any]) -> list[Any]:
+    """Only the transport events (the raw server events removed)."""
+    return [e for e in events if not isinstance(e, (rtproto.events.Event, rtproto.UnknownEvent))]
+
+
+def names(events: list[Any]) -> list[str]:
+    return [e.name for e in derived(events)]
+
+
+@pytest.fixture
+def h() -> Harness:
+    harness = Harness()
+    harness.connect()
+    harness.feed(harness.server.session_created())
+    return harness
+
+
+# --- connecting ---------------------------------------------------------------------------
+
+
+def test_connect_sends_the_normalised_configuration() -> None:
+    harness = Harness(session={"instructions": "Be brief.", "voice": "marin"})
+    harness.session.connection_made(0.0)
+    assert harness.sent() == [
+        {
+            "type": "session.update",
+            "event_id": "rtproto_session_update_1",
+            "session": {
+                "type": "realtime",
+                "model": "gpt-realtime",
+                "instructions": "Be brief.",
+                "output_modalities": ["audio"],
+                "audio": {
+                    "input": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "noise_reduction": None,
+                        "transcription": {"model": "gpt-4o-mini-transcribe"},
+                        "turn_detection": {"type": "semantic_vad"},
+                    },
+                    "output": {
+                        "format": {"type": "audio/pcm", "rate": 24000},
+                        "voice": "marin",
+                        "speed": 1.0,
+                    },
+                },
+            },
+        }
+    ]
+    assert [e.status for e in harness.events()] == [
+        ConnectionStatus.CONNECTING,
+        ConnectionStatus.CONNECTED,
+    ]
+    assert harness.session.state is SessionState.CONNECTED
+
+
+def test_commands_before_connect_and_after_loss() -> None:
+    harness = Harness()
+    with pytest.raises(rtproto.LocalProtocolError) as info:
+        harness.session.send_message("hi")
+    assert info.value.state == "IDLE" and "connection_made" in str(info.value)
+    with pytest.raises(rtproto.LocalProtocolError):
+        harness.session.receive("{}", 0.0)
+    harness.connect()
+    with pytest.raises(rtproto.LocalProtocolError):
+        harness.session.connection_made(1.0)
+    harness.session.connection_lost("peer went away", 2.0)
+    (change,) = harness.events()
+    assert change == ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason="peer went away")
+    with pytest.raises(rtproto.ConnectionClosed):
+        harness.session.send_audio(b"\x00\x00")
+    with pytest.raises(rtproto.ConnectionClosed):
+        harness.session.interrupt(3.0)
+    harness.session.connection_lost("again", 4.0)  # idempotent
+    assert harness.events() == []
+
+
+def test_close_refuses_further_commands() -> None:
+    harness = Harness()
+    harness.connect()
+    harness.session.close()
+    assert harness.session.state is SessionState.CLOSING
+    with pytest.raises(rtproto.LocalProtocolError) as info:
+        harness.session.commit_audio()
+    assert not isinstance(info.value, rtproto.ConnectionClosed)
+
+
+# --- an audio turn (server VAD) -------------------------------------------------------------
+
+
+def test_audio_turn(h: Harness) -> None:
+    s = h.server
+    events = h.feed(s.user_turn("item_U1"), now=1.0)
+    assert names(events) == ["item_update", "history_updated", "item_update", "history_updated"]
+    assert h.sent() == []  # speech with nothing playing interrupts nothing
+    events = h.feed(
+        [
+            s.response_created("resp_1"),
+            *s.assistant_audio("resp_1", "item_A1", "item_U1", [100, 100, 50]),
+            s.response_done("resp_1"),
+        ],
+        now=2.0,
+    )
+    assert names(events) == [
+        "turn_started",
+        "item_update",
+        "history_updated",
+        "audio",
+        "audio_transcript_delta",
+        "audio",
+        "audio_transcript_delta",
+        "audio",
+        "audio_transcript_delta",
+        "audio_done",
+        "item_update",
+        "history_updated",
+        "usage_update",
+        "turn_done",
+    ]
+    chunks = [e for e in events if isinstance(e, AudioChunk)]
+    assert [len(c.audio) for c in chunks] == [4800, 4800, 2400]
+    assert chunks[1].pcm.tolist()[:2] == [257, 257]
+    assert (chunks[0].response_id, chunks[0].item_id, chunks[0].content_index) == (
+        "resp_1",
+        "item_A1",
+        0,
+    )
+    deltas = [e.delta for e in events if isinstance(e, AudioTranscriptDelta)]
+    assert deltas == ["w0 ", "w1 ", "w2 "]
+    history = h.session.history
+    assert [item.id for item in history] == ["item_U1", "item_A1"]
+    assistant = history[1]
+    assert isinstance(assistant, M.MessageItem)
+    assert assistant.content[0].transcript == "Hello there."
+    (usage,) = [e for e in events if isinstance(e, UsageUpdate)]
+    assert usage.totals.total_tokens == 253 and usage.totals.responses == 1
+    assert usage.totals.cached_tokens == 64 and usage.totals.output_audio_tokens == 91
+    (done,) = [e for e in events if isinstance(e, TurnDone)]
+    assert done.response.id == "resp_1" and done.usage is not None
+    assert h.sent() == []
+    # every server event also came through, in order, before what it caused
+    raw = [e for e in events if isinstance(e, rtproto.events.Event)]
+    assert raw[0].type == "response.created" and isinstance(events[1], TurnStarted)
+
+
+def test_usage_accumulates(h: Harness) -> None:
+    s = h.server
+    for n in (1, 2):
+        h.feed([s.response_created(f"resp_{n}"), s.response_done(f"resp_{n}")])
+    assert h.session.usage.responses == 2
+    assert h.session.usage.total_tokens == 2 * 253
+    assert h.session.usage.input_text_tokens == 2 * 119
+
+
+# --- a text turn and a tool-call turn -----------------------------------------------------------
+
+
+def test_text_turn(h: Harness) -> None:
+    s = h.server
+    h.session.send_message("What's the weather?")
+    assert h.sent() == [
+        {
+            "type": "conversation.item.create",
+            "event_id": "rtproto_item_create_2",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": "What's the weather?"}],
+            },
+        },
+        {"type": "response.create", "event_id": "rtproto_response_create_3"},
+    ]
+    ctx = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
+    events = h.feed(
+        [
+            s.response_created("resp_1"),
+            s.event("response.output_text.delta", **ctx, delta="Sun"),
+            s.event("response.output_text.delta", **ctx, delta="ny."),
+            s.response_done("resp_1"),
+        ]
+    )
+    assert [e.delta for e in events if isinstance(e, TextDelta)] == ["Sun", "ny."]
+
+
+def test_tool_call_turn(h: Harness) -> None:
+    s = h.server
+    events = h.feed(
+        [
+            s.response_created("resp_1"),
+            *s.function_call("resp_1", "item_F1", "call_1", None),
+            s.response_done("resp_1"),
+        ]
+    )
+    calls = [e for e in events if isinstance(e, FunctionCall)]
+    assert calls == [
+        FunctionCall(
+            function="get_weather",
+            call_id="call_1",
+            arguments='{"city":"Paris"}',
+            item_id="item_F1",
+            response_id="resp_1",
+        )
+    ]
+    h.session.send_function_call_output("call_1", '{"temp_c":21}')
+    assert [m["type"] for m in h.sent()] == ["conversation.item.create", "response.create"]
+    # a function call seen again (e.g. in a retrieved item) is not surfaced twice
+    again = h.feed(s.function_call("resp_1", "item_F1", "call_1", None))
+    assert not [e for e in again if isinstance(e, FunctionCall)]
+
+
+def test_function_call_name_from_output_item_when_arguments_done_lacks_it(h: Harness) -> None:
+    s = h.server
+    ctx = {"response_id": "resp_1", "item_id": "item_F9", "output_index": 0}
+    events = h.feed(
+        s.event("response.function_call_arguments.done", **ctx, call_id="c9", arguments="{}")
+    )
+    assert not [e for e in events if isinstance(e, FunctionCall)]
+    events = h.feed(s.function_call("resp_1", "item_F9", "c9", None)[-1])
+    assert [e.call_id for e in events if isinstance(e, FunctionCall)] == ["c9"]
+
+
+# --- response sequencing ------------------------------------------------------------------------
+
+
+def test_create_while_active_is_deferred_and_coalesced(h: Harness) -> None:
+    s = h.server
+    h.feed(s.response_created("resp_vad"))  # the server's own response (VAD)
+    h.session.send_message("one")
+    h.session.send_message("two")
+    h.session.send_function_call_output("call_1", "x")
+    assert [m["type"] for m in h.sent()] == ["conversation.item.create"] * 3
+    assert h.session.response_active
+    h.feed(s.response_done("resp_vad"))
+    assert h.sent() == [{"type": "response.create", "event_id": "rtproto_response_create_5"}]
+    # a manual create with options stays distinct and waits for the next done
+    h.session.create_response({"instructions": "Shorter.", "conversation": "auto"})
+    assert h.sent() == []
+    h.feed([s.response_created("resp_2"), s.response_done("resp_2")])
+    assert h.sent() == [
+        {
+            "type": "response.create",
+            "event_id": "rtproto_response_create_6",
+            "response": {"instructions": "Shorter.", "conversation": "auto"},
+        }
+    ]
+
+
+def test_rejected_create_is_released_and_automatic_ones_retried(h: Harness) -> None:
+    s = h.server
+    h.session.send_message("hi")
+    create = h.sent()[-1]
+    assert create["type"] == "response.create"
+    events = h.feed(
+        s.event(
+            "error",
+            error={
+                "type": "invalid_request_error",
+                "code": "conversation_already_has_active_response",
+                "message": "Conversation already has an active response in progress: resp_X.",
+                "param": None,
+                "event_id": create["event_id"],
+            },
+        )
+    )
+    (error,) = [e for e in events if isinstance(e, ServerError)]
+    assert error.client_event_type == "response.create"
+    assert error.event.error.code == "conversation_already_has_active_response"
+    assert h.sent() == [{"type": "response.create", "event_id": "rtproto_response_create_4"}]
+
+
+def test_manual_create_rejected_is_not_retried(h: Harness) -> None:
+    s = h.server
+    h.session.create_response()
+    (create,) = h.sent()
+    h.feed(
+        s.event(
+            "error",
+            error={
+                "type": "invalid_request_error",
+                "code": None,
+                "message": "bad response.create",
+                "param": None,
+                "event_id": None,
+            },
+        )
+    )
+    assert h.sent() == []
+    assert not h.session.response_active
+    h.session.create_response()
+    assert h.sent()[0]["type"] == "response.create"
+    assert create["event_id"] != "rtproto_response_create_9"
+
+
+def test_cancel_only_while_active(h: Harness) -> None:
+    s = h.server
+    h.session.interrupt(0.0)
+    assert h.sent() == []
+    assert not [e for e in h.events() if isinstance(e, AudioInterrupted)]
+    h.feed(s.response_created("resp_1"))
+    h.session.interrupt(1.0)
+    assert h.sent() == [
+        {
+            "type": "response.cancel",
+            "event_id": "rtproto_response_cancel_2",
+            "response_id": "resp_1",
+        }
+    ]
+    (interrupted,) = [e for e in h.events() if isinstance(e, AudioInterrupted)]
+    assert interrupted.response_id == "resp_1" and interrupted.truncated == ()
+    h.session.interrupt(1.5)  # a cancel is already on its way
+    assert h.sent() == []
+
+
+def test_out_of_band_responses_do_not_block(h: Harness) -> None:
+    s = h.server
+    h.feed(s.response_created("resp_oob", conversation=False))
+    h.session.send_message("hi")
+    assert [m["type"] for m in h.sent()] == ["conversation.item.create", "response.create"]
+
+
+def test_raw_events_keep_the_invariants(h: Harness) -> None:
+    s = h.server
+    h.session.send_event({"type": "response.create", "response": {"instructions": "x"}})
+    h.session.send_event({"type": "response.create"})
+    sent = h.sent()
+    assert len(sent) == 1 and sent[0]["response"] == {"instructions": "x"}
+    h.feed([s.response_created("resp_1")])
+    h.session.send_event({"type": "response.cancel"})
+    h.session.send_event({"type": "session.close", "anything": 1})
+    assert h.sent() == [{"type": "response.cancel"}, {"type": "session.close", "anything": 1}]
+    h.feed(s.response_done("resp_1"))
+    assert h.sent()[0]["type"] == "response.create"
+    h.session.send_event(rtproto.events.InputAudioBufferClear())
+    assert h.sent() == [{"type": "input_audio_buffer.clear"}]
+
+
+# --- interruption and truncation ---------------------------------------------------------------
+
+
+def play(
+    h: Harness, response_id: str, item_id: str, chunks: list[int], now: float, done: bool = True
+) -> None:
+    s = h.server
+    script = s.assistant_audio(response_id, item_id, None, chunks)
+    h.feed([s.response_created(response_id)] if done is not None else [], now)
+    h.feed(script, now)
+
+
+def test_barge_in_truncates_at_the_played_position(h: Harness) -> None:
+    s = h.server
+    h.feed(s.response_created("resp_1"), now=10.0)
+    h.feed(s.assistant_audio("resp_1", "item_A1", None, [500, 500, 500])[:-5], now=10.0)
+    # 0.4375 s later the user speaks; the server (interrupt_response true) cancels by itself
+    events = h.feed(
+        s.event("input_audio_buffer.speech_started", audio_start_ms=900, item_id="item_U2"),
+        now=10.4375,
+    )
+    assert h.sent() == [
+        {
+            "type": "conversation.item.truncate",
+            "event_id": "rtproto_item_truncate_2",
+            "item_id": "item_A1",
+            "content_index": 0,
+            "audio_end_ms": 437,
+        }
+    ]
+    (interrupted,) = [e for e in events if isinstance(e, AudioInterrupted)]
+    assert interrupted.truncated == (
+        TruncatedItem(
+            response_id="resp_1",
+            item_id="item_A1",
+            content_index=0,
+            audio_end_ms=437,
+            received_ms=1500,
+        ),
+    )
+    # audio of the interrupted response still in flight is dropped
+    late = h.feed(s.assistant_audio("resp_1", "item_A1", None, [100])[3:6], now=10.5)
+    assert not [e for e in late if isinstance(e, (AudioChunk, AudioDone))]
+    # the same speech again interrupts nothing
+    h.feed(s.event("input_audio_buffer.speech_started", audio_start_ms=950, item_id="x"), 10.6)
+    assert h.sent() == []
+
+
+def test_client_cancels_when_server_does_not_interrupt() -> None:
+    harness = Harness()
+    harness.connect()
+    s = harness.server
+    vad = {
+        "type": "server_vad",
+        "threshold": 0.5,
+        "prefix_padding_ms": 300,
+        "silence_duration_ms": 200,
+        "create_response": True,
+        "interrupt_response": False,
+    }
+    audio = {"input": {"turn_detection": vad}, "output": {"voice": "alloy"}}
+    harness.feed(s.session_updated(audio=audio))
+    harness.feed(s.response_created("resp_1"), 0.0)
+    harness.feed(s.assistant_audio("resp_1", "item_A1", None, [300])[:4], 0.0)
+    harness.feed(s.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u"), 0.1)
+    assert [(m["type"], m.get("audio_end_ms")) for m in harness.sent()] == [
+        ("response.cancel", None),
+        ("conversation.item.truncate", 100),
+    ]
+
+
+def test_truncation_never_exceeds_received_audio(h: Harness) -> None:
+    s = h.server
+    h.feed(s.response_created("resp_1"), now=0.0)
+    h.feed(s.assistant_audio("resp_1", "item_A1", None, [250])[:4], now=0.0)
+    h.session.interrupt(0.2499)  # floors sub-millisecond positions
+    assert [m.get("audio_end_ms") for m in h.sent()] == [None, 249]
+    # nothing was received for an item: nothing to cut
+    h.feed(s.response_created("resp_2"), now=1.0)
+    h.session.interrupt(5.0)
+    assert [m["type"] for m in h.sent()] == ["response.cancel"]
+
+
+def test_fully_played_audio_is_not_truncated(h: Harness) -> None:
+    s = h.server
+    h.feed(
+        [s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [200])], 0.0
+    )
+    h.feed(s.response_done("resp_1"), 0.0)
+    h.session.interrupt(0.5)  # 200 ms played long ago
+    assert h.sent() == []
+    assert not [e for e in h.events() if isinstance(e, AudioInterrupted)]
+
+
+def test_several_queued_items_are_cut_one_by_one(h: Harness) -> None:
+    s = h.server
+    h.feed(s.response_created("resp_1"), 0.0)
+    h.feed(s.assistant_audio("resp_1", "item_A1", None, [500], index=0), 0.0)
+    h.feed(s.assistant_audio("resp_1", "item_A2", "item_A1", [500], index=1), 0.0)
+    h.feed(s.assistant_audio("resp_1", "item_A3", "item_A2", [500], index=2), 0.0)
+    h.session.interrupt(0.7)  # 500 ms of A1 and 200 ms of A2 were heard
+    assert [(m["type"], m.get("item_id"), m.get("audio_end_ms")) for m in h.sent()] == [
+        ("response.cancel", None, None),
+        ("conversation.item.truncate", "item_A2", 200),
+        ("conversation.item.truncate", "item_A3", 0),
+    ]
+
+
+def test_reported_playback_wins_over_the_clock() -> None:
+    harness = Harness(profile=Profile.PHONE)
+    harness.connect()
+    s = harness.server
+    harness.feed(s.response_created("resp_1"), 0.0)
+    harness.feed(s.assistant_audio("resp_1", "item_A1", None, [400], index=0), 0.0)
+    harness.feed(s.assistant_audio("resp_1", "item_A2", "item_A1", [400], index=1), 0.0)
+    assert harness.session.playback_progress("item_A1", 120.7)
+    assert harness.session.playback_progress("item_A1", 80.0)  # marks only move forward
+    assert not harness.session.playback_progress("item_unknown", 5.0)
+    with pytest.raises(rtproto.LocalProtocolError):
+        harness.session.playback_progress("item_A1", -1)
+    harness.session.interrupt(99.0)  # the clock says "all played"; the phone says otherwise
+    assert [(m["type"], m.get("item_id"), m.get("audio_end_ms")) for m in harness.sent()] == [
+        ("response.cancel", None, None),
+        ("conversation.item.truncate", "item_A1", 120),
+        ("conversation.item.truncate", "item_A2", 0),
+    ]
+
+
+def test_gap_between_items_delays_the_estimate(h: Harness) -> None:
+    s = h.server
+    h.feed(
+        [s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [100])], 0.0
+    )
+    h.feed(s.response_done("resp_1"), 0.0)
+    # the next response's audio arrives 2 s later: it starts playing then, not at 0.1 s
+    h.feed(
+        [s.response_created("resp_2"), *s.assistant_audio("resp_2", "item_A2", None, [500])], 2.0
+    )
+    h.session.interrupt(2.25)
+    assert [m.get("audio_end_ms") for m in h.sent()] == [None, 250]
+
+
+# --- WebRTC, SIP and limits ----------------------------------------------------------------------
+
+
+def test_webrtc_waits_for_session_updated_and_holds_messages() -> None:
+    harness = Harness(profile=Profile.WEBRTC)
+    harness.session.connection_made(100.0)
+    assert [m["type"] for m in harness.sent()] == ["session.update"]
+    assert harness.session.get_timer() == 105.0
+    harness.session.send_message("early")
+    assert harness.sent() == []
+    assert names(harness.events()) == ["connection_change"]
+    harness.session.handle_timer(101.0)  # not due yet
+    events = harness.feed(harness.server.session_updated(), 101.0)
+    assert [e.status for e in events if isinstance(e, ConnectionChange)] == [
+        ConnectionStatus.CONNECTED
+    ]
+    assert [m["type"] for m in harness.sent()] == ["conversation.item.create", "response.create"]
+    assert harness.session.get_timer() is None
+
+
+def test_webrtc_timeout_connects_anyway() -> None:
+    harness = Harness(profile=Profile.WEBRTC, session_update_timeout=2.0)
+    harness.session.connection_made(0.0)
+    harness.sent()
+    harness.events()
+    harness.session.handle_timer(2.0)
+    assert names(harness.events()) == ["warning", "connection_change"]
+    assert harness.session.state is SessionState.CONNECTED
+
+
+def test_webrtc_interrupt_clears_the_output_buffer() -> None:
+    harness = Harness(profile=Profile.WEBRTC)
+    harness.session.connection_made(0.0)
+    harness.feed(harness.server.session_updated())
+    harness.sent()
+    harness.feed(harness.server.response_created("resp_1"))
+    harness.session.interrupt(1.0)
+    assert [m["type"] for m in harness.sent()] == ["response.cancel", "output_audio_buffer.clear"]
+    # the server handles VAD interruption itself on WebRTC
+    harness.feed(
+        harness.server.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u")
+    )
+    assert harness.sent() == []
+
+
+def test_webrtc_message_limit() -> None:
+    harness = Harness(profile=Profile.WEBRTC)
+    harness.session.connection_made(0.0)
+    harness.feed(harness.server.session_updated())
+    with pytest.raises(rtproto.LocalProtocolError) as info:
+        harness.session.send_message("x" * 70_000)
+    assert "65536" in str(info.value)
+
+
+def test_sip_refuses_audio() -> None:
+    harness = Harness(profile=Profile.SIP)
+    harness.connect()
+    with pytest.raises(rtproto.LocalProtocolError) as info:
+        harness.session.send_audio(b"\x00\x00")
+    assert "sip" in str(info.value)
+
+
+def test_send_audio_and_commit(h: Harness) -> None:
+    import numpy as np
+
+    h.session.send_audio(np.array([0, 1, -1], dtype=np.int16), commit=True)
+    h.session.clear_audio()
+    assert h.sent() == [
+        {"type": "input_audio_buffer.append", "audio": "AAABAP//"},
+        {"type": "input_audio_buffer.commit", "event_id": "rtproto_input_audio_buffer_commit_2"},
+        {"type": "input_audio_buffer.clear", "event_id": "rtproto_input_audio_buffer_clear_3"},
+    ]
+    with pytest.raises(rtproto.LocalProtocolError):
+        h.session.send_audio(memoryview(bytearray(16 * 1024 * 1024)))
+
+
+def test_buffers_are_bounded() -> None:
+    harness = Harness(limits=Limits(max_pending_events=3, max_pending_messages=2))
+    harness.session.connection_made(0.0)  # 2 events, 1 message
+    harness.session.commit_audio()
+    with pytest.raises(rtproto.LocalProtocolError) as info:
+        harness.session.commit_audio()
+    assert "messages_to_send" in str(info.value)
+    harness.session.receive(harness.server.session_created(), 0.0)  # the third event
+    with pytest.raises(rtproto.LocalProtocolError) as info:
+        harness.session.receive(harness.server.session_created(), 0.0)
+    assert "next_event" in str(info.value)
+
+
+def test_invalid_config_is_refused_up_front() -> None:
+    with pytest.raises(rtproto.LocalProtocolError):
+        ClientSession(SessionOptions(session={"audio": {"output": {"speed": 9}}}))
+
+
+# --- history --------------------------------------------------------------------------------------
+
+
+def test_missing_previous_item_is_retrieved_once(h: Harness) -> None:
+    s = h.server
+    item = {"id": "item_2", "type": "message", "role": "user", "content": []}
+    h.feed(s.event("conversation.item.added", previous_item_id="item_1", item=item))
+    h.feed(s.event("conversation.item.done", previous_item_id="item_1", item=item))
+    assert h.sent() == [
+        {
+            "type": "conversation.item.retrieve",
+            "event_id": "rtproto_item_retrieve_2",
+            "item_id": "item_1",
+        }
+    ]
+    first = {
+        "id": "item_1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_audio", "audio": "AAAA", "transcript": "hi"}],
+    }
+    events = h.feed(s.event("conversation.item.retrieved", item=first))
+    assert [i.id for i in h.session.history] == ["item_1", "item_2"]
+    (update,) = [e for e in events if isinstance(e, ItemUpdate)]
+    assert isinstance(update.item, M.MessageItem)
+    assert update.item.content[0].audio is msgspec_unset()  # audio bytes are not kept
+
+
+def msgspec_unset() -> Any:
+    import msgspec
+
+    return msgspec.UNSET
+
+
+def test_transcripts_attach_and_survive_truncation(h: Harness) -> None:
+    s = h.server
+    h.feed(s.user_turn("item_U1"))
+    events = h.feed(
+        s.event(
+            "conversation.item.input_audio_transcription.completed",
+            item_id="item_U1",
+            content_index=0,
+            transcript="Hello.",
+        )
+    )
+    assert [e.name for e in derived(events)] == ["item_update", "history_updated"]
+    user = h.session.history[0]
+    assert isinstance(user, M.MessageItem) and user.content[0].transcript == "Hello."
+    # a retrieved item without the transcript (after a truncate) keeps the known one
+    bare = {
+        "id": "item_U1",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_audio"}],
+    }
+    h.feed(s.event("conversation.item.retrieved", item=bare))
+    user = h.session.history[0]
+    assert isinstance(user, M.MessageItem) and user.content[0].transcript == "Hello."
+    # transcripts of unknown items are reported, not fatal
+    events = h.feed(
+        s.event(
+            "conversation.item.input_audio_transcription.completed",
+            item_id="nope",
+            content_index=0,
+            transcript="?",
+        )
+    )
+    assert [e.name for e in derived(events)] == ["warning"]
+
+
+def test_deleted_items(h: Harness) -> None:
+    s = h.server
+    h.feed(s.user_turn("item_U1"))
+    events = h.feed(s.event("conversation.item.deleted", item_id="item_U1"))
+    assert derived(events) == [ItemDeleted(item_id="item_U1"), HistoryUpdated(history=())]
+    events = h.feed(s.event("conversation.item.deleted", item_id="item_U1"))
+    assert derived(events) == [ItemDeleted(item_id="item_U1")]
+
+
+def test_reset_history_deletes_then_creates(h: Harness) -> None:
+    s = h.server
+    h.feed(s.user_turn("item_U1"))
+    h.feed(s.user_turn("item_U2", "item_U1"))
+    system = M.MessageItem(
+        id="item_S",
+        role="system",
+        status="completed",
+        content=[M.ContentPart(type="input_text", text="Be kind.")],
+    )
+    kept = h.session.history[0]
+    h.session.reset_history([kept, system])
+    assert h.sent() == [
+        {"type": "conversation.item.delete", "item_id": "item_U2"},
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "id": "item_S",
+                "role": "system",
+                "content": [{"type": "input_text", "text": "Be kind."}],
+            },
+        },
+    ]
+    with pytest.raises(rtproto.LocalProtocolError):
+        h.session.reset_history(
+            [M.MessageItem(id="a", role="assistant", content=[M.ContentPart(type="output_audio")])]
+        )
+    h.session.reset_history([kept, M.FunctionCallItem(id="f", name="x", arguments="{}")])
+    assert [m["type"] for m in h.sent()] == ["conversation.item.delete"]
+    assert names(h.events()) == ["warning"]
+
+
+# --- tolerance and dialects ----------------------------------------------------------------------
+
+
+def test_unknown_and_malformed_events(h: Harness) -> None:
+    events = h.feed(
+        ['{"type":"brand.new","x":1}', '{"type":"response.output_text.delta","delta":1}']
+    )
+    assert isinstance(events[0], rtproto.UnknownEvent)
+    assert isinstance(events[1], rtproto.InvalidEvent)
+    assert isinstance(events[2], ProtocolWarning) and "delta" in events[2].message
+    assert len(events) == 3
+    with pytest.raises(rtproto.RemoteProtocolError):
+        h.session.receive("not json", 0.0)
+
+
+def test_parsed_events_can_be_fed_directly(h: Harness) -> None:
+    event = rtproto.parse_server_event(h.server.response_created("resp_1"))
+    h.session.receive(event, 0.0)
+    assert isinstance(h.events()[1], TurnStarted)
+
+
+def test_session_expiry(h: Harness) -> None:
+    s = h.server
+    events = h.feed(
+        s.event(
+            "error",
+            error={
+                "type": "invalid_request_error",
+                "code": "session_expired",
+                "message": "Your session hit the maximum duration of 60 minutes.",
+                "param": None,
+                "event_id": None,
+            },
+        )
+    )
+    (error,) = [e for e in events if isinstance(e, ServerError)]
+    assert error.client_event_type is None
+    h.session.connection_lost("1001 Your session hit the maximum duration of 60 minutes.")
+    (change,) = h.events()
+    assert change.status is ConnectionStatus.DISCONNECTED and "60 minutes" in (change.reason or "")
+    with pytest.raises(rtproto.ConnectionClosed):
+        h.session.send_message("still there?")
+
+
+def full_trace(server: Server) -> list[str]:
+    return [
+        server.session_created(),
+        *server.user_turn("item_U1"),
+        server.response_created("resp_1"),
+        *server.assistant_audio("resp_1", "item_A1", "item_U1", [100, 100]),
+        *server.function_call("resp_1", "item_F1", "call_1", "item_A1", index=1),
+        server.response_done("resp_1"),
+        server.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_U2"),
+    ]
+
+
+def test_both_dialects_give_the_same_transport_events() -> None:
+    results = []
+    for dialect in Dialect:
+        harness = Harness(dialect=dialect)
+        harness.connect()
+        trace = full_trace(Server())
+        if dialect is Dialect.BETA:
+            trace = [json.dumps(to_beta(json.loads(text))) for text in trace]
+        events = harness.feed(trace, now=1.0)
+        results.append((derived(events), harness.session.history, harness.sent()))
+    assert results[0] == results[1]
+    assert len(results[0][0]) > 20
