@@ -311,7 +311,9 @@ class ClientSession:
 
     # ------------------------------------------------------------------------- receive --
 
-    def receive(self, message: str | bytes | E.ServerEvent, now: float) -> None:
+    def receive(
+        self, message: str | bytes | bytearray | memoryview | E.ServerEvent, now: float
+    ) -> None:
         """Handle one message from the server (JSON text, or an already-parsed event).
 
         Raises:
@@ -327,11 +329,11 @@ class ClientSession:
                 f"{len(events)} events are waiting: drain next_event() first",
                 state=self._state.value,
             )
-        kind = type(message)
-        if kind is bytes or kind is str or kind is bytearray or kind is memoryview:
-            event = self._parse(message)
-        else:
-            event = message
+        event: SessionEvent = (
+            self._parse(message)
+            if isinstance(message, (bytes, str, bytearray, memoryview))
+            else message
+        )
         events.append(event)
         handler = self._handlers.get(type(event))
         if handler is not None:
