@@ -291,8 +291,13 @@ class ClientSession:
         else:
             self._become_connected()
 
-    def connection_lost(self, reason: str | None = None, now: float | None = None) -> None:
-        """The transport ended (for any reason): forget in-flight work, report disconnected."""
+    def connection_lost(
+        self, reason: str | None = None, now: float | None = None, *, code: int | None = None
+    ) -> None:
+        """The transport ended (for any reason): forget in-flight work, report disconnected.
+
+        ``code`` is the close code, when the transport has one (WebSocket: 1000, 1001, 1006...).
+        """
         if self._state is SessionState.CLOSED:
             return
         self._state = SessionState.CLOSED
@@ -301,7 +306,9 @@ class ClientSession:
         self._sequencer.release()
         self._playback.clear()
         self._held.clear()
-        self._push(ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason=reason))
+        self._push(
+            ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason=reason, code=code)
+        )
 
     def close(self) -> None:
         """The application is closing: refuse further commands. The driver closes the wire."""

@@ -194,11 +194,15 @@ class UsageUpdate(TransportEvent, frozen=True, kw_only=True, gc=False):
 
 
 class ConnectionChange(TransportEvent, frozen=True, kw_only=True, gc=False):
-    """The connection status changed; ``reason`` says why it ended, when it did."""
+    """The connection status changed; ``code`` and ``reason`` say why it ended, when it did.
+
+    ``code`` is the WebSocket close code where there is one (1006: lost without a close).
+    """
 
     name: ClassVar[str] = "connection_change"
     status: ConnectionStatus
     reason: str | None = None
+    code: int | None = None
 
 
 class ServerError(TransportEvent, frozen=True, kw_only=True, gc=False):
