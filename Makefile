@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 
 test: lint typecheck pytest
 
+LINTED := $(wildcard src tests fuzz bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests fuzz bench
-	$(BIN)/ruff format --check src tests fuzz bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src/
