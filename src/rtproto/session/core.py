@@ -306,9 +306,7 @@ class ClientSession:
         self._sequencer.release()
         self._playback.clear()
         self._held.clear()
-        self._push(
-            ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason=reason, code=code)
-        )
+        self._push(ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason=reason, code=code))
 
     def close(self) -> None:
         """The application is closing: refuse further commands. The driver closes the wire."""
