@@ -42,6 +42,15 @@ def test_wheel_layout(wheel: Path) -> None:
     assert not [n for n in names if n.startswith("adapters/")]
 
 
+def test_wheel_carries_every_package(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    src = ROOT / "src"
+    for init in src.rglob("__init__.py"):
+        relative = init.relative_to(src).as_posix()
+        expected = "rtproto/" + relative if relative.startswith("adapters/") else relative
+        assert expected in names, f"{relative} is missing from the wheel"
+
+
 def test_adapters_import_from_the_wheel(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
