@@ -1,8 +1,9 @@
 """What the session core adds on top of the codec, for a whole audio turn.
 
 One turn as the service sends it (spec section 4.6): ``response.created``, the assistant item
-and part events, N x (``response.output_audio.delta`` of 100 ms + a transcript delta), the
-dones, ``response.done`` with usage and ``rate_limits.updated``. In one run, interleaved,
+and part events, N x ``response.output_audio.delta`` of 100 ms with a transcript delta (one
+token) every 250 ms of audio, the dones, ``response.done`` with usage and
+``rate_limits.updated``. In one run, interleaved,
 median of the repeats:
 
 * ``codec``: ``parse_server_event`` on every message of the turn;
@@ -36,10 +37,16 @@ TARGET = 1.2
 def turn(chunks: int) -> list[str]:
     server = Server()
     out = [server.response_created("resp_1")]
+    audio_ms = 0
     for text in server.assistant_audio("resp_1", "item_A1", None, [100] * chunks):
         message = json.loads(text)
         if message["type"] == "response.output_audio.delta":
             message["delta"] = base64.b64encode(os.urandom(4800)).decode()
+            audio_ms += 100
+        elif message["type"] == "response.output_audio_transcript.delta":
+            if audio_ms < 250:
+                continue  # about one token per 250 ms of speech
+            audio_ms -= 250
         out.append(json.dumps(message, separators=(",", ":")))
     out.append(server.response_done("resp_1"))
     out.append(
@@ -62,7 +69,20 @@ def time_codec(messages: list[bytes], turns: int) -> float:
     return (time.perf_counter() - start) / turns
 
 
-def time_session(messages: list[bytes], turns: int) -> float:
+def reads_of(messages: list[bytes], size: int = 65536) -> list[list[bytes]]:
+    """The messages grouped as a driver would receive them: one group per socket read."""
+    groups: list[list[bytes]] = [[]]
+    filled = 0
+    for message in messages:
+        if filled + len(message) > size and groups[-1]:
+            groups.append([])
+            filled = 0
+        groups[-1].append(message)
+        filled += len(message)
+    return groups
+
+
+def time_session(messages: list[bytes], turns: int, per_read: bool = False) -> float:
     sessions = []
     for _ in range(turns):
         session = ClientSession(SessionOptions(model="gpt-realtime"))
@@ -70,11 +90,13 @@ def time_session(messages: list[bytes], turns: int) -> float:
         session.messages_to_send()
         list(session.events())
         sessions.append(session)
+    groups = reads_of(messages) if per_read else [[m] for m in messages]
     start = time.perf_counter()
     for session in sessions:
         receive, next_event, to_send = session.receive, session.next_event, session.messages_to_send
-        for message in messages:
-            receive(message, 1.0)
+        for group in groups:
+            for message in group:
+                receive(message, 1.0)
             while next_event() is not None:
                 pass
             to_send()
@@ -88,21 +110,28 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     messages = turn(args.chunks)
-    codec, session = [], []
-    for _ in range(args.repeats):  # interleaved so noise hits both alike
+    codec, session, batched = [], [], []
+    for _ in range(args.repeats):  # interleaved so noise hits all alike
         codec.append(time_codec(messages, args.turns))
         session.append(time_session(messages, args.turns))
-    c, s = statistics.median(codec), statistics.median(session)
-    ratio = s / c
+        batched.append(time_session(messages, args.turns, per_read=True))
+    c = statistics.median(codec)
+    rows = [
+        ("codec (parse_server_event)", c),
+        ("session core, drained after every message", statistics.median(session)),
+        ("session core, drained after every 64 KiB read", statistics.median(batched)),
+    ]
     print(
         f"turn: {len(messages)} messages ({args.chunks} x 100 ms audio), median of {args.repeats}"
     )
-    print("| path | µs per turn | µs per message |")
-    print("|---|---:|---:|")
-    print(f"| codec (parse_server_event) | {c * 1e6:.1f} | {c * 1e6 / len(messages):.2f} |")
-    print(f"| session core (receive + drain) | {s * 1e6:.1f} | {s * 1e6 / len(messages):.2f} |")
+    print("| path | µs per turn | µs per message | x codec |")
+    print("|---|---:|---:|---:|")
+    for label, value in rows:
+        per = value * 1e6 / len(messages)
+        print(f"| {label} | {value * 1e6:.1f} | {per:.2f} | {value / c:.2f} |")
+    ratio = rows[1][1] / c
     verdict = "PASS" if ratio <= TARGET else "FAIL"
-    print(f"session / codec = {ratio:.2f}x (target <= {TARGET}x): {verdict}")
+    print(f"session / codec (strict, per message) = {ratio:.2f}x (target <= {TARGET}x): {verdict}")
     return 0 if ratio <= TARGET else 1
 
 

@@ -182,6 +182,7 @@ class ClientSession:
         self._playback = PlaybackTracker(
             estimate=options.profile is not Profile.PHONE, max_items=limits.max_tracked_items
         )
+        self._playing = self._playback.items  # the hot path's view of it
         self._history = History(limits.max_history_items)
         self._sent_types: OrderedDict[str, str] = OrderedDict()  # event_id -> client type
         self._discarded: OrderedDict[str, None] = OrderedDict()  # interrupted response ids
@@ -632,11 +633,11 @@ class ClientSession:
         if response_id in self._discarded:
             return  # audio of an interrupted response still in flight: drop it
         delta = event.delta
-        size = len(delta) // 4 * 3
+        size = len(delta) // 4 * 3  # decoded length, without decoding
         if delta[-1:] == "=":
             size -= 2 if delta[-2:] == "==" else 1
         item_id = event.item_id
-        playing = self._playback.items.get(item_id)
+        playing = self._playing.get(item_id)
         if playing is None:
             self._playback.audio_received(
                 item_id, response_id, event.content_index, size / self._bytes_per_ms, now

@@ -17,7 +17,7 @@ __all__ = ["PlaybackItem", "PlaybackTracker"]
 _EPSILON_MS = 1e-6
 
 
-@dataclass
+@dataclass(slots=True)
 class PlaybackItem:
     """One assistant audio content part the application is playing."""
 
