@@ -28,9 +28,12 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest --cov=rtproto --cov-branch --cov-report=term --cov-fail-under=$(COV_FLOOR) tests
 
+# New inputs go to the ignored generated/ folder first; the committed seeds are read only.
 fuzz: $(STAMP)
-	$(BIN)/python -m pip install -q '.[fuzz]' || true
-	$(BIN)/python fuzz/fuzz_events.py -max_total_time=$(FUZZ_SECONDS) fuzz/corpus/events
+	$(BIN)/python -m pip install -q -e '.[dev,fuzz]'
+	mkdir -p fuzz/corpus/events/generated
+	$(BIN)/python fuzz/fuzz_events.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
+		fuzz/corpus/events/generated fuzz/corpus/events
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_codec.py
