@@ -36,6 +36,10 @@ __all__ = [
 
 #: The sample rates :class:`Resampler` converts between.
 SAMPLE_RATES: Final = (8000, 16000, 24000, 48000)
+#: Other integer rates in this range (44.1 kHz, 22.05 kHz files...) are accepted as well; the
+#: quality figures are tested for the pairs of :data:`SAMPLE_RATES`.
+MIN_RATE: Final = 8000
+MAX_RATE: Final = 192000
 
 Int16Array = npt.NDArray[np.int16]
 #: What the PCM16 functions accept: an int16 array (any byte order) or little-endian bytes.
@@ -271,9 +275,12 @@ class _Design(NamedTuple):
 
 
 def _check_rate(rate: object, name: str) -> int:
-    if isinstance(rate, bool) or not isinstance(rate, int) or rate not in SAMPLE_RATES:
+    if isinstance(rate, bool) or not isinstance(rate, int) or not MIN_RATE <= rate <= MAX_RATE:
         supported = ", ".join(str(r) for r in SAMPLE_RATES)
-        raise ValueError(f"{name} must be one of {supported} Hz, got {rate!r}")
+        raise ValueError(
+            f"{name} must be an integer rate from {MIN_RATE} to {MAX_RATE} Hz"
+            f" (usually {supported}), got {rate!r}"
+        )
     return rate
 
 
@@ -332,7 +339,7 @@ def _to_int16(values: npt.NDArray[np.float64]) -> Int16Array:
 
 
 class Resampler:
-    """Streaming polyphase FIR resampler between any two of :data:`SAMPLE_RATES`.
+    """Streaming polyphase FIR resampler between two rates (usually of :data:`SAMPLE_RATES`).
 
     Feed int16 chunks of any size to :meth:`process`; call :meth:`flush` at the end of the stream
     for the tail the filter still holds. Output is time-aligned with the input (the filter's
