@@ -39,6 +39,7 @@ def test_wheel_layout(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "rtproto/adapters/__init__.py" in names
     assert "rtproto/py.typed" in names
+    assert "rtproto/data/hello.wav" in names
     assert not [n for n in names if n.startswith("adapters/")]
 
 
