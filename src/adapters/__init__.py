@@ -1,1 +1,44 @@
-"""Drivers that run the rtproto core on real I/O (imported as ``rtproto.adapters``)."""
+"""Drivers that run the rtproto core on real I/O (imported as ``rtproto.adapters``).
+
+- :func:`connect`: ``async with connect(...) as conn`` on asyncio or Trio (anyio).
+- :func:`connect_sync`: ``with connect_sync(...) as conn`` on plain threads.
+
+Both share every decision that is not I/O (``rtproto.adapters._core``) and yield the same
+events: the server's, the session core's transport events, and the driver's own
+(:class:`Reconnecting`, :class:`Reconnected`, :class:`Replayed`, :class:`ReconnectFailed`).
+See docs/websocket.md.
+"""
+
+from __future__ import annotations
+
+from ._core import ConnectError, ConnectTimeout, Event
+from .aio import AsyncConnection, connect
+from .reconnect import (
+    DriverEvent,
+    Reconnected,
+    ReconnectFailed,
+    Reconnecting,
+    ReconnectPolicy,
+    Replayed,
+    exponential_backoff,
+    replay_items,
+)
+from .sync import SyncConnection, connect_sync
+
+__all__ = [
+    "AsyncConnection",
+    "ConnectError",
+    "ConnectTimeout",
+    "DriverEvent",
+    "Event",
+    "ReconnectFailed",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Reconnecting",
+    "Replayed",
+    "SyncConnection",
+    "connect",
+    "connect_sync",
+    "exponential_backoff",
+    "replay_items",
+]

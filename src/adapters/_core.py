@@ -1,0 +1,552 @@
+"""What the drivers share: everything that is not I/O.
+
+Both drivers (:mod:`rtproto.adapters.aio` on anyio, :mod:`rtproto.adapters.sync` on threads)
+are a read loop, a locked write, a timer and a reconnect loop around one
+:class:`DriverCore`. The core owns the :class:`~rtproto.wire.RealtimeWebSocket`, the bounded
+queue of events waiting for the application, the bytes waiting for the socket, and every
+decision: which events end a connection, whether to reconnect, what to replay, which error an
+I/O failure becomes. The drivers only move bytes, sleep and wake each other, so the two cannot
+drift apart in behaviour; ``tests/test_drivers.py`` runs one behavioural suite over both.
+
+The core is not thread-safe: the thread driver calls it under its lock, the anyio driver from
+one event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import ssl
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rtproto.dialect import Dialect
+from rtproto.errors import ConnectionClosed, RemoteProtocolError, RtprotoError
+from rtproto.session import (
+    ClientSession,
+    ConnectionChange,
+    ConnectionStatus,
+    SessionEvent,
+    SessionOptions,
+)
+from rtproto.wire import (
+    HandshakeRefused,
+    HandshakeTimeout,
+    RealtimeWebSocket,
+    WebSocketOptions,
+    WebSocketState,
+    realtime_url,
+    split_url,
+)
+
+from .reconnect import (
+    DriverEvent,
+    Reconnected,
+    ReconnectFailed,
+    Reconnecting,
+    ReconnectPolicy,
+    Replayed,
+    replay_items,
+)
+
+__all__ = ["ConnectError", "ConnectTimeout", "DriverCore", "ConnectPlan", "Event", "plan_connect"]
+
+log = logging.getLogger("rtproto.adapters")
+
+#: What a driver's iteration yields: server events, the core's transport events, and the
+#: driver's own events (reconnects).
+Event = SessionEvent | DriverEvent
+
+#: Bytes asked of the socket per read.
+READ_SIZE = 65536
+#: Seconds a single write may take before the peer is declared gone.
+DEFAULT_WRITE_TIMEOUT = 30.0
+#: Session updates remembered for a reconnect.
+MAX_REPLAYED_UPDATES = 256
+#: A refused handshake with one of these statuses is worth another attempt when reconnecting.
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+_DEFAULT_OPTIONS_URL = WebSocketOptions.__dataclass_fields__["url"].default
+
+
+class ConnectError(RtprotoError):
+    """The TCP connection or TLS handshake failed (``__cause__`` holds the OS error)."""
+
+
+class ConnectTimeout(ConnectError, TimeoutError):
+    """The TCP connection or TLS handshake took longer than ``connect_timeout``."""
+
+
+@dataclass(frozen=True)
+class ConnectPlan:
+    """Everything needed to open (and re-open) a connection, resolved once by ``connect``."""
+
+    url: str
+    tls: bool
+    host: str
+    port: int
+    target: str
+    ws_options: WebSocketOptions
+    session_options: SessionOptions
+    ssl_context: ssl.SSLContext | None
+    connect_timeout: float
+    handshake_timeout: float
+    close_timeout: float
+    write_timeout: float
+    max_queued_events: int
+    reconnect: ReconnectPolicy | None
+
+    @property
+    def where(self) -> str:
+        """The URL without its query, for reprs and logs (a query may carry secrets)."""
+        path = self.target.split("?", 1)[0]
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{path}"
+
+
+def plan_connect(
+    url: str | None,
+    *,
+    model: str | None,
+    api_key: str | None,
+    session: Mapping[str, Any] | SessionOptions | None,
+    ws_options: WebSocketOptions | None,
+    connect_timeout: float,
+    handshake_timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    max_queued_events: int,
+    reconnect: ReconnectPolicy | bool | None,
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+) -> ConnectPlan:
+    """Resolve ``connect``'s arguments: URL, key (argument, options, ``OPENAI_API_KEY``), TLS.
+
+    The URL is the argument, else ``ws_options.url`` when it was set, else the service's URL
+    for ``model``. ``ws_options`` supplies everything else about the WebSocket; this
+    function's own ``handshake_timeout`` replaces the one in it. Everything is validated
+    here, before any I/O.
+
+    Raises:
+        LocalProtocolError: a bad URL, key, header, session configuration or dialect mix.
+        ValueError: ``max_queued_events`` below 1, or ``ssl_context`` with a ``ws://`` URL.
+    """
+    if reconnect is True:
+        reconnect = ReconnectPolicy()
+    elif reconnect is False:
+        reconnect = None
+    if max_queued_events < 1:
+        raise ValueError(f"max_queued_events must be >= 1, not {max_queued_events}")
+    if url is None and ws_options is not None and ws_options.url != _DEFAULT_OPTIONS_URL:
+        url = ws_options.url
+    if url is None:
+        url = realtime_url(model=model)
+    if api_key is None and ws_options is not None:
+        api_key = ws_options.api_key
+    if api_key is None:
+        api_key = os.environ.get("OPENAI_API_KEY") or None
+    if ws_options is None:
+        options = WebSocketOptions(
+            url=url, api_key=api_key, handshake_timeout=float(handshake_timeout)
+        )
+    else:
+        options = dataclasses.replace(
+            ws_options, url=url, api_key=api_key, handshake_timeout=float(handshake_timeout)
+        )
+    tls, host, port, target = split_url(url)
+    if not tls:
+        if ssl_context is not None:
+            raise ValueError("ssl_context is for wss:// URLs; this one is ws://")
+    elif ssl_context is None:
+        ssl_context = ssl.create_default_context()  # verifies against the system CAs
+    if isinstance(session, SessionOptions):
+        session_options = session
+    else:
+        dialect = Dialect.BETA if options.beta else Dialect.GA
+        session_options = SessionOptions(model=model, session=session, dialect=dialect)
+    RealtimeWebSocket(options, session_options)  # validates the pair (dialects, config)
+    return ConnectPlan(
+        url=url,
+        tls=tls,
+        host=host,
+        port=port,
+        target=target,
+        ws_options=options,
+        session_options=session_options,
+        ssl_context=ssl_context,
+        connect_timeout=float(connect_timeout),
+        handshake_timeout=float(handshake_timeout),
+        close_timeout=float(options.close_timeout),
+        write_timeout=float(write_timeout),
+        max_queued_events=max_queued_events,
+        reconnect=reconnect,
+    )
+
+
+class DriverCore:
+    """The non-I/O half of a driver (see the module docs)."""
+
+    def __init__(self, plan: ConnectPlan) -> None:
+        self.plan = plan
+        self.ws: RealtimeWebSocket | None = None
+        self._events: deque[Event] = deque()
+        self._out = bytearray()
+        self._limit = plan.max_queued_events
+        self._resume_at = plan.max_queued_events // 2
+        self._paused = False
+        #: The current connection is over (its disconnected ``ConnectionChange`` is queued).
+        self.disconnected = False
+        #: No more events will come: the last one is queued.
+        self.ended = False
+        #: The application asked to close.
+        self.closing = False
+        #: Why the connection ended, when the peer's protocol error ended it (raised by the
+        #: driver's iteration after the last event).
+        self.failure: RtprotoError | None = None
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        #: Events dropped after ``close()`` because nobody was reading any more.
+        self.discarded = 0
+        self._attempt = 0
+        self._retry_after: float | None = None
+        self._last_failure = ""
+        self._previous: ClientSession | None = None
+        #: The application's session updates, re-sent after a reconnect (the newest
+        #: MAX_REPLAYED_UPDATES of them).
+        self._updates: deque[Any] = deque(maxlen=MAX_REPLAYED_UPDATES)
+        self._opened = False
+        self._began = False  # the current connection reported connecting
+        self._closed_sent = False
+
+    # ------------------------------------------------------------------- connection --
+
+    def start(self, now: float) -> None:
+        """Begin a connection (the first, or a reconnect): queue the upgrade request."""
+        if self.ws is not None and self._opened:
+            self._previous = self.ws.session  # the session whose history a reconnect replays
+        self._opened = False
+        self._began = False
+        self.ws = RealtimeWebSocket(self.plan.ws_options, self.plan.session_options)
+        self._out.clear()
+        self.disconnected = False
+        self._closed_sent = False
+        self.ws.initiate(now)
+        self._pump()
+
+    @property
+    def current(self) -> RealtimeWebSocket:
+        """The current connection's protocol object."""
+        assert self.ws is not None, "start() first"
+        return self.ws
+
+    @property
+    def session(self) -> ClientSession:
+        """The current connection's session (a new one after each reconnect)."""
+        return self.current.session
+
+    @property
+    def upgraded(self) -> bool:
+        """The current connection completed its upgrade (it may have ended since: a server
+        may close right after the 101, as the service does for an invalid key)."""
+        return self._began
+
+    @property
+    def handshaking(self) -> bool:
+        """The upgrade is still under way."""
+        return self.current.state is WebSocketState.CONNECTING and not self.disconnected
+
+    @property
+    def transport_done(self) -> bool:
+        """The socket has nothing more to carry: close it once the output is written."""
+        return self.disconnected or self.current.state is WebSocketState.CLOSED
+
+    def feed(self, data: bytes, now: float) -> None:
+        """Bytes from the socket (``b""``: it reached EOF or broke).
+
+        Raises:
+            HandshakeRefused: the server answered the upgrade with an HTTP error.
+            RemoteProtocolError: during the upgrade only; later ones end the connection
+                (recorded as :attr:`failure`) instead of escaping.
+        """
+        ws = self.current
+        if self.disconnected:
+            return
+        try:
+            ws.receive_data(data, now)
+        except RemoteProtocolError as exc:
+            self._pump()
+            if not self._began:
+                raise  # the upgrade failed: the caller of connect() gets the error
+            self._protocol_failed(exc, now)
+        self._pump()
+
+    def lost(self, now: float) -> None:
+        """The socket broke (an OS error reading or writing): the connection is over (1006)."""
+        if self.disconnected or self.ws is None:
+            return
+        with contextlib.suppress(RtprotoError):
+            self.ws.receive_data(b"", now)
+        self._pump()
+        self._ensure_disconnected(1006, "connection lost")
+
+    def timer(self) -> float | None:
+        """When :meth:`fire_timer` is next due."""
+        if self.ws is None or self.disconnected:
+            return None
+        return self.ws.get_timer()
+
+    def fire_timer(self, now: float) -> None:
+        """Run the protocol's timers (keepalive, close timeout; during the upgrade, its
+        timeout, which raises :class:`~rtproto.wire.HandshakeTimeout`)."""
+        ws = self.current
+        if self.disconnected:
+            return
+        try:
+            ws.handle_timer(now)
+        finally:
+            self._pump()
+
+    def finish_connection(self) -> None:
+        """The driver closed the socket: make sure the end was reported."""
+        self._ensure_disconnected(1006, "connection lost")
+
+    # ---------------------------------------------------------------------- commands --
+
+    def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a session command by name, then collect what it produced.
+
+        Raises:
+            rtproto.ConnectionClosed: the connection is over (or being re-opened).
+        """
+        ws = self.ws
+        if ws is None or self.disconnected or ws.state is WebSocketState.CONNECTING:
+            raise ConnectionClosed(
+                f"cannot {name.replace('_', ' ')}: the connection is closed",
+                code=self.close_code,
+                reason=self.close_reason,
+                state="CLOSED",
+            )
+        try:
+            result = getattr(ws.session, name)(*args, **kwargs)
+        finally:
+            self._pump()
+        if name == "update_session" and self.plan.reconnect is not None:
+            self._updates.append(args[0])  # re-applied after a reconnect, in order
+        return result
+
+    def close(self, code: int, reason: str, now: float) -> bool:
+        """The application closes: start the closing handshake. False if nothing to close.
+
+        Raises:
+            LocalProtocolError: a code that cannot be sent, or a reason over 123 bytes.
+        """
+        ws = self.ws
+        if ws is None or self.disconnected or self._closed_sent:
+            self.closing = True
+            return False
+        if ws.state is WebSocketState.OPEN:
+            ws.close(code, reason, now=now)  # validates first: a bad code changes nothing
+            self.closing = self._closed_sent = True
+            self._pump()
+            return True
+        self.closing = True
+        return False
+
+    def abort(self, now: float) -> None:
+        """Give up on the connection at once (close took too long, or the driver stops)."""
+        self.closing = True
+        self.lost(now)
+        self.end()
+
+    # ----------------------------------------------------------------------- output --
+
+    @property
+    def has_output(self) -> bool:
+        return bool(self._out)
+
+    def take_output(self) -> bytes:
+        """Every byte due on the socket, in order; clears them."""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def write_failed(self, now: float) -> ConnectionClosed:
+        """A write failed: the connection is lost; the error for the caller of the send."""
+        self.lost(now)
+        return ConnectionClosed(
+            "the connection was lost while sending",
+            code=self.close_code,
+            reason=self.close_reason,
+            state="CLOSED",
+        )
+
+    # ----------------------------------------------------------------------- events --
+
+    @property
+    def queued(self) -> int:
+        """Events waiting for the application."""
+        return len(self._events)
+
+    def may_read(self) -> bool:
+        """Whether the reader may read the socket now.
+
+        Backpressure with hysteresis: reading stops when ``max_queued_events`` events wait,
+        and resumes once the application has taken half of them (:meth:`pop` says when).
+        After ``close()`` reading never stops (the close reply must get through).
+        """
+        if self.closing:
+            return True
+        if not self._paused and len(self._events) >= self._limit:
+            self._paused = True
+        return not self._paused
+
+    @property
+    def reading_paused(self) -> bool:
+        """The reader is held back by backpressure (the protocol's timers wait too)."""
+        return self._paused and not self.closing
+
+    def pop(self) -> tuple[Event | None, bool]:
+        """The next event for the application (None when none is waiting), and whether the
+        reader, paused by backpressure, may now resume."""
+        events = self._events
+        if not events:
+            return None, False
+        event = events.popleft()
+        if self._paused and len(events) <= self._resume_at:
+            self._paused = False
+            return event, True
+        return event, False
+
+    def end(self) -> None:
+        """No more events will come."""
+        self.ended = True
+
+    def _append(self, event: Event) -> None:
+        full = len(self._events) >= self._limit
+        if self.closing and full and not isinstance(event, ConnectionChange):
+            self.discarded += 1  # the application closed and stopped reading
+            return
+        self._events.append(event)
+
+    def _pump(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        while True:
+            data = ws.data_to_send()
+            if data:
+                self._out += data
+            event = ws.next_event()
+            if event is None:
+                break
+            if isinstance(event, ConnectionChange):
+                if event.status is ConnectionStatus.DISCONNECTED:
+                    if self.disconnected:
+                        continue  # reported already
+                    self.disconnected = True
+                    if not self._began:
+                        continue  # a failed upgrade: its error says it all
+                    self.close_code = event.code
+                    self.close_reason = event.reason
+                else:
+                    self._began = True
+            self._append(event)
+
+    def _ensure_disconnected(self, code: int, reason: str) -> None:
+        if not self.disconnected:
+            self.disconnected = True
+            if self._began:  # a failed upgrade is reported by its error, not an event
+                self.close_code = code
+                self.close_reason = reason
+                self._append(
+                    ConnectionChange(status=ConnectionStatus.DISCONNECTED, code=code, reason=reason)
+                )
+
+    def _protocol_failed(self, exc: RemoteProtocolError, now: float) -> None:
+        """The peer broke the protocol after the upgrade. The wire has queued a close frame
+        (1002, 1007...) and reported the end; the error is raised after the last event."""
+        self.failure = exc
+        log.debug("protocol error from the server: %s", exc)
+        self._pump()
+        if self.current.state is WebSocketState.OPEN:  # defensive: the wire closes itself
+            self.current.close(1002, "protocol error", now=now)
+            self._pump()
+
+    # -------------------------------------------------------------------- reconnect --
+
+    def should_reconnect(self) -> bool:
+        """After a connection ended: is it worth re-opening?"""
+        policy = self.plan.reconnect
+        return (
+            policy is not None
+            and not self.closing
+            and self.failure is None
+            and self.close_code in policy.codes
+        )
+
+    def next_attempt(self) -> float | None:
+        """Start the next reconnect attempt: its delay (seconds), after queueing
+        :class:`Reconnecting`; or None, after queueing :class:`ReconnectFailed`."""
+        policy = self.plan.reconnect
+        assert policy is not None
+        self._attempt += 1
+        if self._attempt == 1:
+            self._last_failure = self.close_reason or f"closed with code {self.close_code}"
+        if self._attempt > policy.max_attempts:
+            self.give_up()
+            return None
+        delay = max(0.0, float(policy.backoff(self._attempt)))
+        if self._retry_after is not None:
+            delay = max(delay, self._retry_after)
+            self._retry_after = None
+        log.debug("reconnect attempt %d in %.3f s", self._attempt, delay)
+        self._append(
+            Reconnecting(
+                attempt=self._attempt,
+                delay=delay,
+                reason=self._last_failure,
+                code=self.close_code,
+            )
+        )
+        return delay
+
+    def attempt_failed(self, exc: BaseException) -> bool:
+        """A reconnect attempt failed; whether trying again makes sense."""
+        self._last_failure = f"{type(exc).__name__}: {exc}"
+        log.debug("reconnect attempt %d failed: %s", self._attempt, self._last_failure)
+        if self.ws is not None and not self.disconnected:
+            self.disconnected = True  # the failed attempt's events end here, unreported
+        if isinstance(exc, HandshakeRefused):
+            retry_after = exc.retry_after
+            if isinstance(retry_after, (int, float)):
+                self._retry_after = float(retry_after)
+            return exc.status in RETRYABLE_STATUSES
+        return isinstance(exc, (OSError, ConnectError, HandshakeTimeout, RtprotoError))
+
+    def give_up(self) -> None:
+        """Stop reconnecting: queue :class:`ReconnectFailed` and end."""
+        policy = self.plan.reconnect
+        attempts = min(self._attempt, policy.max_attempts) if policy is not None else 0
+        self._append(ReconnectFailed(attempts=attempts, reason=self._last_failure))
+        self.end()
+
+    def opened(self) -> None:
+        """The upgrade succeeded. After a reconnect: report it and replay the history."""
+        self._opened = True
+        policy = self.plan.reconnect
+        if policy is None or self._attempt == 0:
+            return
+        self._append(Reconnected(attempt=self._attempt))
+        self._attempt = 0
+        for update in self._updates:  # the configuration as the application left it
+            self.session.update_session(update)
+        previous, self._previous = self._previous, None
+        if policy.replay_history and previous is not None:
+            creates, restored, lost = replay_items(previous.history)
+            for create in creates:
+                self.session.send_event(create)
+            self._pump()
+            self._append(Replayed(restored=restored, lost=lost))

@@ -1,0 +1,526 @@
+"""The async driver: one code path for asyncio and Trio, on anyio.
+
+``async with connect(...) as conn`` opens the socket (TLS verified against the system CAs by
+default), performs the upgrade, and starts two tasks: a reader that feeds the protocol what
+the socket delivers and a timer that runs the protocol's keepalive and close timeouts.
+``async for event in conn`` yields server events, transport events and driver events;
+commands (``await conn.send_audio(...)``) call the session and write what it produced under
+one lock. The non-I/O half is shared with the thread driver (:mod:`._core`).
+
+Backpressure: events wait in a queue bounded by ``max_queued_events``. When it is full the
+reader stops reading the socket, so TCP flow control slows the server down and memory stays
+flat; the protocol's own timers pause too (an application that reads slowly is not a dead
+peer). Reading resumes as soon as the application takes an event.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+
+from rtproto import models as M
+from rtproto.errors import RtprotoError
+from rtproto.session import ClientSession, SessionOptions
+from rtproto.wire import HandshakeTimeout, WebSocketOptions
+
+from ._core import (
+    DEFAULT_WRITE_TIMEOUT,
+    READ_SIZE,
+    ConnectError,
+    ConnectPlan,
+    ConnectTimeout,
+    DriverCore,
+    Event,
+    log,
+    plan_connect,
+)
+from .reconnect import ReconnectPolicy
+
+__all__ = ["AsyncConnection", "connect"]
+
+#: What the socket raises when the peer went away or the stream broke.
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+)
+
+
+class _Signal:
+    """Wakes every task waiting for the next :meth:`set` (an ``anyio.Event`` that re-arms)."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        """Wait for a ``set()`` made after this call (check your condition first)."""
+        if self._event.is_set():
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
+def connect(
+    url: str | None = None,
+    *,
+    model: str | None = "gpt-realtime",
+    api_key: str | None = None,
+    session: Mapping[str, Any] | SessionOptions | None = None,
+    ws_options: WebSocketOptions | None = None,
+    connect_timeout: float = 10,
+    handshake_timeout: float = 10,
+    ssl_context: ssl.SSLContext | None = None,
+    max_queued_events: int = 1024,
+    reconnect: ReconnectPolicy | bool | None = None,
+    write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+) -> AsyncConnection:
+    """A Realtime connection over WebSocket, for ``async with`` (asyncio or Trio).
+
+    Args:
+        url: the WebSocket URL; default ``wss://api.openai.com/v1/realtime?model=<model>``.
+        model: the model, for the default URL and the initial ``session.update``.
+        api_key: sent as ``Authorization: Bearer``; default ``$OPENAI_API_KEY``. Never shown
+            in reprs or logs.
+        session: the initial session configuration (a mapping, GA or flat shape) or complete
+            :class:`~rtproto.session.SessionOptions`.
+        ws_options: WebSocket options (headers, limits, keepalive); ``url``, ``api_key`` and
+            ``handshake_timeout`` given here replace theirs.
+        connect_timeout: seconds for TCP connect plus the TLS handshake.
+        handshake_timeout: seconds for the HTTP upgrade.
+        ssl_context: for ``wss://``; default ``ssl.create_default_context()`` (verified).
+        max_queued_events: events held for the application before the reader stops reading.
+        reconnect: re-open dropped connections: a
+            :class:`~rtproto.adapters.ReconnectPolicy` (``True``: the default policy);
+            off by default.
+        write_timeout: seconds one write may take before the connection is declared lost.
+
+    Raises (on entering ``async with``):
+        ConnectError / ConnectTimeout: TCP or TLS failed.
+        rtproto.wire.HandshakeRefused: the server answered the upgrade with an HTTP error
+            (``status``, ``body``, ``error``).
+        rtproto.wire.HandshakeTimeout: the upgrade took longer than ``handshake_timeout``.
+    """
+    plan = plan_connect(
+        url,
+        model=model,
+        api_key=api_key,
+        session=session,
+        ws_options=ws_options,
+        connect_timeout=connect_timeout,
+        handshake_timeout=handshake_timeout,
+        ssl_context=ssl_context,
+        max_queued_events=max_queued_events,
+        reconnect=reconnect,
+        write_timeout=write_timeout,
+    )
+    return AsyncConnection(plan)
+
+
+class AsyncConnection:
+    """An open Realtime connection (see :func:`connect`). Iterate it for events."""
+
+    def __init__(self, plan: ConnectPlan) -> None:
+        self._core = DriverCore(plan)
+        self._plan = plan
+        self._stream: anyio.abc.ByteStream | None = None
+        self._write_lock = anyio.Lock()
+        self._readable = _Signal()  # events were queued, or the end came
+        self._room = _Signal()  # the reader, paused by backpressure, may resume
+        self._timer_changed = _Signal()  # a core call may have moved the timer
+        self._closing = _Signal()  # close() was called
+        self._finished = anyio.Event()  # the runner ended: no socket, no tasks
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._reader_scope: anyio.CancelScope | None = None
+        self._runner_scope: anyio.CancelScope | None = None
+        self._entered = False
+
+    def __repr__(self) -> str:
+        ws = self._core.ws
+        state = ws.state.name if ws is not None else "NEW"
+        return f"<AsyncConnection {self._plan.where} state={state} queued={self._core.queued}>"
+
+    # ------------------------------------------------------------------- life cycle --
+
+    async def __aenter__(self) -> AsyncConnection:
+        if self._entered:
+            raise RuntimeError("an AsyncConnection can be entered once")
+        self._entered = True
+        await self._open()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._task_group.start_soon(self._run)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task_group = self._task_group
+        try:
+            await self.close()
+        finally:
+            if task_group is not None:
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(None, None, None)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close: send a close frame, wait (at most ``close_timeout``) for the server's
+        reply, then drop the socket. Idempotent; events already queued stay readable."""
+        core = self._core
+        if self._task_group is None:
+            return  # never entered (or the connect failed): nothing to close
+        already = core.closing
+        sent = core.close(code, reason, anyio.current_time())
+        self._closing.set()
+        self._room.set()  # a reader paused by backpressure resumes to see the reply
+        self._timer_changed.set()
+        if sent:  # (a writer busy with a big write writes the close frame after it)
+            with anyio.CancelScope(shield=True):
+                await self._flush(raise_closed=False, wait=False)
+        if self._finished.is_set():
+            return
+        with anyio.CancelScope(shield=True):
+            with anyio.move_on_after(self._plan.close_timeout + 0.5):
+                await self._finished.wait()
+            if not self._finished.is_set():
+                if not already:
+                    log.debug("close: no reply within %.1f s; dropping", self._plan.close_timeout)
+                core.abort(anyio.current_time())
+                if self._runner_scope is not None:
+                    self._runner_scope.cancel()
+                await self._close_stream()
+                self._readable.set()
+
+    # ------------------------------------------------------------------------ events --
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        event = await self.next_event()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def next_event(self, timeout: float | None = None) -> Event | None:
+        """The next event; ``None`` once the connection is over and every event was taken.
+
+        Raises:
+            TimeoutError: no event within ``timeout`` seconds.
+            RemoteProtocolError: after the last event, when the server's protocol error
+                ended the connection.
+        """
+        if timeout is None:
+            return await self._next_event()
+        with anyio.fail_after(timeout):
+            return await self._next_event()
+
+    async def _next_event(self) -> Event | None:
+        core = self._core
+        while True:
+            event, resume = core.pop()
+            if event is not None:
+                if resume:
+                    self._room.set()
+                    self._timer_changed.set()
+                return event
+            if core.ended:
+                if core.failure is not None:
+                    raise core.failure
+                return None
+            await self._readable.wait()
+
+    @property
+    def session(self) -> ClientSession:
+        """The session (history, usage, configuration): read it, do not call its commands."""
+        return self._core.session
+
+    @property
+    def queued_events(self) -> int:
+        """Events waiting for the application (at most about ``max_queued_events``)."""
+        return self._core.queued
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code of the last connection, once it ended."""
+        return self._core.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason of the last connection, once it ended."""
+        return self._core.close_reason
+
+    # ---------------------------------------------------------------------- commands --
+
+    async def send_audio(
+        self, pcm: bytes | bytearray | memoryview | Any, *, commit: bool = False
+    ) -> None:
+        """Append audio (bytes in the input format, or an int16 array) to the input buffer."""
+        await self._command("send_audio", pcm, commit=commit)
+
+    async def commit_audio(self) -> None:
+        """Commit the input buffer as a user item (when turn detection is off)."""
+        await self._command("commit_audio")
+
+    async def clear_audio(self) -> None:
+        """Discard uncommitted input audio."""
+        await self._command("clear_audio")
+
+    async def send_message(
+        self,
+        message: str | Sequence[M.ContentPart] | M.MessageItem,
+        *,
+        trigger_response: bool = True,
+    ) -> None:
+        """Add a user message; by default a response follows."""
+        await self._command("send_message", message, trigger_response=trigger_response)
+
+    async def send_function_call_output(
+        self, call_id: str, output: str, *, start_response: bool = True
+    ) -> None:
+        """Return a function call's result; by default a response follows."""
+        await self._command(
+            "send_function_call_output", call_id, output, start_response=start_response
+        )
+
+    async def create_response(
+        self, options: M.ResponseCreateParams | Mapping[str, Any] | None = None
+    ) -> None:
+        """Ask for a response (deferred while another one runs)."""
+        await self._command("create_response", options)
+
+    async def interrupt(self, *, cancel: bool = True) -> None:
+        """Stop the assistant: cancel the response, truncate what was not heard."""
+        await self._command("interrupt", anyio.current_time(), cancel=cancel)
+
+    async def update_session(self, config: Mapping[str, Any] | M.RealtimeSession) -> None:
+        """Change the session configuration (only the fields given)."""
+        await self._command("update_session", config)
+
+    async def playback_progress(self, item_id: str, played_ms: float) -> bool:
+        """Report how much of an item's audio the user heard; False if it is not tracked."""
+        return bool(await self._command("playback_progress", item_id, played_ms))
+
+    async def reset_history(self, items: Sequence[M.Item]) -> None:
+        """Make the server's conversation match ``items``."""
+        await self._command("reset_history", items)
+
+    async def send_event(self, event: Mapping[str, Any] | Any) -> None:
+        """Send any client event as it is (``response.create`` still goes through the
+        sequencer)."""
+        await self._command("send_event", event)
+
+    # --------------------------------------------------------------------- internals --
+
+    async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        result = self._core.command(name, *args, **kwargs)
+        self._wake()
+        await self._flush(raise_closed=True)
+        return result
+
+    def _wake(self) -> None:
+        """After every core call: tell the consumer and the timer what may have changed."""
+        if self._core.queued or self._core.ended:
+            self._readable.set()
+        self._timer_changed.set()
+
+    async def _flush(self, *, raise_closed: bool, wait: bool = True) -> None:
+        """Write every byte the core has due, in order, under the write lock.
+
+        With ``wait=False`` (the reader and the timer) a held lock means the holder writes
+        these bytes too: it loops until the core has nothing due before letting go.
+        """
+        core = self._core
+        if not core.has_output or (not wait and self._write_lock.locked()):
+            return
+        async with self._write_lock:
+            while core.has_output:
+                stream = self._stream
+                data = core.take_output()
+                if stream is None:
+                    return
+                failure: BaseException | None = None
+                # A write cut in half would corrupt the stream: finish it even if the caller
+                # is cancelled, but never wait longer than write_timeout.
+                with anyio.CancelScope(shield=True):
+                    with anyio.move_on_after(self._plan.write_timeout) as scope:
+                        try:
+                            await stream.send(data)
+                        except _TRANSPORT_ERRORS as exc:
+                            failure = exc
+                    if scope.cancelled_caught:
+                        failure = TimeoutError(
+                            f"a write took more than {self._plan.write_timeout} s"
+                        )
+                if failure is not None:
+                    error = core.write_failed(anyio.current_time())
+                    self._wake()
+                    if self._reader_scope is not None:
+                        self._reader_scope.cancel()
+                    if raise_closed:
+                        raise error from failure
+                    return
+
+    async def _open(self) -> None:
+        """Open the socket and perform the upgrade (first connect and reconnects)."""
+        plan = self._plan
+        core = self._core
+        try:
+            with anyio.fail_after(plan.connect_timeout):
+                if plan.tls:
+                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                        plan.host,
+                        plan.port,
+                        ssl_context=plan.ssl_context,
+                        tls_hostname=plan.host,
+                        tls_standard_compatible=False,
+                    )
+                else:
+                    stream = await anyio.connect_tcp(plan.host, plan.port)
+        except TimeoutError as exc:
+            raise ConnectTimeout(
+                f"could not connect to {plan.host}:{plan.port} within {plan.connect_timeout} s"
+            ) from exc
+        except (OSError, anyio.BrokenResourceError) as exc:
+            raise ConnectError(f"could not connect to {plan.host}:{plan.port}: {exc}") from exc
+        log.debug("connected to %s:%d (tls=%s)", plan.host, plan.port, plan.tls)
+        self._stream = stream
+        try:
+            core.start(anyio.current_time())
+            await self._flush(raise_closed=False)
+            deadline = anyio.current_time() + plan.handshake_timeout
+            while core.handshaking:
+                now = anyio.current_time()
+                timer = core.timer()
+                wake = deadline if timer is None else min(timer, deadline)
+                data: bytes | None = None
+                with anyio.move_on_after(max(0.0, wake - now)):
+                    try:
+                        data = await stream.receive(READ_SIZE)
+                    except _TRANSPORT_ERRORS:
+                        data = b""
+                now = anyio.current_time()
+                if data is not None:
+                    core.feed(data, now)
+                elif timer is not None and now >= timer:
+                    core.fire_timer(now)
+                elif now >= deadline:
+                    raise HandshakeTimeout(f"no upgrade response within {plan.handshake_timeout} s")
+                await self._flush(raise_closed=False)
+            if not core.upgraded:
+                raise ConnectError("the connection closed during the upgrade")
+            core.opened()
+            self._wake()
+            await self._flush(raise_closed=False)
+        except BaseException:
+            self._stream = None
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(stream)
+            raise
+
+    async def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(stream)
+
+    async def _run(self) -> None:
+        """Serve connections until the last one ends (reconnecting when the policy says)."""
+        core = self._core
+        with anyio.CancelScope() as self._runner_scope:
+            try:
+                while True:
+                    await self._serve()
+                    core.finish_connection()
+                    if not core.should_reconnect() or not await self._reconnect():
+                        break
+            except Exception as exc:  # a bug must not hang the application: report it
+                log.exception("driver failure")
+                if core.failure is None:
+                    core.failure = exc if isinstance(exc, RtprotoError) else RtprotoError(repr(exc))
+                core.abort(anyio.current_time())
+        core.end()
+        await self._close_stream()
+        self._finished.set()
+        self._readable.set()
+
+    async def _serve(self) -> None:
+        """Run one open connection: the reader here, the timer beside it."""
+        async with anyio.create_task_group() as task_group:
+            task_group.start_soon(self._timer_loop)
+            with anyio.CancelScope() as self._reader_scope:
+                await self._read_loop()
+            task_group.cancel_scope.cancel()
+        self._reader_scope = None
+        await self._flush(raise_closed=False)
+        await self._close_stream()
+
+    async def _read_loop(self) -> None:
+        core = self._core
+        while not core.transport_done:
+            while not core.may_read():  # backpressure: leave the data in the socket
+                await self._room.wait()
+            stream = self._stream
+            if stream is None:
+                return
+            try:
+                data = await stream.receive(READ_SIZE)
+            except _TRANSPORT_ERRORS:
+                data = b""
+            core.feed(data, anyio.current_time())
+            self._wake()
+            await self._flush(raise_closed=False, wait=False)
+
+    async def _timer_loop(self) -> None:
+        core = self._core
+        while True:
+            timer = core.timer()
+            if timer is None or core.reading_paused:
+                await self._timer_changed.wait()  # paused while the application lags
+                continue
+            delay = timer - anyio.current_time()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._timer_changed.wait()
+                continue
+            now = anyio.current_time()
+            try:
+                core.fire_timer(now)
+            except RtprotoError as exc:
+                core.failure = exc
+                core.lost(now)
+            self._wake()
+            await self._flush(raise_closed=False, wait=False)
+            if core.transport_done and self._reader_scope is not None:
+                self._reader_scope.cancel()
+
+    async def _reconnect(self) -> bool:
+        core = self._core
+        while True:
+            delay = core.next_attempt()
+            self._wake()
+            if delay is None:
+                return False
+            with anyio.move_on_after(delay):
+                await self._closing.wait()
+            if core.closing:
+                return False
+            try:
+                await self._open()
+            except (RtprotoError, OSError) as exc:
+                if not core.attempt_failed(exc):
+                    core.give_up()
+                    self._wake()
+                    return False
+                continue
+            return True

@@ -1,0 +1,961 @@
+"""The drivers against real, independent servers on 127.0.0.1.
+
+One behavioural suite, run three times: the anyio driver on asyncio and on Trio, and the
+blocking driver on threads. The servers are the ``websockets`` library, scripted per test,
+and raw TCP servers for byte-level faults (see ``driver_fixtures``). Every fault must end in a
+clear event or error within its timeout: never a hang, never an unbounded buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import json
+import logging
+import os
+import ssl
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+import pytest
+import trustme
+from rtproto.adapters import (
+    AsyncConnection,
+    ConnectError,
+    Reconnected,
+    ReconnectFailed,
+    Reconnecting,
+    ReconnectPolicy,
+    Replayed,
+    SyncConnection,
+    exponential_backoff,
+    replay_items,
+)
+from websockets.asyncio.server import ServerConnection
+
+import rtproto
+from rtproto import events as E
+from rtproto import models as M
+from rtproto.session import (
+    AudioChunk,
+    AudioInterrupted,
+    ConnectionChange,
+    ConnectionStatus,
+    ServerError,
+    TurnDone,
+)
+from rtproto.wire import HandshakeRefused, HandshakeTimeout, WebSocketOptions
+
+from .driver_fixtures import (
+    Client,
+    Record,
+    ServerLoop,
+    json_response,
+    names,
+    open_session,
+    raw,
+    raw_upgrade,
+    read_client_frame,
+    receive_until,
+    scripted,
+    server_frame,
+)
+from .scripts import Server
+
+pytestmark = pytest.mark.anyio
+
+DRIVERS = ["asyncio", "trio", "threads"]
+SECRET = "sk-test-SECRET-4c2f9e"
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def anyio_backend(driver: str) -> str:
+    return "trio" if driver == "trio" else "asyncio"
+
+
+@pytest.fixture
+def client(driver: str) -> Iterator[Client]:
+    yield Client(driver)
+    # the thread driver leaves no thread behind, whatever the test did
+    deadline = time.monotonic() + 2
+    while _driver_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _driver_threads()
+
+
+def _driver_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("rtproto-")]
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[ServerLoop]:
+    server_loop = ServerLoop()
+    yield server_loop
+    server_loop.stop()
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+def disconnected(event: Any) -> bool:
+    return isinstance(event, ConnectionChange) and event.status is ConnectionStatus.DISCONNECTED
+
+
+def audio_delta(server: Server, response_id: str, item_id: str, pcm: bytes) -> str:
+    return server.event(
+        "response.output_audio.delta",
+        response_id=response_id,
+        item_id=item_id,
+        output_index=0,
+        content_index=0,
+        delta=base64.b64encode(pcm).decode(),
+    )
+
+
+# ------------------------------------------------------------------------ a whole turn --
+
+
+async def test_handshake_session_and_turn(client: Client, loop: ServerLoop) -> None:
+    """Headers, session.created/update/updated, a text turn with audio, a clean close."""
+    chunks = [bytes([n]) * 960 for n in range(3)]
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await receive_until(ws, record, "response.create")
+        await ws.send(server.response_created("resp_1"))
+        for pcm in chunks:
+            await ws.send(audio_delta(server, "resp_1", "item_A", pcm))
+        await ws.send(server.response_done("resp_1"))
+        await receive_until(ws, record, "input_audio_buffer.append")
+        async for _ in ws:  # until the client closes
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, api_key=SECRET, model="gpt-realtime") as conn:
+                seen = await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                await conn.call("send_message", "Hello")
+                seen += await conn.until(lambda e: isinstance(e, TurnDone))
+                await conn.call("send_audio", b"\x01\x00" * 480)
+                assert conn.conn.session.usage.responses == 1
+                await conn.close()
+                seen += await conn.rest()
+        await srv.record.wait_done()
+
+    record = srv.record
+    headers = record.headers[0]
+    assert headers["Authorization"] == f"Bearer {SECRET}"
+    assert "OpenAI-Beta" not in headers
+    assert record.paths[0] == "/v1/realtime?model=gpt-realtime"
+    update = record.received[0]
+    assert update["type"] == "session.update"
+    assert update["session"]["type"] == "realtime"
+    assert record.types()[1:3] == ["conversation.item.create", "response.create"]
+    assert record.close_codes == [1000]
+    statuses = [e.status for e in seen if isinstance(e, ConnectionChange)]
+    assert statuses[0] is ConnectionStatus.CONNECTED or ConnectionStatus.CONNECTED in statuses
+    audio = [e for e in seen if isinstance(e, AudioChunk)]
+    assert [a.audio for a in audio] == chunks
+    assert disconnected(seen[-1]) and seen[-1].code == 1000
+
+
+async def test_interrupt_uses_the_driver_clock(client: Client, loop: ServerLoop) -> None:
+    """interrupt() while audio plays: response.cancel and a truncate at whole ms, never past
+    the audio received (1 s here), with the AudioInterrupted event."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.send(server.response_created("resp_1"))
+        for _ in range(4):  # 4 x 250 ms of 24 kHz PCM16
+            await ws.send(audio_delta(server, "resp_1", "item_A", bytes(12_000)))
+        await receive_until(ws, record, "conversation.item.truncate")
+        async for _ in ws:
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url) as conn:
+                chunks = 0
+                while chunks < 4:
+                    chunks += isinstance(await conn.next(), AudioChunk)
+                await anyio.sleep(0.1)
+                await conn.call("interrupt")
+                seen = await conn.until(lambda e: isinstance(e, AudioInterrupted))
+                await conn.close()
+    types = srv.record.types()
+    assert types.index("response.cancel") < types.index("conversation.item.truncate")
+    truncate = srv.record.received[types.index("conversation.item.truncate")]
+    assert truncate["item_id"] == "item_A"
+    assert isinstance(truncate["audio_end_ms"], int)
+    assert 50 <= truncate["audio_end_ms"] <= 1000
+    assert seen[-1].truncated[0].received_ms == 1000
+
+
+async def test_api_key_from_env_never_shown(
+    client: Client,
+    loop: ServerLoop,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """OPENAI_API_KEY is used, and appears in no repr, log record or error message."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    caplog.set_level(logging.DEBUG)
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        async for _ in ws:
+            pass
+
+    shown: list[str] = []
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, api_key=None) as conn:
+                await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                shown += [repr(conn.conn), str(conn.conn)]
+                await conn.close()
+                await conn.rest()
+    assert srv.record.headers[0]["Authorization"] == f"Bearer {SECRET}"
+
+    def refuse(ws: ServerConnection, request: Any) -> Any:
+        return json_response(401, "Unauthorized", {"error": {"message": "bad key"}})
+
+    with (
+        scripted(loop, handler, process_request=refuse) as srv,
+        pytest.raises(HandshakeRefused) as refused,
+    ):
+        await client.open(srv.url, api_key=None)
+    shown += [str(refused.value), repr(refused.value)]
+    # every log record but the test server's own (websockets logs the headers it received)
+    shown += [r.getMessage() for r in caplog.records if not r.name.startswith("websockets")]
+    assert any(r.name.startswith("rtproto") for r in caplog.records)
+    shown += [repr(WebSocketOptions(url=srv.url, api_key=SECRET))]
+    assert not [text for text in shown if SECRET in text]
+
+
+async def test_tls_with_trusted_ca(client: Client, loop: ServerLoop, ca: trustme.CA) -> None:
+    """wss:// with a certificate from a test CA; the default context (system CAs) rejects it."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.send(server.event("rate_limits.updated", rate_limits=[]))
+        async for _ in ws:
+            pass
+
+    with scripted(loop, handler, ssl_context=server_context) as srv:
+        assert srv.url.startswith("wss://")
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, ssl_context=client_context) as conn:
+                seen = await conn.until(lambda e: isinstance(e, E.RateLimitsUpdated))
+                await conn.close()
+                seen += await conn.rest()
+            assert isinstance(seen[-1], ConnectionChange) and seen[-1].code == 1000
+            with pytest.raises(ConnectError) as failed:
+                await client.open(srv.url)  # system CAs: verification is on by default
+            assert isinstance(failed.value.__cause__, ssl.SSLError | OSError)
+
+
+# ------------------------------------------------------------------------------ faults --
+
+
+async def test_drop_mid_response(client: Client, loop: ServerLoop) -> None:
+    """TCP dropped without a close frame mid-response: ConnectionChange(1006), clean end,
+    then sending raises ConnectionClosed."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.send(server.response_created("resp_1"))
+        await ws.send(audio_delta(server, "resp_1", "item_A", b"\x00" * 4800))
+        await asyncio.sleep(0.05)
+        ws.transport.abort()
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url) as conn:
+                seen = await conn.rest()
+                assert isinstance(seen[-2], AudioChunk) or AudioChunk in map(type, seen)
+                last = seen[-1]
+                assert disconnected(last) and last.code == 1006, names(seen)
+                assert await conn.next() is None
+                with pytest.raises(rtproto.ConnectionClosed) as closed:
+                    await conn.call("send_message", "anyone there?")
+                assert closed.value.code == 1006
+
+
+async def test_error_then_close_1001(client: Client, loop: ServerLoop) -> None:
+    """An error event then close 1001 with a reason: ServerError, then ConnectionChange."""
+    reason = "Your session hit the maximum duration of 60 minutes."
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        error = {
+            "type": "invalid_request_error",
+            "code": "session_expired",
+            "message": reason,
+            "param": None,
+            "event_id": None,
+        }
+        await ws.send(server.event("error", error=error))
+        await ws.close(1001, reason)
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url) as conn:
+                seen = await conn.rest()
+    errors = [e for e in seen if isinstance(e, ServerError)]
+    assert errors and errors[0].event.error.code == "session_expired"
+    assert seen.index(errors[0]) < len(seen) - 1
+    last = seen[-1]
+    assert disconnected(last) and last.code == 1001 and last.reason == reason
+    assert srv.record.close_codes == [1001]
+
+
+async def test_invalid_key_error_and_close_3000(client: Client, loop: ServerLoop) -> None:
+    """The service's answer to a bad key: upgrade, error, close 3000 at once. connect()
+    succeeds, the app reads the error and the code; no reconnect (3000 is final)."""
+    message = "Incorrect API key provided: sk-abc***xyz."
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        error = {
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+            "message": message,
+            "param": None,
+            "event_id": None,
+        }
+        await ws.send(server.event("error", error=error))
+        await ws.close(3000, "invalid_request_error.invalid_api_key")
+
+    policy = ReconnectPolicy(backoff=lambda attempt: 0.01)
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                seen = await conn.rest()
+    errors = [e for e in seen if isinstance(e, ServerError)]
+    assert errors and errors[0].event.error.message == message
+    assert disconnected(seen[-1]) and seen[-1].code == 3000
+    assert seen[-1].reason == "invalid_request_error.invalid_api_key"
+    assert not [e for e in seen if isinstance(e, Reconnecting)]
+    assert srv.record.connections == 1
+
+
+async def test_handshake_trickle_times_out(client: Client, loop: ServerLoop) -> None:
+    """An upgrade answered one byte per 100 ms: HandshakeTimeout after handshake_timeout."""
+    answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" * 10
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await reader.readuntil(b"\r\n\r\n")
+            for byte in answer:
+                writer.write(bytes([byte]))
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    with raw(loop, trickle) as srv:
+        started = time.monotonic()
+        with anyio.fail_after(5), pytest.raises(HandshakeTimeout):
+            await client.open(srv.url, handshake_timeout=0.5)
+        assert time.monotonic() - started < 2.5
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "code"),
+    [(401, "Unauthorized", "invalid_api_key"), (404, "Not Found", "model_not_found")],
+)
+async def test_handshake_refused(
+    client: Client, loop: ServerLoop, status: int, reason: str, code: str
+) -> None:
+    """A refused upgrade raises HandshakeRefused with the status and the JSON body."""
+    body = {
+        "error": {
+            "message": f"refused: {code}",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": code,
+        }
+    }
+
+    def refuse(ws: ServerConnection, request: Any) -> Any:
+        return json_response(status, reason, body)
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        raise AssertionError("never upgraded")
+
+    with (
+        scripted(loop, handler, process_request=refuse) as srv,
+        anyio.fail_after(5),
+        pytest.raises(HandshakeRefused) as refused,
+    ):
+        await client.open(srv.url)
+    error = refused.value
+    assert error.status == status
+    assert json.loads(bytes(error.body)) == body
+
+
+async def test_connect_refused(client: Client, loop: ServerLoop) -> None:
+    """Nobody listening: ConnectError at once (with the OS error as its cause)."""
+    with raw(loop, _never) as srv:
+        port = srv.port
+    with anyio.fail_after(5), pytest.raises(ConnectError) as failed:
+        await client.open(f"ws://127.0.0.1:{port}/v1/realtime?model=m", connect_timeout=2)
+    assert isinstance(failed.value.__cause__, OSError)
+
+
+async def _never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+async def test_oversized_message_closes_1009(client: Client, loop: ServerLoop) -> None:
+    """A message above max_message_size: the client closes with 1009 and says so."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.send(audio_delta(server, "resp_1", "item_A", b"\x00" * 60_000))
+        async for _ in ws:
+            pass
+
+    options = WebSocketOptions(url="ws://unused/v1/realtime?model=m", max_message_size=32_768)
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, ws_options=options) as conn:
+                try:
+                    seen = await conn.rest()
+                except rtproto.RemoteProtocolError as exc:
+                    assert exc.hint == 1009
+                    seen = []
+        await srv.record.wait_done()
+    assert srv.record.close_codes == [1009]
+    assert not [e for e in seen if isinstance(e, AudioChunk)]
+    if seen:
+        assert disconnected(seen[-1]) and seen[-1].code == 1009
+
+
+async def test_fragmented_message_with_pings(client: Client, loop: ServerLoop) -> None:
+    """A message in fragments with pings between them: reassembled; every ping answered."""
+    text = json.dumps(
+        {
+            "type": "response.output_text.delta",
+            "event_id": "event_frag",
+            "response_id": "resp_1",
+            "item_id": "item_T",
+            "output_index": 0,
+            "content_index": 0,
+            "delta": "fragmented " * 500,
+        }
+    )
+    pieces = [text[i : i + 700] for i in range(0, len(text), 700)]
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        pongs: list[Any] = []
+
+        async def fragments() -> Any:
+            for piece in pieces:
+                yield piece
+                pongs.append(await ws.ping())
+
+        await ws.send(fragments())
+        await asyncio.wait_for(asyncio.gather(*pongs), 5)
+        record.notes["pongs"] = len(pongs)
+        await ws.send(server.event("rate_limits.updated", rate_limits=[]))
+        async for _ in ws:
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url) as conn:
+                seen = await conn.until(lambda e: isinstance(e, E.RateLimitsUpdated))
+                await conn.close()
+    deltas = [e for e in seen if isinstance(e, E.ResponseOutputTextDelta)]
+    assert len(deltas) == 1 and deltas[0].delta == "fragmented " * 500
+    assert srv.record.notes["pongs"] == len(pieces) > 5
+
+
+async def test_unknown_events_pass_through(client: Client, loop: ServerLoop) -> None:
+    """An event type nobody knows reaches the application as UnknownEvent, raw kept."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.send(server.event("response.hologram.delta", beam={"x": 1}, delta="~"))
+        await ws.send(server.event("rate_limits.updated", rate_limits=[]))
+        async for _ in ws:
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url) as conn:
+                seen = await conn.until(lambda e: isinstance(e, E.RateLimitsUpdated))
+                await conn.close()
+    unknown = [e for e in seen if isinstance(e, rtproto.UnknownEvent)]
+    assert len(unknown) == 1
+    assert unknown[0].type == "response.hologram.delta"
+    assert unknown[0].raw["beam"] == {"x": 1}
+
+
+async def test_backpressure_when_the_app_stops_reading(client: Client, loop: ServerLoop) -> None:
+    """The server floods audio while the app reads nothing: the queue stays at its bound,
+    memory stays flat, the server is held back by TCP; then every event arrives."""
+    total = 600
+    pcm = os.urandom(24_000)  # 500 ms of audio, ~32 KB of JSON per event
+    limit = 16
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.send(server.response_created("resp_1"))
+        for number in range(total):
+            await ws.send(audio_delta(server, "resp_1", "item_A", pcm))
+            record.notes["sent"] = number + 1
+            await asyncio.sleep(0)  # a real server reads while it sends
+        await ws.send(server.response_done("resp_1"))
+        async for _ in ws:
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(20):
+            async with client.connect(srv.url, max_queued_events=limit) as conn:
+                await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                tracemalloc.start()
+                try:
+                    await anyio.sleep(1.0)  # the application is busy elsewhere
+                    queued = conn.conn.queued_events
+                    _, peak = tracemalloc.get_traced_memory()
+                finally:
+                    tracemalloc.stop()
+                sent = srv.record.notes.get("sent", 0)
+                assert queued <= limit + 8, queued
+                assert sent < total // 2, f"the server was not held back ({sent} sent)"
+                assert peak < 12 * 1024 * 1024, f"peak {peak} bytes while not reading"
+                chunks = 0
+                while True:
+                    event = await conn.next()
+                    assert event is not None
+                    if isinstance(event, AudioChunk):
+                        chunks += 1
+                    if isinstance(event, TurnDone):
+                        break
+                assert chunks == total
+                await conn.close()
+
+
+async def test_close_while_the_app_does_not_read(client: Client, loop: ServerLoop) -> None:
+    """close() returns promptly even with a full queue and a server still flooding."""
+    pcm = os.urandom(24_000)
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        try:
+            while True:
+                await ws.send(audio_delta(server, "resp_1", "item_A", pcm))
+                await asyncio.sleep(0)  # let the server read (our close frame) while it floods
+        except Exception:
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, max_queued_events=4) as conn:
+                await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                await anyio.sleep(0.2)
+                started = time.monotonic()
+                await conn.close()
+                assert time.monotonic() - started < 3
+                seen = await conn.rest()
+    assert disconnected(seen[-1])
+
+
+async def test_send_after_reset_raises_connection_closed(client: Client, loop: ServerLoop) -> None:
+    """The peer resets while the reader is paused (so nobody noticed): the failing write
+    raises rtproto.ConnectionClosed, and the events end with ConnectionChange(1006)."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await asyncio.sleep(0.1)
+        ws.transport.abort()
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, max_queued_events=1) as conn:
+                await srv.record.wait_done()
+                with pytest.raises(rtproto.ConnectionClosed) as closed:
+                    for _ in range(500):
+                        await conn.call("send_audio", b"\x00\x01" * 4800)
+                        await anyio.sleep(0.005)
+                assert closed.value.code == 1006
+                seen = await conn.rest()
+    assert disconnected(seen[-1]) and seen[-1].code == 1006
+
+
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Upgrades, says session.created, then reads and never answers (no pong, no close)."""
+    try:
+        await raw_upgrade(reader, writer)
+        writer.write(server_frame(0x1, Server().session_created().encode()))
+        await writer.drain()
+        while await reader.read(65536):
+            pass
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.close()
+
+
+async def test_keepalive_timeout(client: Client, loop: ServerLoop) -> None:
+    """Pings nobody answers: the driver's timer ends the connection (1006) in time."""
+    options = WebSocketOptions(
+        url="ws://unused/v1/realtime?model=m", ping_interval=0.2, ping_timeout=0.3
+    )
+    with raw(loop, _silent) as srv:
+        started = time.monotonic()
+        with anyio.fail_after(5):
+            async with client.connect(srv.url, ws_options=options) as conn:
+                seen = await conn.rest()
+        assert time.monotonic() - started < 3
+    assert isinstance(seen[2], E.SessionCreated)
+    assert disconnected(seen[-1]) and seen[-1].code == 1006
+    assert "ping" in (seen[-1].reason or "")
+
+
+async def test_close_timeout(client: Client, loop: ServerLoop) -> None:
+    """A server that never answers the close frame: close() gives up after close_timeout."""
+    options = WebSocketOptions(
+        url="ws://unused/v1/realtime?model=m", ping_interval=None, close_timeout=0.3
+    )
+    with raw(loop, _silent) as srv:
+        with anyio.fail_after(5):
+            async with client.connect(srv.url, ws_options=options) as conn:
+                await conn.until(lambda e: isinstance(e, E.SessionCreated))
+                started = time.monotonic()
+                await conn.close()
+                assert time.monotonic() - started < 2
+                seen = await conn.rest()
+    assert disconnected(seen[-1]) and seen[-1].code == 1006
+
+
+async def test_write_timeout_when_the_peer_stops_reading(client: Client, loop: ServerLoop) -> None:
+    """A server that stops reading: a write blocked past write_timeout loses the
+    connection (ConnectionClosed for the sender, then ConnectionChange 1006)."""
+
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await raw_upgrade(reader, writer)
+            writer.write(server_frame(0x1, Server().session_created().encode()))
+            await writer.drain()
+            await asyncio.sleep(30)  # never reads again
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    options = WebSocketOptions(url="ws://unused/v1/realtime?model=m", ping_interval=None)
+    chunk = bytes(1_000_000)
+    with raw(loop, deaf) as srv:
+        with anyio.fail_after(15):
+            async with client.connect(srv.url, ws_options=options, write_timeout=0.5) as conn:
+                await conn.until(lambda e: isinstance(e, E.SessionCreated))
+                started = time.monotonic()
+                with pytest.raises(rtproto.ConnectionClosed):
+                    for _ in range(200):
+                        await conn.call("send_audio", chunk)
+                assert time.monotonic() - started < 8
+                seen = await conn.rest()
+    assert disconnected(seen[-1]) and seen[-1].code == 1006
+
+
+async def test_protocol_error_is_raised_after_the_last_event(
+    client: Client, loop: ServerLoop
+) -> None:
+    """A message that is not an event: the client closes (1002 family), reports the end,
+    then raises RemoteProtocolError from the iteration."""
+    seen_by_server: list[tuple[int, bytes]] = []
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await raw_upgrade(reader, writer)
+            writer.write(server_frame(0x1, Server().session_created().encode()))
+            writer.write(server_frame(0x1, b"this is not JSON"))
+            await writer.drain()
+            while True:
+                opcode, payload = await read_client_frame(reader)
+                seen_by_server.append((opcode, payload))
+                if opcode == 0x8:
+                    break
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    with raw(loop, garbage) as srv:
+        with anyio.fail_after(5):
+            async with client.connect(srv.url) as conn:
+                seen: list[Any] = []
+                with pytest.raises(rtproto.RemoteProtocolError) as failed:
+                    while True:
+                        event = await conn.next()
+                        assert event is not None
+                        seen.append(event)
+    assert isinstance(seen[2], E.SessionCreated)
+    assert disconnected(seen[-1]) and seen[-1].code == failed.value.hint
+    closes = [payload for opcode, payload in seen_by_server if opcode == 0x8]
+    assert closes and int.from_bytes(closes[0][:2], "big") == failed.value.hint
+
+
+# ---------------------------------------------------------------------------- reconnect --
+
+
+async def test_reconnect_replays_history(client: Client, loop: ServerLoop) -> None:
+    """A drop: the driver reconnects, re-sends session.update, replays the text history
+    (function calls lost) and says so with Reconnecting, Reconnected and Replayed."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        if record.connections > 1:  # echo what is recreated, as the service does
+            previous: str | None = None
+            async for text in ws:
+                record.received.append(json.loads(text))
+                message = record.received[-1]
+                if message["type"] == "conversation.item.create":
+                    item = message["item"]
+                    await ws.send(
+                        server.event(
+                            "conversation.item.added", previous_item_id=previous, item=item
+                        )
+                    )
+                    previous = item["id"]
+            return
+        create = await receive_until(ws, record, "conversation.item.create")
+        user_item = {**create["item"], "id": "item_user", "status": "completed"}
+        await ws.send(server.event("conversation.item.added", item=user_item))
+        await receive_until(ws, record, "response.create")
+        await ws.send(server.response_created("resp_1"))
+        for message in server.function_call("resp_1", "item_call", "call_1", "item_user"):
+            await ws.send(message)
+        answer = {
+            "id": "item_answer",
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_audio", "transcript": "Sunny in Paris."}],
+        }
+        await ws.send(
+            server.event("conversation.item.added", previous_item_id="item_call", item=answer)
+        )
+        await ws.send(server.response_done("resp_1"))
+        await asyncio.sleep(0.05)
+        ws.transport.abort()
+
+    policy = ReconnectPolicy(max_attempts=3, backoff=lambda attempt: 0.05)
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(15):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                await conn.call("update_session", {"instructions": "Be brief."})
+                await conn.call("send_message", "Weather in Paris?")
+                seen = await conn.until(lambda e: isinstance(e, Replayed))
+                seen += await conn.until(
+                    lambda e: isinstance(e, E.ConversationItemAdded) and e.item.id == "item_answer"
+                )
+                history = conn.conn.session.history
+                await conn.close()
+                seen += await conn.rest()
+
+    kinds = [type(e) for e in seen]
+    drop = next(e for e in seen if disconnected(e))
+    assert drop.code == 1006
+    reconnecting = next(e for e in seen if isinstance(e, Reconnecting))
+    assert reconnecting.attempt == 1 and reconnecting.delay == pytest.approx(0.05)
+    reconnected = next(e for e in seen if isinstance(e, Reconnected))
+    replayed = next(e for e in seen if isinstance(e, Replayed))
+    assert kinds.index(Reconnecting) < kinds.index(Reconnected) < kinds.index(Replayed)
+    assert reconnected.attempt == 1
+    assert replayed.restored == ("item_user", "item_answer")
+    assert replayed.lost == ("item_call",)
+    assert srv.record.connections == 2
+    second = srv.record.received[srv.record.types().index("response.create") + 1 :]
+    assert [m["type"] for m in second[:4]] == [
+        "session.update",  # the initial configuration
+        "session.update",  # then the application's update, re-applied
+        "conversation.item.create",
+        "conversation.item.create",
+    ]
+    assert second[1]["session"]["instructions"] == "Be brief."
+    assert second[2]["item"]["content"] == [{"type": "input_text", "text": "Weather in Paris?"}]
+    assert second[3]["item"]["content"] == [{"type": "output_text", "text": "Sunny in Paris."}]
+    assert second[3]["item"]["id"] == "item_answer"
+    assert [item.id for item in history] == ["item_user", "item_answer"]
+    assert disconnected(seen[-1]) and seen[-1].code == 1000
+
+
+async def test_reconnect_gives_up(client: Client, loop: ServerLoop) -> None:
+    """The server drops and never comes back: attempts, then ReconnectFailed, then the end."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        ws.transport.abort()
+
+    policy = ReconnectPolicy(max_attempts=2, backoff=lambda attempt: 0.01)
+    with scripted(loop, handler) as srv:
+        url = srv.url
+        with anyio.fail_after(10):
+            async with client.connect(url, reconnect=policy) as conn:
+                await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                srv.stop()  # nobody listens any more
+                seen = await conn.rest()
+        srv.stop = lambda: None  # type: ignore[method-assign]
+    attempts = [e.attempt for e in seen if isinstance(e, Reconnecting)]
+    assert attempts == [1, 2], names(seen)
+    assert isinstance(seen[-1], ReconnectFailed)
+    assert seen[-1].attempts == 2 and "ConnectError" in seen[-1].reason
+
+
+async def test_no_reconnect_after_a_normal_close(client: Client, loop: ServerLoop) -> None:
+    """Close 1000 from the server ends the connection even with a reconnect policy."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.close(1000, "bye")
+
+    policy = ReconnectPolicy(backoff=lambda attempt: 0.01)
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                seen = await conn.rest()
+    assert not [e for e in seen if isinstance(e, Reconnecting)]
+    assert disconnected(seen[-1]) and seen[-1].code == 1000
+    assert srv.record.connections == 1
+
+
+# ------------------------------------------------------------------- not parametrised --
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_drivers_share_one_api(driver: str) -> None:
+    """Both connection classes have the same public members with the same parameters."""
+
+    def public(cls: type) -> dict[str, list[str]]:
+        members = {}
+        for name, member in inspect.getmembers(cls):
+            if name.startswith("_") or name in ("events",):
+                continue
+            if callable(member):
+                members[name] = list(inspect.signature(member).parameters)
+            else:
+                members[name] = []
+        return members
+
+    assert public(AsyncConnection) == public(SyncConnection)
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_replay_items(driver: str) -> None:
+    """What can be recreated is, in order, with its id; what cannot is reported lost."""
+    history: list[M.Item] = [
+        M.MessageItem(
+            id="sys", role="system", content=[M.ContentPart(type="input_text", text="Be brief.")]
+        ),
+        M.MessageItem(
+            id="u1", role="user", content=[M.ContentPart(type="input_audio", transcript="Hi")]
+        ),
+        M.MessageItem(id="u2", role="user", content=[M.ContentPart(type="input_audio")]),
+        M.MessageItem(
+            id="a1",
+            role="assistant",
+            content=[M.ContentPart(type="output_audio", transcript="Hello!")],
+        ),
+        M.FunctionCallItem(id="f1", name="f", arguments="{}", call_id="c1"),
+        M.FunctionCallOutputItem(id="o1", call_id="c1", output="42"),
+    ]
+    creates, restored, lost = replay_items(history)
+    assert restored == ("sys", "u1", "a1")
+    assert lost == ("u2", "f1", "o1")
+    payloads = [rtproto.serialize_client_event(c) for c in creates]
+    assert [json.loads(p)["item"] for p in payloads] == [
+        {
+            "id": "sys",
+            "type": "message",
+            "role": "system",
+            "content": [{"type": "input_text", "text": "Be brief."}],
+        },
+        {
+            "id": "u1",
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_text", "text": "Hi"}],
+        },
+        {
+            "id": "a1",
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "Hello!"}],
+        },
+    ]
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_backoff_is_exponential_with_a_cap(driver: str) -> None:
+    backoff = exponential_backoff(initial=0.5, factor=2.0, cap=4.0, jitter=0.0)
+    assert [backoff(n) for n in range(1, 6)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    with pytest.raises(ValueError):
+        ReconnectPolicy(max_attempts=0)
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_connect_arguments(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """URL, key and TLS resolution, all before any I/O."""
+    from rtproto.adapters._core import plan_connect
+
+    def plan(**options: Any) -> Any:
+        arguments: dict[str, Any] = {
+            "url": None,
+            "model": "gpt-realtime-mini",
+            "api_key": None,
+            "session": None,
+            "ws_options": None,
+            "connect_timeout": 1,
+            "handshake_timeout": 2,
+            "ssl_context": None,
+            "max_queued_events": 8,
+            "reconnect": None,
+        }
+        return plan_connect(**{**arguments, **options})
+
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    default = plan()
+    assert default.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime-mini"
+    assert (default.tls, default.host, default.port) == (True, "api.openai.com", 443)
+    assert default.ssl_context is not None
+    assert default.ssl_context.verify_mode is ssl.CERT_REQUIRED
+    assert default.ssl_context.check_hostname
+    assert default.ws_options.api_key == SECRET
+    assert default.ws_options.handshake_timeout == 2
+    assert SECRET not in repr(default)
+    assert plan(api_key="sk-other").ws_options.api_key == "sk-other"
+    limits = WebSocketOptions(max_message_size=1000)  # no url: the model still picks it
+    assert plan(ws_options=limits).url.endswith("model=gpt-realtime-mini")
+    assert plan(ws_options=limits).ws_options.max_message_size == 1000
+    beta = plan(ws_options=WebSocketOptions(beta=True))
+    assert beta.session_options.dialect is rtproto.Dialect.BETA
+    assert plan(reconnect=True).reconnect.max_attempts == ReconnectPolicy().max_attempts
+    with pytest.raises(ValueError):
+        plan(url="ws://127.0.0.1:1/v1/realtime?model=m", ssl_context=ssl.create_default_context())
+    with pytest.raises(rtproto.LocalProtocolError):
+        plan(url="ftp://example.com/")
+    with pytest.raises(rtproto.LocalProtocolError):
+        plan(session={"voice": 42})
