@@ -1,0 +1,628 @@
+"""The emulator's server driver: a TCP listener on anyio around one pure core per connection.
+
+``async with serve(...) as server`` listens on ``host:port`` (``port=0``: any free port, read
+``server.port``) and serves every accepted connection in its own task: a read loop that feeds
+a :class:`~rtproto.wire.server.ServerWebSocket` and writes what it produced under the
+connection's lock, and a timer task for its keepalive, pacing and expiry timers. The core
+decides everything; this module only moves bytes, sleeps and logs
+(``logging.getLogger("rtproto.server")``, one line per record, ``describe()``).
+
+Backpressure: a connection writes what a call produced before it reads again, and the core
+holds client frames back once ``output_high_water`` bytes wait (``backlogged``). A client
+that does not read therefore stops the server reading from it: memory per connection stays at
+one read plus one batch of output, and TCP flow control slows the client down. A write that
+makes no progress for ``write_timeout`` seconds drops the connection.
+
+Shutdown: leaving ``serve`` stops accepting, closes every open session with 1001 (going away)
+and waits up to ``shutdown_timeout`` seconds for the close handshakes before cutting the rest.
+
+:func:`start_in_thread` runs the same server on its own event loop in a background thread
+(tests, the CLI, applications without an event loop); :func:`run_server` is the CLI's
+foreground loop with clean shutdown on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.from_thread
+
+from rtproto.errors import RtprotoError
+from rtproto.server import (
+    ClientError,
+    Pace,
+    Responder,
+    ScriptResponder,
+    ServerOptions,
+    ServerSession,
+    SessionExpired,
+    SessionStarted,
+    TurnEnded,
+    pcm24k_from_wav,
+    script_audio_files,
+)
+from rtproto.wire.server import (
+    Closed,
+    ConnectRequest,
+    FaultInjected,
+    LogRecord,
+    Refused,
+    Rejected,
+    ServerWebSocket,
+    ServerWebSocketOptions,
+)
+
+__all__ = [
+    "RunningServer",
+    "ScriptError",
+    "Server",
+    "ServerConfig",
+    "ServerStats",
+    "load_script",
+    "run_server",
+    "serve",
+    "start_in_thread",
+]
+
+log = logging.getLogger("rtproto.server")
+
+#: Log records worth a line at INFO (one per session, turn, error, fault and close); the
+#: others go to DEBUG.
+_INFO_RECORDS = (
+    SessionStarted,
+    TurnEnded,
+    ClientError,
+    SessionExpired,
+    Refused,
+    Rejected,
+    Closed,
+    FaultInjected,
+)
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+)
+_WRITE_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *_TRANSPORT_ERRORS)
+#: The close reason of the 1001 sent to every session when the server shuts down.
+SHUTDOWN_REASON = "The server is shutting down."
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """What the emulator serves and how (every field has a default; faults are all off).
+
+    ``pace``, ``max_duration``, ``api_key`` and the fault fields replace the matching fields
+    of ``session`` and ``websocket``, which carry everything else (limits, keepalive, seed,
+    accepted models...).
+    """
+
+    #: ``fast``: a response's deltas all go out at once; ``realtime``: at playback speed.
+    pace: Pace = "fast"
+    #: Session length cap in seconds (then ``session_expired`` and close 1001).
+    max_duration: float = 3600.0
+    #: Accept only this key (``None``: any non-empty key). Never logged.
+    api_key: str | None = field(default=None, repr=False)
+    #: Makes each session's responder (one per connection: responders may keep state);
+    #: ``None``: :class:`~rtproto.server.EchoResponder`. See :func:`load_script`.
+    responder: Callable[[], Responder] | None = None
+    #: The session template (model and dialect come from each request).
+    session: ServerOptions = field(default_factory=ServerOptions)
+    #: The connection template (limits, keepalive, accepted models, beta).
+    websocket: ServerWebSocketOptions = field(default_factory=ServerWebSocketOptions)
+    #: Fault: drop the TCP connection without a close frame after this many server messages.
+    drop_after: int | None = None
+    #: Fault: close every session with 1001 this many seconds after its upgrade.
+    close_1001_after: float | None = None
+    #: Fault: follow every server message with an event of an unknown type.
+    unknown_events: bool = False
+    #: Fault: send every message in several fragments, with PINGs between the fragments.
+    fragment: bool = False
+    #: Fault: write the answer to the upgrade request one byte at a time.
+    slow_handshake: bool = False
+    #: Seconds between the bytes of a ``slow_handshake``.
+    slow_handshake_delay: float = 0.1
+    #: Seconds one write may make no progress before the connection is dropped.
+    write_timeout: float = 30.0
+    #: Seconds ``serve`` waits on exit for the sessions' close handshakes.
+    shutdown_timeout: float = 5.0
+    #: Bytes asked of a socket per read.
+    read_size: int = 65536
+
+    def __post_init__(self) -> None:
+        for name in ("write_timeout", "shutdown_timeout", "slow_handshake_delay"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
+        if isinstance(self.read_size, bool) or not isinstance(self.read_size, int):
+            raise ValueError("read_size must be an int")
+        if self.read_size < 1:
+            raise ValueError("read_size must be >= 1")
+        # the templates validate the rest
+        self.session_options()
+        self.websocket_options()
+
+    def session_options(self) -> ServerOptions:
+        """The session template with this config's ``pace`` and ``max_duration``."""
+        return replace(self.session, pace=self.pace, max_duration=self.max_duration)
+
+    def websocket_options(self) -> ServerWebSocketOptions:
+        """The connection options with this config's key and faults."""
+        ws = self.websocket
+        try:
+            return replace(
+                ws,
+                session=self.session_options(),
+                api_key=self.api_key if self.api_key is not None else ws.api_key,
+                drop_after=self.drop_after if self.drop_after is not None else ws.drop_after,
+                close_1001_after=(
+                    self.close_1001_after
+                    if self.close_1001_after is not None
+                    else ws.close_1001_after
+                ),
+                unknown_events=self.unknown_events or ws.unknown_events,
+                fragment=self.fragment or ws.fragment,
+            )
+        except RtprotoError as exc:
+            raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class ServerStats:
+    """Counters of a running :class:`Server`."""
+
+    #: Connections open now (handshake included).
+    connections: int
+    #: Connections accepted so far.
+    connections_total: int
+    #: Bytes read from clients.
+    bytes_received: int
+    #: Bytes written to clients.
+    bytes_sent: int
+    #: The largest single write (one batch of output): the memory bound per connection.
+    largest_write: int
+
+
+class ScriptError(ValueError):
+    """A responder script (or a WAV file it names) cannot be used; the message says why."""
+
+
+def load_script(path: str | Path) -> Callable[[], Responder]:
+    """Read a responder script and the WAV files it names; return a responder factory.
+
+    The JSON is read and checked here (file I/O belongs to drivers), the WAV files are read
+    relative to the script's folder and converted to PCM16 24 kHz
+    (:func:`~rtproto.server.pcm24k_from_wav`); each call of the factory builds a fresh
+    :class:`~rtproto.server.ScriptResponder` from the loaded data, so every session plays
+    the script from its first turn.
+
+    Raises:
+        ScriptError: unreadable file, invalid JSON or script, unreadable WAV.
+    """
+    script_path = Path(path)
+    try:
+        text = script_path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScriptError(f"cannot read the script {str(script_path)!r}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ScriptError(f"the script {str(script_path)!r} is not UTF-8 text") from None
+    try:
+        data: Any = json.loads(text)
+    except ValueError as exc:
+        raise ScriptError(f"the script {str(script_path)!r} is not JSON: {exc}") from None
+    try:
+        names = script_audio_files(data)
+    except ValueError as exc:
+        raise ScriptError(f"{script_path}: {exc}") from None
+    audio: dict[str, bytes] = {}
+    for name in names:
+        wav = script_path.parent / name
+        try:
+            audio[name] = pcm24k_from_wav(wav.read_bytes())
+        except OSError as exc:
+            raise ScriptError(f"cannot read the audio file {str(wav)!r}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ScriptError(f"{wav}: {exc}") from None
+    try:
+        ScriptResponder.from_script(data, audio)
+    except ValueError as exc:
+        raise ScriptError(f"{script_path}: {exc}") from None
+
+    def make() -> Responder:
+        return ScriptResponder.from_script(data, audio)
+
+    return make
+
+
+class _Signal:
+    """Wakes every task waiting for the next :meth:`set` (an ``anyio.Event`` that re-arms)."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        if self._event.is_set():
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
+class Server:
+    """A listening emulator (from :func:`serve`). ``port`` is the bound port."""
+
+    def __init__(self, listener: anyio.abc.Listener[Any], config: ServerConfig, host: str) -> None:
+        self.config = config
+        self.host = host
+        self._listener = listener
+        self._session_template = config.session_options()
+        self._ws_options = config.websocket_options()
+        self._connections: set[_Connection] = set()
+        self._number = 0
+        self._received = 0
+        self._sent = 0
+        self._largest_write = 0
+        self._stop = anyio.Event()
+        self._idle = _Signal()
+        sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
+        self.port: int = int(sockname[1])
+
+    @property
+    def url(self) -> str:
+        """The WebSocket endpoint, without query (add ``?model=gpt-realtime``)."""
+        return f"ws://{self._authority()}{self._ws_options.path}"
+
+    @property
+    def base_url(self) -> str:
+        """The API root for SDKs (``base_url`` / ``OPENAI_BASE_URL``): ``http://host:port/v1``."""
+        root = self._ws_options.path.rsplit("/", 1)[0]
+        return f"http://{self._authority()}{root}"
+
+    def _authority(self) -> str:
+        host = self.host
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+    def stats(self) -> ServerStats:
+        """The server's counters now."""
+        return ServerStats(
+            connections=len(self._connections),
+            connections_total=self._number,
+            bytes_received=self._received,
+            bytes_sent=self._sent,
+            largest_write=self._largest_write,
+        )
+
+    @property
+    def connections(self) -> tuple[ServerWebSocket, ...]:
+        """The protocol objects of the open connections (read-only use)."""
+        return tuple(c.ws for c in self._connections)
+
+    async def serve_forever(self) -> None:
+        """Wait until :meth:`close` is called (connections are served meanwhile)."""
+        await self._stop.wait()
+
+    def close(self) -> None:
+        """Make :meth:`serve_forever` return (leaving ``serve`` then shuts down)."""
+        self._stop.set()
+
+    # ----------------------------------------------------------------------- internals --
+
+    def _make_session(self, request: ConnectRequest) -> ServerSession:
+        template = self._session_template
+        factory = self.config.responder
+        return ServerSession(
+            replace(
+                template,
+                model=request.model or template.model,
+                dialect=request.dialect,
+                responder=factory() if factory is not None else template.responder,
+                wall_clock_offset=time.time() - anyio.current_time(),
+            )
+        )
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        self._number += 1
+        conn = _Connection(self, stream, self._number)
+        self._connections.add(conn)
+        try:
+            await conn.run()
+        except Exception:  # one connection's bug must not stop the server
+            log.exception("#%d: connection failed", conn.number)
+        finally:
+            self._connections.discard(conn)
+            self._idle.set()
+            with anyio.CancelScope(shield=True):
+                await conn.close_transport()
+
+    async def _shutdown(self) -> None:
+        """Close every session with 1001 and wait for the handshakes (bounded)."""
+        with anyio.move_on_after(self.config.shutdown_timeout):
+            async with anyio.create_task_group() as tg:
+                for conn in list(self._connections):
+                    tg.start_soon(conn.shutdown, 1001, SHUTDOWN_REASON)
+            while self._connections:
+                await self._idle.wait()
+
+
+class _Connection:
+    """One accepted socket: a read loop and a timer task around a ServerWebSocket."""
+
+    def __init__(self, server: Server, stream: anyio.abc.SocketStream, number: int) -> None:
+        self.server = server
+        self.stream = stream
+        self.number = number
+        self.config = server.config
+        self.ws = ServerWebSocket(server._ws_options, session_factory=server._make_session)
+        self._lock = anyio.Lock()
+        self._timer_changed = _Signal()
+        self._done = anyio.Event()
+        self._handshake_written = False
+        try:
+            peer = stream.extra(anyio.abc.SocketAttribute.remote_address)
+            self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        except Exception:  # pragma: no cover - every IP socket has one
+            self._peer = "?"
+
+    async def run(self) -> None:
+        log.debug("#%d: connection from %s", self.number, self._peer)
+        self.ws.connection_made(anyio.current_time())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._read_loop)
+            tg.start_soon(self._timer_loop)
+            await self._done.wait()
+            tg.cancel_scope.cancel()
+
+    async def shutdown(self, code: int, reason: str) -> None:
+        async with self._lock:
+            self.ws.close(anyio.current_time(), code, reason)
+            await self._flush()
+        self._timer_changed.set()
+        self._check_done()
+
+    async def close_transport(self) -> None:
+        with contextlib.suppress(Exception):  # the socket is gone either way
+            await self.stream.aclose()
+
+    def _check_done(self) -> None:
+        if self.ws.closed:
+            self._done.set()
+
+    async def _read_loop(self) -> None:
+        ws = self.ws
+        size = self.config.read_size
+        while not ws.closed:
+            try:
+                data = await self.stream.receive(size)
+            except _TRANSPORT_ERRORS:
+                data = b""
+            self.server._received += len(data)
+            async with self._lock:
+                ws.receive_data(data, anyio.current_time())
+                await self._flush()
+                while ws.backlogged:
+                    ws.resume(anyio.current_time())
+                    await self._flush()
+            self._timer_changed.set()
+        self._done.set()
+
+    async def _timer_loop(self) -> None:
+        ws = self.ws
+        while not ws.closed:
+            deadline = ws.get_timer()
+            if deadline is None:
+                await self._timer_changed.wait()
+                continue
+            delay = deadline - anyio.current_time()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._timer_changed.wait()
+                continue
+            async with self._lock:
+                ws.handle_timer(anyio.current_time())
+                await self._flush()
+        self._done.set()
+
+    async def _flush(self) -> None:
+        """Write what the core produced (under the lock) and log its records."""
+        ws = self.ws
+        data = ws.data_to_send()
+        self._log_records()
+        if data:
+            head = ws.handshake_response
+            try:
+                if self.config.slow_handshake and not self._handshake_written and head:
+                    self._handshake_written = True
+                    delay = self.config.slow_handshake_delay
+                    for index in range(len(head)):
+                        await self._write(data[index : index + 1])
+                        await anyio.sleep(delay)
+                    data = data[len(head) :]
+                self._handshake_written = True
+                if data:
+                    await self._write(data)
+            except _WRITE_ERRORS as exc:
+                log.debug("#%d: write failed: %r", self.number, exc)
+                ws.connection_lost(anyio.current_time())
+                self._log_records()
+        self._check_done()
+
+    async def _write(self, data: bytes) -> None:
+        server = self.server
+        server._largest_write = max(server._largest_write, len(data))
+        with anyio.fail_after(self.config.write_timeout):
+            await self.stream.send(data)
+        server._sent += len(data)
+
+    def _log_records(self) -> None:
+        record = self.ws.next_event()
+        while record is not None:
+            _log_record(self.number, record)
+            record = self.ws.next_event()
+
+
+def _log_record(number: int, record: LogRecord) -> None:
+    level = logging.INFO if isinstance(record, _INFO_RECORDS) else logging.DEBUG
+    if log.isEnabledFor(level):
+        log.log(level, "#%d %s", number, record.describe())
+
+
+@asynccontextmanager
+async def serve(
+    host: str = "127.0.0.1", port: int = 0, options: ServerConfig | None = None
+) -> AsyncIterator[Server]:
+    """Listen on ``host:port`` and serve Realtime sessions until the block ends.
+
+    Args:
+        host: the address to bind (``127.0.0.1`` by default: the emulator has no TLS and
+            accepts any key unless ``options.api_key`` is set).
+        port: the port; ``0`` picks a free one (read ``server.port``).
+        options: the server's configuration.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    config = options if options is not None else ServerConfig()
+    listener = await anyio.create_tcp_listener(local_host=host, local_port=port)
+    server = Server(listener, config, host)
+    log.debug("listening on %s", server.url)
+    async with anyio.create_task_group() as tg:
+        accepting = anyio.CancelScope()
+        stopped_accepting = anyio.Event()
+
+        async def accept() -> None:
+            try:
+                with accepting:
+                    await listener.serve(server._handle, task_group=tg)
+            finally:
+                stopped_accepting.set()
+
+        tg.start_soon(accept)
+        try:
+            yield server
+        finally:
+            with anyio.CancelScope(shield=True):
+                accepting.cancel()
+                await stopped_accepting.wait()
+                await listener.aclose()
+                await server._shutdown()
+            tg.cancel_scope.cancel()
+
+
+class RunningServer:
+    """A server running on its own event loop in a background thread (:func:`start_in_thread`).
+
+    Use as a context manager, or call :meth:`stop` when done.
+    """
+
+    def __init__(self, server: Server, stack: ExitStack) -> None:
+        self.server = server
+        self._stack = stack
+        #: The WebSocket endpoint (``ws://127.0.0.1:<port>/v1/realtime``).
+        self.url = server.url
+        #: The API root for SDKs (``http://127.0.0.1:<port>/v1``).
+        self.base_url = server.base_url
+        #: The WebSocket root for SDKs (``ws://127.0.0.1:<port>/v1``).
+        self.websocket_base_url = server.base_url.replace("http://", "ws://", 1)
+        self.host = server.host
+        self.port = server.port
+
+    def stats(self) -> ServerStats:
+        """The server's counters (read from another thread: a snapshot)."""
+        return self.server.stats()
+
+    def stop(self) -> None:
+        """Shut down cleanly (1001 to every session) and end the thread. Idempotent."""
+        self._stack.close()
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def start_in_thread(
+    config: ServerConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    backend: str = "asyncio",
+) -> RunningServer:
+    """Start :func:`serve` on a new event loop (``backend``: asyncio or trio) in a thread.
+
+    Returns once the server listens. Raises ``OSError`` when the address cannot be bound.
+    """
+    stack = ExitStack()
+    try:
+        portal = stack.enter_context(anyio.from_thread.start_blocking_portal(backend))
+        server = stack.enter_context(portal.wrap_async_context_manager(serve(host, port, config)))
+    except BaseException:
+        stack.close()
+        raise
+    return RunningServer(server, stack)
+
+
+def run_server(
+    config: ServerConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    on_ready: Callable[[Server], None] | None = None,
+    backend: str = "asyncio",
+) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM, then shut down cleanly.
+
+    ``on_ready`` is called once the server listens (the CLI prints the URL there).
+    """
+    anyio.run(_run_server, config, host, port, on_ready, backend=backend)
+
+
+async def _run_server(
+    config: ServerConfig | None,
+    host: str,
+    port: int,
+    on_ready: Callable[[Server], None] | None,
+) -> None:
+    async with serve(host, port, config) as server:
+        if on_ready is not None:
+            on_ready(server)
+        async with anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                try:
+                    receiver = anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+                    signals = receiver.__enter__()
+                except (NotImplementedError, ValueError, RuntimeError):
+                    return  # not the main thread, or no signals here: KeyboardInterrupt only
+                try:
+                    async for signum in signals:
+                        log.info("%s: shutting down", signal.Signals(signum).name)
+                        server.close()
+                        return
+                finally:
+                    receiver.__exit__(None, None, None)
+
+            tg.start_soon(stop_on_signal)
+            await server.serve_forever()
+            tg.cancel_scope.cancel()
