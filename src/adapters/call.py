@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 
+from rtproto import RtprotoError
 from rtproto.cli.main import UsageError
 from rtproto.cli.report import CallReport, ExitCode
 from rtproto.wire import realtime_url
@@ -110,16 +111,18 @@ async def _call_async(
 async def _send_input_async(
     conn: AsyncConnection, options: CallOptions, report: CallReport
 ) -> None:
-    if options.text is not None:
-        await conn.send_message(options.text)
-        report.started_at = anyio.current_time()
+    try:
+        if options.text is not None:
+            await conn.send_message(options.text)
+            report.started_at = anyio.current_time()
+            return
+        start = anyio.current_time()
+        for number, frame in enumerate(_frames(options)):
+            await conn.send_audio(frame)
+            if options.realtime:  # pace against the clock, not by sleeping a fixed 20 ms
+                await anyio.sleep(max(0.0, start + (number + 1) * 0.02 - anyio.current_time()))
+    except RtprotoError:  # the connection ended under us; the event loop reports why
         return
-    start = anyio.current_time()
-    for number, frame in enumerate(_frames(options)):
-        await conn.send_audio(frame)
-        if options.realtime:  # pace against the clock, not by sleeping a fixed 20 ms
-            await anyio.sleep(max(0.0, start + (number + 1) * 0.02 - anyio.current_time()))
-    report.started_at = anyio.current_time()
 
 
 def _call_sync(options: CallOptions, report: CallReport, emit: Callable[[str], None]) -> None:
@@ -154,7 +157,7 @@ def _send_input_sync(conn: SyncConnection, options: CallOptions, report: CallRep
             conn.send_audio(frame)
             if options.realtime:
                 time.sleep(max(0.0, start + (number + 1) * 0.02 - time.monotonic()))
-    except Exception:  # the connection ended under us; the event loop reports it
+    except RtprotoError:  # the connection ended under us; the event loop reports why
         return
 
 
