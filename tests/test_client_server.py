@@ -333,13 +333,9 @@ class ClientServerMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, 50))
     def delete_item(self, index: int) -> None:
-        # user items only: the client core keeps tracking the playback of a deleted assistant
-        # item and would truncate it on the next interrupt (item_truncate_invalid_item_id)
-        items = [
-            item.id
-            for item in self.link.server.conversation
-            if getattr(item, "role", None) == "user"
-        ]
+        # any item, assistant audio included: the client stops tracking its playback, so a
+        # later interrupt does not truncate it (item_truncate_invalid_item_id)
+        items = [item.id for item in self.link.server.conversation]
         if items and self.link.server.active_response_id is None:
             item_id = items[index % len(items)]
             self.link.client.send_event({"type": "conversation.item.delete", "item_id": item_id})

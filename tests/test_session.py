@@ -815,3 +815,14 @@ def test_both_dialects_give_the_same_transport_events() -> None:
         results.append((derived(events), harness.session.history, harness.sent()))
     assert results[0] == results[1]
     assert len(results[0][0]) > 20
+
+
+def test_deleted_items_are_not_truncated(h: Harness) -> None:
+    s = h.server
+    h.feed(
+        [s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [500])], 0.0
+    )
+    h.feed(s.response_done("resp_1"), 0.0)
+    h.feed(s.event("conversation.item.deleted", item_id="item_A1"), 0.1)
+    h.session.interrupt(0.2)  # the item is gone: no truncate for it
+    assert h.sent() == []

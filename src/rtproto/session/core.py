@@ -724,6 +724,7 @@ class ClientSession:
             self._history_changed(kept, self._history.previous_of(item.id))
 
     def _on_item_deleted(self, event: E.ConversationItemDeleted, now: float) -> None:
+        self._playing.pop(event.item_id, None)  # nothing left to truncate for it
         self._push(ItemDeleted(item_id=event.item_id))
         if self._history.delete(event.item_id):
             self._push(HistoryUpdated(history=self._history.items()))
