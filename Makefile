@@ -43,4 +43,4 @@ demo: $(STAMP)
 	$(BIN)/rtproto call --output reply.wav
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage tests/interop/node_modules
