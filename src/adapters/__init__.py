@@ -2,6 +2,8 @@
 
 - :func:`connect`: ``async with connect(...) as conn`` on asyncio or Trio (anyio).
 - :func:`connect_sync`: ``with connect_sync(...) as conn`` on plain threads.
+- ``connect_webrtc``: ``async with connect_webrtc(...) as conn`` over WebRTC (needs aiortc,
+  asyncio only; imported on first use). See docs/webrtc.md.
 
 Both share every decision that is not I/O (``rtproto.adapters._core``) and yield the same
 events: the server's, the session core's transport events, and the driver's own
@@ -42,3 +44,12 @@ __all__ = [
     "exponential_backoff",
     "replay_items",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``connect_webrtc`` and ``WebRTCConnection`` import aiortc: only when asked for."""
+    if name in ("connect_webrtc", "WebRTCConnection"):
+        from . import webrtc
+
+        return getattr(webrtc, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
@@ -60,8 +61,18 @@ from rtproto.wire.server import (
     LogRecord,
     Refused,
     Rejected,
+    ServerState,
     ServerWebSocket,
     ServerWebSocketOptions,
+    mask_key,
+)
+from rtproto.wire.signalling import (
+    CallOffer,
+    ClientSecretRequest,
+    EphemeralKeys,
+    call_created_response,
+    client_secret_response,
+    error_response,
 )
 
 __all__ = [
@@ -278,6 +289,10 @@ class Server:
         self._largest_write = 0
         self._stop = anyio.Event()
         self._idle = _Signal()
+        #: Ephemeral keys minted by ``POST /v1/realtime/client_secrets``.
+        self.ephemeral_keys = EphemeralKeys()
+        self._calls: dict[str, Any] = {}
+        self._task_group: anyio.abc.TaskGroup | None = None
         sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
         self.port: int = int(sockname[1])
 
@@ -350,8 +365,133 @@ class Server:
             with anyio.CancelScope(shield=True):
                 await conn.close_transport()
 
+    @property
+    def calls(self) -> dict[str, Any]:
+        """The WebRTC calls running now, by call id (``WebRTCCall`` objects)."""
+        return dict(self._calls)
+
+    async def _answer_rest(self, conn: _Connection) -> None:
+        """Answer ``POST .../client_secrets`` or ``POST .../calls`` (WebRTC)."""
+        request = conn.ws.http_request
+        assert request is not None
+        server = f"rtproto/{_version()}"
+        key = request.api_key
+        now = time.time()
+        expected = self.config.api_key
+        if isinstance(request, ClientSecretRequest) or not key.startswith("ek_"):
+            wrong = key.startswith("ek_") or (expected is not None and key != expected)
+            if wrong:
+                await conn.respond(
+                    error_response(
+                        401,
+                        f"Incorrect API key provided: {mask_key(key)}. You can find your API "
+                        "key at https://platform.openai.com/account/api-keys.",
+                        "invalid_api_key",
+                        server=server,
+                    ),
+                    401,
+                )
+                return
+        elif not self.ephemeral_keys.check(key, now):
+            await conn.respond(
+                error_response(
+                    401,
+                    "Invalid ephemeral key: unknown or expired.",
+                    "invalid_api_key",
+                    server=server,
+                ),
+                401,
+            )
+            return
+        if isinstance(request, ClientSecretRequest):
+            await conn.respond(self._client_secret(request, now, server), 200)
+            return
+        await self._answer_call(conn, request, server)
+
+    def _client_secret(self, request: ClientSecretRequest, now: float, server: str) -> bytes:
+        value, expires_at = self.ephemeral_keys.mint(
+            os.urandom(16), now, request.expires_after_seconds, request.session
+        )
+        given = request.session or {"type": "realtime"}
+        kind = given.get("type", "realtime")
+        session: dict[str, Any] = {
+            "type": kind,
+            "object": "realtime.session"
+            if kind == "realtime"
+            else "realtime.transcription_session",
+            "id": "sess_" + os.urandom(11).hex(),
+            **({"model": self._session_template.model} if kind == "realtime" else {}),
+            "expires_at": 0,
+            **{k: v for k, v in given.items() if k not in ("object", "id", "expires_at")},
+        }
+        return client_secret_response(value, expires_at, session, server=server)
+
+    async def _answer_call(self, conn: _Connection, offer: CallOffer, server: str) -> None:
+        import sniffio
+
+        if sniffio.current_async_library() != "asyncio":
+            await conn.respond(
+                error_response(
+                    501, "The WebRTC endpoint needs the asyncio backend.", None, server=server
+                ),
+                501,
+            )
+            return
+        try:
+            from ._webrtc_server import WebRTCCall
+        except ImportError:
+            await conn.respond(
+                error_response(
+                    501,
+                    "WebRTC needs aiortc: pip install 'rtproto[webrtc]'.",
+                    None,
+                    server=server,
+                ),
+                501,
+            )
+            return
+        template = self._session_template
+        factory = self.config.responder
+        session = ServerSession(
+            replace(
+                template,
+                profile="webrtc",
+                model=offer.model or template.model,
+                responder=factory() if factory is not None else template.responder,
+                wall_clock_offset=time.time() - anyio.current_time(),
+            )
+        )
+        call_id = "rtc_u1_" + os.urandom(16).hex()
+        number = conn.number
+        call = WebRTCCall(session, call_id, lambda record: _log_record(number, record))
+        try:
+            answer = await call.answer(offer.sdp)
+        except Exception as exc:  # aiortc rejects the offer: the client's fault
+            await call.aclose()
+            await conn.respond(
+                error_response(
+                    400, f"Invalid SDP offer: {exc}"[:500], "invalid_offer", server=server
+                ),
+                400,
+            )
+            return
+        self._calls[call_id] = call
+        assert self._task_group is not None
+        self._task_group.start_soon(self._run_call, call)
+        await conn.respond(call_created_response(answer, call_id, server=server), 201)
+
+    async def _run_call(self, call: Any) -> None:
+        try:
+            await call.run()
+        except Exception:  # one call's bug must not stop the server
+            log.exception("call %s failed", call.call_id)
+        finally:
+            self._calls.pop(call.call_id, None)
+
     async def _shutdown(self) -> None:
         """Close every session with 1001 and wait for the handshakes (bounded)."""
+        for call in list(self._calls.values()):
+            call.close()
         with anyio.move_on_after(self.config.shutdown_timeout):
             async with anyio.create_task_group() as tg:
                 for conn in list(self._connections):
@@ -387,6 +527,14 @@ class _Connection:
             tg.start_soon(self._timer_loop)
             await self._done.wait()
             tg.cancel_scope.cancel()
+        if self.ws.http_request is not None:
+            await self.server._answer_rest(self)
+
+    async def respond(self, response: bytes, status: int) -> None:
+        """Answer the connection's REST request and write it."""
+        async with self._lock:
+            self.ws.respond(response, status)
+            await self._flush()
 
     async def shutdown(self, code: int, reason: str) -> None:
         async with self._lock:
@@ -406,7 +554,7 @@ class _Connection:
     async def _read_loop(self) -> None:
         ws = self.ws
         size = self.config.read_size
-        while not ws.closed:
+        while not ws.closed and ws.state is not ServerState.REQUEST:
             try:
                 data = await self.stream.receive(size)
             except _TRANSPORT_ERRORS:
@@ -476,6 +624,12 @@ class _Connection:
             record = self.ws.next_event()
 
 
+def _version() -> str:
+    from rtproto import __version__
+
+    return __version__
+
+
 def _log_record(number: int, record: LogRecord) -> None:
     level = logging.INFO if isinstance(record, _INFO_RECORDS) else logging.DEBUG
     if log.isEnabledFor(level):
@@ -502,6 +656,7 @@ async def serve(
     server = Server(listener, config, host)
     log.debug("listening on %s", server.url)
     async with anyio.create_task_group() as tg:
+        server._task_group = tg
         accepting = anyio.CancelScope()
         stopped_accepting = anyio.Event()
 

@@ -68,12 +68,22 @@ from ..server.core import ServerSession
 from ..server.log import ServerLog
 from ..server.options import ServerOptions
 from ._frames import accept_token
+from .signalling import (
+    MAX_JSON_BODY_SIZE,
+    MAX_SDP_SIZE,
+    CallOffer,
+    ClientSecretRequest,
+    SignallingError,
+    error_response,
+    parse_server_request,
+)
 
 __all__ = [
     "MISSING_KEY_MESSAGE",
     "Closed",
     "ConnectRequest",
     "FaultInjected",
+    "HttpAnswered",
     "Refused",
     "Rejected",
     "ServerState",
@@ -289,7 +299,20 @@ class FaultInjected:
         return f"fault {self.fault}: {self.detail}"
 
 
-WireLog = Union[Upgraded, Refused, Rejected, Closed, FaultInjected]
+@dataclass(frozen=True, slots=True)
+class HttpAnswered:
+    """A REST request (WebRTC call, client secret) was answered with this status."""
+
+    name: ClassVar[str] = "http_answered"
+    method: str
+    path: str
+    status: int
+
+    def describe(self) -> str:
+        return f"answered {self.method} {self.path}: HTTP {self.status}"
+
+
+WireLog = Union[Upgraded, Refused, Rejected, Closed, FaultInjected, HttpAnswered]
 LogRecord = Union[ServerLog, WireLog]
 
 
@@ -304,12 +327,18 @@ class ServerState(enum.Enum):
     CLOSING = "CLOSING"
     #: Done: write :meth:`ServerWebSocket.data_to_send`, then close the socket.
     CLOSED = "CLOSED"
+    #: A complete REST request (``POST .../calls`` or ``.../client_secrets``) waits for the
+    #: driver's answer: read :attr:`ServerWebSocket.http_request`, call ``respond()``.
+    REQUEST = "REQUEST"
 
 
 _HANDSHAKE = ServerState.HANDSHAKE
 _OPEN = ServerState.OPEN
 _CLOSING = ServerState.CLOSING
 _CLOSED = ServerState.CLOSED
+_REQUEST = ServerState.REQUEST
+#: The largest REST request body (a multipart call offer with its session).
+MAX_REST_BODY = MAX_SDP_SIZE + MAX_JSON_BODY_SIZE
 
 SessionFactory = Callable[[ConnectRequest], ServerSession]
 
@@ -384,6 +413,11 @@ class ServerWebSocket:
         self._state = _HANDSHAKE
         self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=options.max_handshake_size)
         self._request: h11.Request | None = None
+        self._rest_path: str | None = None
+        self._body: list[bytes] = []
+        self._body_size = 0
+        #: A parsed REST request awaiting :meth:`respond` (state ``REQUEST``).
+        self.http_request: CallOffer | ClientSecretRequest | None = None
         self._ws: Connection | None = None
         #: The session (after a successful upgrade that was not rejected).
         self.session: ServerSession | None = None
@@ -454,6 +488,8 @@ class ServerWebSocket:
         if self._state is _HANDSHAKE:
             self._handshake(data, now)
             return
+        if self._state is _REQUEST:
+            return  # a request is all a REST connection carries
         ws = self._ws
         assert ws is not None
         if ws.state in (ConnectionState.OPEN, ConnectionState.LOCAL_CLOSING):
@@ -469,7 +505,7 @@ class ServerWebSocket:
         """The transport ended or failed (no more bytes either way)."""
         if self._state is _CLOSED:
             return
-        if self._state is _HANDSHAKE:
+        if self._state is _HANDSHAKE or self._state is _REQUEST:
             self._state = _CLOSED
             self._handshake_deadline = None
             self._log(Closed(None, "the client left during the handshake", "lost"))
@@ -479,7 +515,7 @@ class ServerWebSocket:
     def close(self, now: float, code: int = 1000, reason: str = "") -> None:
         """Close from the server side (e.g. 1001 on shutdown): send a close frame and wait for
         the client's (``close_timeout``); during the handshake, just end."""
-        if self._state is _HANDSHAKE:
+        if self._state is _HANDSHAKE or self._state is _REQUEST:
             self._state = _CLOSED
             self._handshake_deadline = None
             self._log(Closed(None, reason or None, "server"))
@@ -578,6 +614,8 @@ class ServerWebSocket:
                     return
                 if isinstance(event, h11.Request):
                     self._request = event
+                    if self._rest(event, now):
+                        continue  # a REST request: its body follows
                     if any(
                         name in (b"content-length", b"transfer-encoding")
                         and value not in (b"0", b"")
@@ -585,6 +623,15 @@ class ServerWebSocket:
                     ):
                         self._refuse(400, "A WebSocket upgrade request has no body.", now)
                         return
+                elif isinstance(event, h11.Data) and self._rest_path is not None:
+                    self._body_size += len(event.data)
+                    if self._body_size > MAX_REST_BODY:
+                        self._respond_error(413, "The request body is too large.", now)
+                        return
+                    self._body.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage) and self._rest_path is not None:
+                    self._rest_request(now)
+                    return
                 elif isinstance(event, h11.EndOfMessage):
                     self._answer(now)
                     return
@@ -594,6 +641,73 @@ class ServerWebSocket:
         except h11.RemoteProtocolError as exc:
             status = exc.error_status_hint if exc.error_status_hint in _REASONS else 400
             self._refuse(status, f"Invalid HTTP request: {exc}", now)
+
+    # ------------------------------------------------------------------ REST requests --
+
+    @property
+    def rest_paths(self) -> tuple[str, str]:
+        """The REST endpoints served next to the WebSocket: calls and client secrets."""
+        return (self.options.path + "/calls", self.options.path + "/client_secrets")
+
+    def _rest(self, request: h11.Request, now: float) -> bool:
+        """A request for a REST endpoint (its body is read next, bounded)? False: not one."""
+        path = request.target.decode("latin-1").partition("?")[0]
+        if path not in self.rest_paths:
+            return False
+        self._rest_path = path
+        if request.method != b"POST":
+            self._respond_error(405, f"Invalid method for {path}: use POST.", now)
+            return True
+        for name, value in request.headers:
+            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_REST_BODY):
+                self._respond_error(413, "The request body is too large.", now)
+                return True
+        return True
+
+    def _rest_request(self, now: float) -> None:
+        request = self._request
+        assert request is not None and self._rest_path is not None
+        target = request.target.decode("latin-1")
+        # the parser knows the service's paths; ours may sit under another root
+        suffix = self._rest_path[len(self.options.path) :]
+        query = target.partition("?")[2]
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
+        try:
+            parsed = parse_server_request(
+                "POST",
+                "/v1/realtime" + suffix + ("?" + query if query else ""),
+                headers,
+                b"".join(self._body),
+            )
+        except SignallingError as exc:
+            message = exc.error.get("message") if exc.error else None
+            self._respond_error(exc.status or 400, str(message or exc.message), now, exc.code)
+            return
+        self._body = []
+        self.http_request = parsed
+        self._state = _REQUEST
+        self._handshake_deadline = None
+
+    def respond(self, response: bytes, status: int) -> None:
+        """Answer the pending REST request with a complete HTTP response; then CLOSED."""
+        if self._state is not _REQUEST:
+            raise LocalProtocolError(
+                "respond() needs a pending REST request", state=self._state.value
+            )
+        self.http_request = None
+        self._finish_rest(response, status)
+
+    def _respond_error(
+        self, status: int, message: str, now: float, code: str | None = None
+    ) -> None:
+        self._finish_rest(error_response(status, message, code, server=_server_header()), status)
+
+    def _finish_rest(self, response: bytes, status: int) -> None:
+        self.handshake_response = response
+        self._queue(response)
+        self._state = _CLOSED
+        self._handshake_deadline = None
+        self._log(HttpAnswered("POST", self._rest_path or "", status))
 
     def _answer(self, now: float) -> None:
         request = self._request

@@ -1,0 +1,459 @@
+"""The WebRTC driver: ``async with connect_webrtc(...) as conn`` (needs ``aiortc``; asyncio).
+
+One loop around the pure pieces, as the JS SDK's WebRTC transport does it
+(spec/transport-behaviour.md section 4):
+
+1. an aiortc peer connection with the ``oai-events`` data channel and one outgoing audio
+   track fed by :meth:`WebRTCConnection.send_audio` (PCM16 24 kHz mono, resampled to 48 kHz,
+   paced in 20 ms frames; silence when nothing is queued);
+2. the SDP offer posted to ``url`` (``POST /v1/realtime/calls``) with
+   :class:`~rtproto.wire.signalling.CallExchange`, h11 over ``anyio.connect_tcp`` (TLS for
+   https); the answer applied; ``call_id`` from its ``Location``;
+3. a :class:`~rtproto.session.ClientSession` with ``profile=WEBRTC`` over the data channel:
+   connect completes on ``session.updated`` (or ``session_update_timeout``), ``interrupt``
+   sends ``output_audio_buffer.clear``, messages are limited to 64 KiB;
+4. the model's audio track, decoded, downmixed to mono and resampled to 24 kHz, surfaces as
+   :class:`~rtproto.session.AudioChunk` events between ``output_audio_buffer.started`` and
+   ``stopped``/``cleared``, so applications see the same events as over WebSocket;
+5. peer connection ``failed``/``closed`` ends the session at once; ``disconnected`` only after
+   ``disconnected_grace`` seconds (5 s) without recovery.
+
+aiortc is asyncio-only: this driver runs on asyncio (not Trio).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from rtproto import events as E
+from rtproto import models as M
+from rtproto.audio import encode_base64
+from rtproto.errors import ConnectionClosed
+from rtproto.session import (
+    AudioChunk,
+    ClientSession,
+    Profile,
+    SessionOptions,
+    SessionState,
+)
+from rtproto.session.core import SessionEvent
+from rtproto.wire.signalling import DEFAULT_CALLS_URL, CallAnswer, CallExchange, SignallingError
+
+from ._core import ConnectError, ConnectTimeout
+from ._media import PcmTrack, frame_to_pcm24k
+
+__all__ = ["SignallingError", "WebRTCConnection", "connect_webrtc", "post_offer"]
+
+#: Audio queued by ``send_audio`` before it waits (seconds of PCM16 24 kHz).
+MAX_QUEUED_AUDIO_SECONDS = 10.0
+
+
+async def post_offer(
+    exchange: CallExchange,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    timeout: float = 30.0,
+) -> CallAnswer:
+    """Send a call request and read its answer (h11 over ``anyio.connect_tcp``).
+
+    Raises:
+        SignallingError: the server refused (status and parsed error) or answered garbage.
+        ConnectError / ConnectTimeout: the TCP or TLS connection failed or took too long.
+    """
+    try:
+        with anyio.fail_after(timeout):
+            try:
+                if exchange.tls:
+                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(
+                        exchange.host,
+                        exchange.port,
+                        tls=True,
+                        ssl_context=ssl_context or ssl.create_default_context(),
+                        tls_standard_compatible=False,
+                    )
+                else:
+                    stream = await anyio.connect_tcp(exchange.host, exchange.port)
+            except OSError as exc:
+                raise ConnectError(f"cannot connect to {exchange.host}:{exchange.port}") from exc
+            async with stream:
+                await stream.send(exchange.data_to_send())
+                while True:
+                    try:
+                        data = await stream.receive(65536)
+                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
+                        data = b""
+                    answer = exchange.receive_data(data)
+                    if answer is not None:
+                        return answer
+    except TimeoutError:
+        raise ConnectTimeout(f"no answer to the SDP offer within {timeout} s") from None
+
+
+class WebRTCConnection:
+    """A Realtime session over WebRTC (from :func:`connect_webrtc`).
+
+    Iterate it (``async for event in conn``) for server events, transport events and audio;
+    call its commands. ``call_id`` is the call's id (for the call control endpoints).
+    """
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        api_key: str,
+        model: str | None,
+        session: Mapping[str, Any] | M.RealtimeSession | None,
+        ice_servers: Sequence[str | Mapping[str, Any]],
+        session_update_timeout: float,
+        connect_timeout: float,
+        disconnected_grace: float,
+        ssl_context: ssl.SSLContext | None,
+    ) -> None:
+        self._url = url
+        self._api_key = api_key
+        self._model = model
+        self._connect_timeout = connect_timeout
+        self._grace = disconnected_grace
+        self._ssl_context = ssl_context
+        self._session = ClientSession(
+            SessionOptions(
+                model=model,
+                session=session,
+                profile=Profile.WEBRTC,
+                session_update_timeout=session_update_timeout,
+            )
+        )
+        servers = [
+            RTCIceServer(urls=s) if isinstance(s, str) else RTCIceServer(**dict(s))
+            for s in ice_servers
+        ]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self.channel: Any = None
+        #: The call id (``rtc_...``) from the answer's ``Location``; ``None`` after close.
+        self.call_id: str | None = None
+        self._events: deque[SessionEvent] = deque()
+        self._readable = asyncio.Event()
+        self._timer_changed = asyncio.Event()
+        self._mic: deque[bytes] = deque()
+        self._mic_bytes = 0
+        self._track = PcmTrack(self._pull_mic)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._grace_task: asyncio.Task[None] | None = None
+        self._ended = False
+        # what the model's audio belongs to (from the data channel's events)
+        self._playing: str | None = None
+        self._part: tuple[str, str, int, int] | None = None
+
+    # ------------------------------------------------------------------------ events --
+
+    def __aiter__(self) -> AsyncIterator[SessionEvent]:
+        return self
+
+    async def __anext__(self) -> SessionEvent:
+        event = await self.next_event()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+    async def next_event(self, timeout: float | None = None) -> SessionEvent | None:
+        """The next event; ``None`` once the connection is over and every event was taken.
+
+        Raises:
+            TimeoutError: no event within ``timeout`` seconds.
+        """
+        with anyio.fail_after(timeout) if timeout is not None else contextlib.nullcontext():
+            while True:
+                if self._events:
+                    return self._events.popleft()
+                if self._ended:
+                    return None
+                self._readable.clear()
+                await self._readable.wait()
+
+    @property
+    def session(self) -> ClientSession:
+        """The session (history, usage, configuration): read it, do not call its commands."""
+        return self._session
+
+    # ---------------------------------------------------------------------- commands --
+
+    async def send_audio(self, pcm24k: bytes | bytearray | memoryview) -> None:
+        """Queue PCM16 24 kHz mono audio for the outgoing track (waits while 10 s are queued)."""
+        self._require_open("send audio")
+        data = bytes(pcm24k)
+        limit = int(MAX_QUEUED_AUDIO_SECONDS * 48000)
+        while self._mic_bytes > limit and not self._ended:
+            await asyncio.sleep(0.02)
+        for start in range(0, len(data), 9600):  # 200 ms pieces
+            piece = data[start : start + 9600]
+            self._mic.append(piece)
+            self._mic_bytes += len(piece)
+
+    def clear_audio_queue(self) -> None:
+        """Drop the audio queued by :meth:`send_audio` that was not sent yet."""
+        self._mic.clear()
+        self._mic_bytes = 0
+
+    async def send_message(self, message: Any, *, trigger_response: bool = True) -> None:
+        self._command("send_message", message, trigger_response=trigger_response)
+
+    async def send_function_call_output(
+        self, call_id: str, output: str, *, start_response: bool = True
+    ) -> None:
+        self._command("send_function_call_output", call_id, output, start_response=start_response)
+
+    async def create_response(self, options: Any = None) -> None:
+        self._command("create_response", options)
+
+    async def interrupt(self, *, cancel: bool = True) -> None:
+        """Cancel the active response and clear the server's output buffer."""
+        self._command("interrupt", self._now(), cancel=cancel)
+
+    async def update_session(self, config: Mapping[str, Any] | M.RealtimeSession) -> None:
+        self._command("update_session", config)
+
+    async def send_event(self, event: Mapping[str, Any] | Any) -> None:
+        self._command("send_event", event)
+
+    async def close(self) -> None:
+        """Close the data channel and the peer connection; report disconnected."""
+        if not self._ended:
+            self._session.close()
+        await self._end("closed by the client")
+
+    # --------------------------------------------------------------------- internals --
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def _require_open(self, what: str) -> None:
+        if self._ended:
+            raise ConnectionClosed(f"cannot {what}: the connection is closed", state="CLOSED")
+
+    def _command(self, name: str, *args: Any, **kwargs: Any) -> None:
+        self._require_open(name)
+        getattr(self._session, name)(*args, **kwargs)
+        self._flush()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _pull_mic(self) -> bytes | None:
+        if not self._mic:
+            return None
+        chunk = self._mic.popleft()
+        self._mic_bytes -= len(chunk)
+        return chunk
+
+    def _flush(self) -> None:
+        session = self._session
+        channel = self.channel
+        for text in session.messages_to_send():
+            if channel is None or channel.readyState != "open":
+                raise ConnectionClosed("the data channel is not open", state="CLOSED")
+            channel.send(text)
+        for event in session.events():
+            self._track_audio_context(event)
+            self._events.append(event)
+        self._readable.set()
+        self._timer_changed.set()
+
+    def _track_audio_context(self, event: SessionEvent) -> None:
+        if isinstance(event, E.ResponseContentPartAdded):
+            self._part = (event.response_id, event.item_id, event.output_index, event.content_index)
+        elif isinstance(event, E.OutputAudioBufferStarted):
+            self._playing = event.response_id
+        elif isinstance(
+            event, (E.OutputAudioBufferStopped, E.OutputAudioBufferCleared)
+        ) and event.response_id in (self._playing, None):
+            self._playing = None
+
+    def _on_message(self, message: str | bytes) -> None:
+        if self._ended or self._session.state is SessionState.IDLE:
+            return
+        try:
+            self._session.receive(message, self._now())
+        except Exception as exc:  # a protocol error ends the connection
+            self._spawn(self._end(f"protocol error: {exc}"))
+            return
+        self._flush()
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and self._grace_task is not None:
+            self._grace_task.cancel()
+            self._grace_task = None
+        elif state == "disconnected" and self._grace_task is None:
+            self._grace_task = self._spawn(self._grace_expiry())
+        elif state in ("failed", "closed"):
+            self._spawn(self._end(f"peer connection {state}"))
+
+    async def _grace_expiry(self) -> None:
+        await asyncio.sleep(self._grace)
+        self._grace_task = None
+        if self.pc.connectionState == "disconnected":
+            await self._end("peer connection disconnected")
+
+    async def _read_audio(self, track: Any) -> None:
+        convert = frame_to_pcm24k()
+        while not self._ended:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            pcm = convert(frame)
+            response_id = self._playing
+            if not pcm or response_id is None:
+                continue  # silence between responses
+            part = self._part
+            if part is not None and part[0] == response_id:
+                _, item_id, output_index, content_index = part
+            else:
+                item_id, output_index, content_index = "", 0, 0
+            delta = E.ResponseOutputAudioDelta(
+                event_id="rtproto_webrtc_audio",
+                response_id=response_id,
+                item_id=item_id,
+                output_index=output_index,
+                content_index=content_index,
+                delta=encode_base64(pcm),
+            )
+            self._events.append(AudioChunk(response_id, item_id, content_index, delta))
+            self._readable.set()
+
+    async def _timer_loop(self) -> None:
+        while not self._ended:
+            deadline = self._session.get_timer()
+            self._timer_changed.clear()
+            if deadline is not None and deadline <= self._now():
+                self._session.handle_timer(self._now())
+                self._flush()
+                continue
+            wait = None if deadline is None else deadline - self._now()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._timer_changed.wait(), wait)
+
+    async def _open(self) -> None:
+        pc = self.pc
+        opened = asyncio.Event()
+        channel = pc.createDataChannel("oai-events")
+        self.channel = channel
+        channel.on("open", opened.set)
+        channel.on("message", self._on_message)
+        channel.on("close", lambda: self._spawn(self._end("data channel closed")))
+        pc.addTrack(self._track)
+        pc.on("track", lambda track: self._spawn(self._read_audio(track)))
+        pc.on("connectionstatechange", self._on_state)
+        await pc.setLocalDescription(await pc.createOffer())
+        exchange = CallExchange(
+            pc.localDescription.sdp, api_key=self._api_key, url=self._url, model=self._model
+        )
+        answer = await post_offer(
+            exchange, ssl_context=self._ssl_context, timeout=self._connect_timeout
+        )
+        self.call_id = answer.call_id
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
+        try:
+            with anyio.fail_after(self._connect_timeout):
+                await opened.wait()
+        except TimeoutError:
+            raise ConnectTimeout(
+                f"the data channel did not open within {self._connect_timeout} s"
+            ) from None
+        self._session.connection_made(self._now())
+        self._flush()
+        self._spawn(self._timer_loop())
+        while self._session.state is SessionState.CONNECTING and not self._ended:
+            self._readable.clear()
+            await self._readable.wait()
+        if self._ended:
+            raise ConnectError("the connection ended before it was ready")
+
+    async def _end(self, reason: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._session.connection_lost(reason, self._now())
+        for event in self._session.events():
+            self._events.append(event)
+        self.call_id = None
+        self._readable.set()
+        self._timer_changed.set()
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()
+        with contextlib.suppress(Exception):
+            if self.channel is not None:
+                self.channel.close()
+        self._track.stop()
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+
+
+@asynccontextmanager
+async def connect_webrtc(
+    url: str = DEFAULT_CALLS_URL,
+    *,
+    api_key: str,
+    model: str | None = None,
+    session: Mapping[str, Any] | M.RealtimeSession | None = None,
+    ice_servers: Sequence[str | Mapping[str, Any]] = (),
+    session_update_timeout: float = 5.0,
+    connect_timeout: float = 30.0,
+    disconnected_grace: float = 5.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[WebRTCConnection]:
+    """Open a Realtime session over WebRTC; close it when the block ends.
+
+    Args:
+        url: the calls endpoint (``https://api.openai.com/v1/realtime/calls``).
+        api_key: an API key or an ephemeral ``ek_...`` key.
+        model: sent as ``?model=`` and in the initial ``session.update``.
+        session: the initial session configuration (sent over the data channel).
+        ice_servers: STUN/TURN URLs, or ``RTCIceServer`` keyword mappings; none by default.
+        session_update_timeout: seconds to wait for ``session.updated`` before connected.
+        connect_timeout: seconds for the SDP exchange and for the data channel to open.
+        disconnected_grace: seconds a ``disconnected`` peer may recover before closing.
+        ssl_context: for https; default ``ssl.create_default_context()``.
+
+    Raises:
+        SignallingError: the calls endpoint refused (status and the parsed error).
+        ConnectError / ConnectTimeout: the connection could not be made in time.
+    """
+    conn = WebRTCConnection(
+        url=url,
+        api_key=api_key,
+        model=model,
+        session=session,
+        ice_servers=ice_servers,
+        session_update_timeout=session_update_timeout,
+        connect_timeout=connect_timeout,
+        disconnected_grace=disconnected_grace,
+        ssl_context=ssl_context,
+    )
+    try:
+        await conn._open()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await conn._end("connect failed")
+        raise
+    try:
+        yield conn
+    finally:
+        with anyio.CancelScope(shield=True):
+            await conn.close()

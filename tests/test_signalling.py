@@ -1,0 +1,446 @@
+"""WebRTC signalling and client secrets: request bytes, response parsing, server parsing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+
+import h11
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rtproto.errors import LocalProtocolError, RemoteProtocolError
+from rtproto.wire.signalling import (
+    CALLS_PATH,
+    CLIENT_SECRETS_PATH,
+    MAX_SDP_SIZE,
+    CallExchange,
+    CallOffer,
+    ClientSecretExchange,
+    ClientSecretRequest,
+    EphemeralKeys,
+    SignallingError,
+    call_created_response,
+    client_secret_response,
+    error_response,
+    parse_server_request,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
+ANSWER = OFFER.replace("o=- 1 1", "o=- 2 2")
+
+
+def _server_read(data: bytes) -> tuple[str, str, list[tuple[str, str]], bytes]:
+    """Parse request bytes as an independent server would (h11)."""
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(data)
+    body = b""
+    request = None
+    while True:
+        event = conn.next_event()
+        if isinstance(event, h11.Request):
+            request = event
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            break
+        else:  # pragma: no cover
+            raise AssertionError(event)
+    assert request is not None
+    headers = [(k.decode(), v.decode()) for k, v in request.headers]
+    return request.method.decode(), request.target.decode(), headers, body
+
+
+def _feed(exchange: CallExchange | ClientSecretExchange, data: bytes, bytewise: bool) -> object:
+    pieces = [data[i : i + 1] for i in range(len(data))] if bytewise else [data]
+    for piece in [*pieces, b""]:
+        result = exchange.receive_data(piece)
+        if result is not None:
+            return result
+    raise AssertionError("no result")  # pragma: no cover
+
+
+def test_call_request_raw_sdp() -> None:
+    exchange = CallExchange(
+        OFFER, api_key="ek_abc", url="https://api.example.com/v1/realtime/calls"
+    )
+    assert (exchange.tls, exchange.host, exchange.port) == (True, "api.example.com", 443)
+    method, target, headers, body = _server_read(exchange.data_to_send())
+    assert exchange.data_to_send() == b""
+    assert (method, target, body) == ("POST", CALLS_PATH, OFFER.encode())
+    assert ("authorization", "Bearer ek_abc") in headers
+    assert ("content-type", "application/sdp") in headers
+    assert ("host", "api.example.com") in headers
+    offer = parse_server_request(method, target, headers, body)
+    assert offer == CallOffer(sdp=OFFER, session=None, model=None, api_key="ek_abc")
+
+
+def test_call_request_multipart_with_model() -> None:
+    session = {"type": "realtime", "instructions": "be brief"}
+    exchange = CallExchange(
+        OFFER, api_key="sk-x", url="http://127.0.0.1:8765/v1/realtime/calls", model="gpt-realtime",
+        session=session,
+    )  # fmt: skip
+    method, target, headers, body = _server_read(exchange.data_to_send())
+    assert target == CALLS_PATH + "?model=gpt-realtime"
+    assert ("host", "127.0.0.1:8765") in headers
+    content_type = dict(headers)["content-type"]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    offer = parse_server_request(method, target, headers, body)
+    assert isinstance(offer, CallOffer)
+    assert (offer.sdp, offer.session, offer.model) == (OFFER, session, "gpt-realtime")
+
+
+@pytest.mark.parametrize("bytewise", [False, True])
+def test_call_answer_parsed(bytewise: bool) -> None:
+    exchange = CallExchange(OFFER, api_key="ek_abc")
+    response = call_created_response(ANSWER, "rtc_u1_9c65")
+    answer = _feed(exchange, response, bytewise)
+    assert answer.sdp == ANSWER  # type: ignore[attr-defined]
+    assert answer.call_id == "rtc_u1_9c65"  # type: ignore[attr-defined]
+    assert answer.location == "/v1/realtime/calls/rtc_u1_9c65"  # type: ignore[attr-defined]
+
+
+def test_call_answer_chunked_until_eof() -> None:
+    exchange = CallExchange(OFFER, api_key="ek_abc")
+    body = ANSWER.encode()
+    head = b"HTTP/1.1 201 Created\r\nLocation: https://x/v1/realtime/calls/rtc_1/\r\n\r\n"
+    assert exchange.receive_data(head + body) is None
+    answer = exchange.receive_data(b"")
+    assert answer is not None and answer.call_id == "rtc_1" and answer.sdp == ANSWER
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        (400, "invalid_offer", "The SDP offer is not valid SDP."),
+        (401, "invalid_api_key", "Incorrect API key provided: ek_***"),
+        (404, "model_not_found", "The model `gpt-foo` does not exist."),
+    ],
+)
+@pytest.mark.parametrize("bytewise", [False, True])
+def test_call_errors(status: int, code: str, message: str, bytewise: bool) -> None:
+    exchange = CallExchange(OFFER, api_key="ek_abc")
+    with pytest.raises(SignallingError) as info:
+        _feed(exchange, error_response(status, message, code), bytewise)
+    error = info.value
+    assert isinstance(error, RemoteProtocolError)
+    assert (error.status, error.hint, error.code) == (status, status, code)
+    assert error.error is not None and error.error["message"] == message
+    assert message in str(error)
+
+
+def test_error_without_json_uses_text_then_reason() -> None:
+    exchange = CallExchange(OFFER, api_key="k")
+    with pytest.raises(SignallingError, match="status 429: slow down") as info:
+        exchange.receive_data(b"HTTP/1.1 429 Too Many\r\nContent-Length: 9\r\n\r\nslow down")
+    assert info.value.error is None
+    exchange = CallExchange(OFFER, api_key="k")
+    with pytest.raises(SignallingError, match="status 503: Busy"):
+        exchange.receive_data(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_answer_not_sdp_and_bad_http() -> None:
+    exchange = CallExchange(OFFER, api_key="k")
+    with pytest.raises(SignallingError, match="not SDP"):
+        exchange.receive_data(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}")
+    exchange = CallExchange(OFFER, api_key="k")
+    with pytest.raises(SignallingError, match="invalid HTTP") as info:
+        exchange.receive_data(b"garbage\r\n\r\n")
+    assert info.value.status is None
+    exchange = CallExchange(OFFER, api_key="k")
+    with pytest.raises(SignallingError, match="complete"):
+        exchange.receive_data(b"HTTP/1.1 201 Created\r\nContent-Length: 50\r\n\r\nv=0")
+        exchange.receive_data(b"")
+
+
+def test_bodies_are_bounded() -> None:
+    with pytest.raises(LocalProtocolError):
+        CallExchange("v=0\r\n" + "a" * MAX_SDP_SIZE, api_key="k")
+    exchange = CallExchange(OFFER, api_key="k")
+    with pytest.raises(SignallingError, match="at most"):
+        exchange.receive_data(b"HTTP/1.1 201 Created\r\nContent-Length: 999999999\r\n\r\n")
+    exchange = CallExchange(OFFER, api_key="k")
+    exchange.receive_data(b"HTTP/1.1 201 Created\r\n\r\n")
+    with pytest.raises(SignallingError, match="exceeds"):
+        for _ in range(300):
+            exchange.receive_data(b"a" * 1024)
+    offer = "v=0\r\nm=audio\r\n" + "a" * MAX_SDP_SIZE
+    with pytest.raises(SignallingError) as info:
+        parse_server_request("POST", CALLS_PATH, _auth("application/sdp"), offer.encode())
+    assert info.value.status == 413
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(LocalProtocolError):
+        CallExchange(OFFER, api_key="")
+    with pytest.raises(LocalProtocolError):
+        CallExchange(OFFER, api_key="k", url="ftp://x/")
+    with pytest.raises(LocalProtocolError):
+        CallExchange(OFFER, api_key="k", session={"x": object()})
+    with pytest.raises(LocalProtocolError):
+        CallExchange(OFFER, api_key="k", session={"a": "--zz"}, boundary="zz")
+    with pytest.raises(LocalProtocolError):
+        ClientSecretExchange(api_key="k", expires_after_seconds=5)
+    with pytest.raises(LocalProtocolError):
+        ClientSecretExchange(api_key="k", expires_after_seconds=True)
+    exchange = CallExchange(OFFER, api_key="k")
+    exchange.receive_data(call_created_response(ANSWER, "rtc_1"))
+    with pytest.raises(LocalProtocolError):
+        exchange.receive_data(b"x")
+
+
+@pytest.mark.parametrize("bytewise", [False, True])
+def test_client_secret_round_trip(bytewise: bool) -> None:
+    session = {"type": "realtime", "model": "gpt-realtime"}
+    exchange = ClientSecretExchange(
+        api_key="sk-x", url="http://127.0.0.1:9/v1/realtime/client_secrets",
+        session=session, expires_after_seconds=60,
+    )  # fmt: skip
+    method, target, headers, body = _server_read(exchange.data_to_send())
+    assert json.loads(body) == {
+        "expires_after": {"anchor": "created_at", "seconds": 60},
+        "session": session,
+    }
+    request = parse_server_request(method, target, headers, body)
+    assert request == ClientSecretRequest(expires_after_seconds=60, session=session, api_key="sk-x")
+    secret = _feed(exchange, client_secret_response("ek_1", 1700000060, session), bytewise)
+    assert (secret.value, secret.expires_at, secret.session) == ("ek_1", 1700000060, session)  # type: ignore[attr-defined]
+    assert "ek_1" not in repr(secret)
+
+
+def test_client_secret_bad_responses() -> None:
+    for body in (b"nope", b'{"value": 1}', b'{"value":"ek","expires_at":true}'):
+        exchange = ClientSecretExchange(api_key="k")
+        response = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+        with pytest.raises(SignallingError):
+            exchange.receive_data(response)
+    exchange = ClientSecretExchange(api_key="k")
+    with pytest.raises(SignallingError) as info:
+        exchange.receive_data(error_response(401, "Incorrect API key", "invalid_api_key"))
+    assert info.value.status == 401
+
+
+def _auth(content_type: str) -> list[tuple[str, str]]:
+    return [("authorization", "Bearer sk-x"), ("content-type", content_type)]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "body", "status"),
+    [
+        ("POST", "/v1/other", _auth("application/sdp"), OFFER.encode(), 404),
+        ("GET", CALLS_PATH, _auth("application/sdp"), b"", 405),
+        ("POST", CALLS_PATH, [("content-type", "application/sdp")], OFFER.encode(), 401),
+        ("POST", CALLS_PATH, _auth("text/plain"), OFFER.encode(), 415),
+        ("POST", CALLS_PATH, _auth("application/sdp"), b"hello", 400),
+        ("POST", CALLS_PATH, _auth("application/sdp"), b"v=0\xff\nm=", 400),
+        ("POST", CALLS_PATH, _auth("multipart/form-data"), b"--B--", 400),
+        ("POST", CALLS_PATH, _auth("multipart/form-data; boundary=B"), b"--B\r\n--B--", 400),
+        ("POST", CALLS_PATH, _auth("multipart/form-data; boundary=B"), b"x--B--", 400),
+        (
+            "POST", CALLS_PATH, _auth("multipart/form-data; boundary=B"),
+            b'--B\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--B--', 400,
+        ),
+        (
+            "POST", CALLS_PATH, _auth("multipart/form-data; boundary=B"),
+            b"--B\r\nContent-Type: a\r\n\r\n1\r\n--B--", 400,
+        ),
+        (
+            "POST", CALLS_PATH, _auth("multipart/form-data; boundary=B"),
+            b'--B\r\nContent-Disposition: form-data; name="sdp"\r\n\r\nv=0\r\nm=a\r\n--B\r\n'
+            b'Content-Disposition: form-data; name="session"\r\n\r\n[1]\r\n--B--', 400,
+        ),
+        ("POST", CLIENT_SECRETS_PATH, _auth("application/json"), b"{", 400),
+        ("POST", CLIENT_SECRETS_PATH, _auth("application/json"), b"[]", 400),
+        ("POST", CLIENT_SECRETS_PATH, _auth("text/plain"), b"{}", 415),
+        ("POST", CLIENT_SECRETS_PATH, _auth("application/json"), b" " * 300_000, 413),
+        ("POST", CLIENT_SECRETS_PATH, _auth(""), b'{"expires_after": 5}', 400),
+        ("POST", CLIENT_SECRETS_PATH, _auth(""), b'{"expires_after": {"anchor": "x"}}', 400),
+        ("POST", CLIENT_SECRETS_PATH, _auth(""), b'{"expires_after": {"seconds": 5}}', 400),
+        ("POST", CLIENT_SECRETS_PATH, _auth(""), b'{"session": 1}', 400),
+        ("POST", CLIENT_SECRETS_PATH, _auth(""), b'{"session": {"type": "x"}}', 400),
+    ],
+)  # fmt: skip
+def test_server_parse_errors(
+    method: str, path: str, headers: list[tuple[str, str]], body: bytes, status: int
+) -> None:
+    with pytest.raises(SignallingError) as info:
+        parse_server_request(method, path, headers, body)
+    assert info.value.status == status
+    assert info.value.error is not None and info.value.error["message"]
+
+
+def test_server_parse_defaults() -> None:
+    request = parse_server_request("POST", CLIENT_SECRETS_PATH, _auth(""), b"")
+    assert request == ClientSecretRequest(expires_after_seconds=600, session=None, api_key="sk-x")
+    multipart = (
+        b'--B\r\nContent-Disposition: form-data; name="sdp"\r\n\r\n' + OFFER.encode() + b"\r\n--B"
+        b'\r\nContent-Disposition: form-data; name="session"\r\n\r\n{"model":"m1"}\r\n--B--\r\n'
+    )
+    offer = parse_server_request(
+        "POST", CALLS_PATH, _auth('multipart/form-data; boundary="B"'), multipart
+    )
+    assert isinstance(offer, CallOffer) and offer.model == "m1" and offer.sdp == OFFER
+
+
+def test_ephemeral_keys() -> None:
+    keys = EphemeralKeys(max_keys=2)
+    value, expires_at = keys.mint(b"\x01" * 16, 1000.5, 60, {"type": "realtime"})
+    assert value == "ek_" + "01" * 16 and expires_at == 1060
+    assert keys.check(value, 1059.9) and not keys.check(value, 1060)
+    assert not keys.check("ek_unknown", 1000)
+    assert keys.session_of(value) == {"type": "realtime"} and keys.session_of("x") is None
+    second, _ = keys.mint(b"\x02" * 16, 1001, 600)
+    third, _ = keys.mint(b"\x03" * 16, 1002, 600)
+    assert len(keys) == 2 and not keys.check(value, 1003)  # the oldest was dropped
+    keys.mint(b"\x04" * 16, 5000, 600)  # both earlier keys expired: forgotten
+    assert len(keys) == 1 and not keys.check(second, 1003) and not keys.check(third, 1003)
+    with pytest.raises(LocalProtocolError):
+        keys.mint(b"x", 0, 10)
+
+
+# --- the fuzz harness's contract over its corpus and random inputs ---------------------------
+
+
+def _harness():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(
+        "rtproto_fuzz_signalling", ROOT / "fuzz" / "fuzz_signalling.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+HARNESS = _harness()
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "fuzz" / "corpus" / "signalling").iterdir()),
+    ids=lambda p: p.name,
+)
+def test_fuzz_corpus(path: Path) -> None:
+    HARNESS.check_one(path.read_bytes())
+
+
+def test_fuzz_corpus_matches_seeds() -> None:
+    folder = ROOT / "fuzz" / "corpus" / "signalling"
+    for name, data in HARNESS.seeds().items():
+        assert (folder / name).read_bytes() == data
+
+
+@given(st.binary(max_size=300))
+def test_fuzz_random(data: bytes) -> None:
+    HARNESS.check_one(data)
+
+
+@given(
+    st.sampled_from(sorted(HARNESS.seeds().values())), st.binary(max_size=8), st.integers(0, 400)
+)
+def test_fuzz_mutated_seeds(seed: bytes, insert: bytes, at: int) -> None:
+    HARNESS.check_one(seed[:at] + insert + seed[at:])
+
+
+# --- the emulator's wire: REST requests next to the WebSocket ---------------------------------
+
+
+def _wire(data: bytes) -> object:
+    from rtproto.wire.server import ServerWebSocket
+
+    conn = ServerWebSocket()
+    conn.connection_made(0.0)
+    conn.receive_data(data, 0.0)
+    return conn
+
+
+def test_server_wire_call_request() -> None:
+    from rtproto.wire.server import HttpAnswered, ServerState
+
+    exchange = CallExchange(OFFER, api_key="ek_1", url="http://127.0.0.1:1/v1/realtime/calls")
+    conn: Any = _wire(exchange.data_to_send())
+    assert conn.state is ServerState.REQUEST and conn.get_timer() is None
+    assert isinstance(conn.http_request, CallOffer) and conn.http_request.sdp == OFFER
+    conn.receive_data(b"ignored", 0.0)
+    conn.respond(call_created_response(ANSWER, "rtc_1"), 201)
+    assert conn.closed and conn.http_request is None
+    answer = exchange.receive_data(conn.data_to_send())
+    assert answer is not None and answer.call_id == "rtc_1"
+    assert any(isinstance(r, HttpAnswered) and r.status == 201 for r in iter(conn.next_event, None))
+    with pytest.raises(LocalProtocolError):
+        conn.respond(b"", 200)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /v1/realtime/calls HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 9999999\r\n\r\n", 413),
+        (b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc", 401),
+        (
+            b"POST /v1/realtime/client_secrets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+            b"Content-Length: 1\r\n\r\n{",
+            400,
+        ),
+    ],
+)
+def test_server_wire_rest_errors(request_bytes: bytes, status: int) -> None:
+    conn: Any = _wire(request_bytes)
+    assert conn.closed
+    exchange = ClientSecretExchange(api_key="k", url="http://x/")
+    with pytest.raises(SignallingError) as info:
+        exchange.receive_data(conn.data_to_send())
+    assert info.value.status == status
+
+
+def test_server_wire_body_cap_while_streaming() -> None:
+    head = b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    conn: Any = _wire(head)
+    chunk = b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n"
+    for _ in range(10):
+        conn.receive_data(chunk, 0.0)
+    assert conn.closed and b" 413 " in conn.data_to_send()
+    conn = _wire(b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab")
+    conn.connection_lost(0.0)
+    assert conn.closed
+
+
+def test_more_edges() -> None:
+    from rtproto import models as M
+    from rtproto.wire.server import HttpAnswered
+
+    session = M.RealtimeSession(instructions="hi")
+    exchange = CallExchange(OFFER, api_key="k", session=session)
+    assert b'"instructions":"hi"' in exchange.data_to_send()
+    assert exchange.status is None
+    with pytest.raises(LocalProtocolError):
+        CallExchange(OFFER, api_key="k", session=[1])  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        CallExchange(b"v=0", api_key="k")  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError):
+        CallExchange(OFFER, api_key="k", extra_headers=[("X-Bad", "a\r\nb")])
+    with pytest.raises(LocalProtocolError):
+        ClientSecretExchange(api_key="k", session={"x": "a" * 300_000})
+    exchange = CallExchange(OFFER, api_key="k")
+    answer = exchange.receive_data(
+        b"HTTP/1.1 100 Continue\r\n\r\n" + call_created_response(ANSWER, "rtc_9")
+    )
+    assert answer is not None and exchange.status == 201
+    exchange = CallExchange(OFFER, api_key="k")
+    with pytest.raises(SignallingError, match="exceeds"):
+        exchange.receive_data(
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + (b"%x\r\n" % MAX_SDP_SIZE + b"a" * MAX_SDP_SIZE + b"\r\n") * 2
+        )
+    big = b"v=0\r\nm=audio\r\n" + b"a" * MAX_SDP_SIZE
+    body = b'--B\r\nContent-Disposition: form-data; name="sdp"\r\n\r\n' + big + b"\r\n--B--\r\n"
+    with pytest.raises(SignallingError) as info:
+        parse_server_request(
+            "POST", CALLS_PATH, _auth("multipart/form-data; charset=x; boundary=B"), body
+        )
+    assert info.value.status == 413
+    assert "HTTP 201" in HttpAnswered("POST", CALLS_PATH, 201).describe()
