@@ -13,8 +13,9 @@ from typing import Final, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from pybase64 import b64decode as _b64decode
 from pybase64 import b64encode_as_string as _b64encode_as_string
+
+from ._b64 import decode_base64
 
 __all__ = [
     "SAMPLE_RATES",
@@ -455,11 +456,3 @@ def encode_base64(data: bytes | bytearray | memoryview | npt.NDArray[np.int16]) 
         arr = _check_int16(data, "encode_base64")
         return _b64encode_as_string(arr.astype(_PCM16_LE, copy=False).tobytes())
     return _b64encode_as_string(data)
-
-
-def decode_base64(text: str | bytes) -> bytes:
-    """Decode strict base64 (no whitespace or stray characters); ``ValueError`` if invalid."""
-    try:
-        return _b64decode(text, validate=True)
-    except ValueError as exc:  # binascii.Error, or non-ASCII characters in a str
-        raise ValueError(f"invalid base64: {exc}") from exc

@@ -11,13 +11,11 @@ sent as ``null``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
-import numpy as np
-import numpy.typing as npt
 
-from .audio import encode_base64
+from ._b64 import encode_base64
 from .dialect import Dialect, from_beta, to_beta
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -31,6 +29,10 @@ from .events import (
     TypedServerEvent,
     UnknownEvent,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",

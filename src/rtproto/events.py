@@ -8,15 +8,17 @@ sends is lost or handed over mis-typed. Parse and serialise with :mod:`rtproto.c
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
-import numpy as np
-import numpy.typing as npt
 from msgspec import UNSET, Struct, UnsetType
 
 # Imported lazily-by-name so the fast path pays one global lookup.
-from .audio import decode_base64, encode_base64
+from ._b64 import decode_base64, encode_base64
 from .errors import RemoteProtocolError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 from .models import (
     ContentPart,
     Item,
@@ -398,7 +400,9 @@ class ResponseOutputAudioDelta(
                 hint=1007,
                 data=self.delta,
             )
-        return np.frombuffer(audio, dtype=_PCM16)
+        numpy = _numpy or _load_numpy()
+        view: npt.NDArray[np.int16] = numpy.frombuffer(audio, dtype=numpy.dtype("<i2"))
+        return view
 
 
 class ResponseOutputAudioDone(
@@ -701,7 +705,15 @@ SERVER_EVENT_TYPES: dict[str, type[Event]] = _classes(TypedServerEvent)
 CLIENT_EVENT_TYPES: dict[str, type[Event]] = _classes(TypedClientEvent)
 
 
-_PCM16 = np.dtype("<i2")
+_numpy: Any = None  # imported on first use of ``.pcm``: ``import rtproto`` stays light
+
+
+def _load_numpy() -> Any:
+    global _numpy
+    import numpy
+
+    _numpy = numpy
+    return numpy
 
 
 def _decode_audio(text: str, event_type: str) -> bytes:

@@ -8,14 +8,16 @@ classes here are what the core derives from them. All are immutable ``msgspec.St
 from __future__ import annotations
 
 import enum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-import numpy.typing as npt
 from msgspec import Struct
 
 from ..events import ErrorEvent, ResponseOutputAudioDelta
 from ..models import Item, Response, Usage
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "AudioChunk",

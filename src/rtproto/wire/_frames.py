@@ -9,8 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
-
-import numpy as np
+from typing import Any
 
 __all__ = [
     "CLOSE",
@@ -34,9 +33,7 @@ PING = 0x9
 PONG = 0xA
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-_U32 = np.uint32
-_frombuffer = np.frombuffer
-_xor = np.bitwise_xor
+_numpy: Any = None  # imported on the first large frame (keeps ``import rtproto`` light)
 _PAD = (b"", b"\0", b"\0\0", b"\0\0\0")
 _HEAD16 = struct.Struct("!BBH").pack
 _HEAD64 = struct.Struct("!BBQ").pack
@@ -56,9 +53,14 @@ def mask(data: bytes, key: bytes) -> bytes:
         reps = (n >> 2) + 1
         stream = int.from_bytes(key * reps, "little")
         return (int.from_bytes(data, "little") ^ stream).to_bytes(reps * 4, "little")[:n]
+    global _numpy
+    if _numpy is None:
+        import numpy
+
+        _numpy = numpy
     pad = -n & 3
-    words = _frombuffer(data + _PAD[pad] if pad else data, _U32)
-    masked: bytes = _xor(words, _frombuffer(key, _U32)).tobytes()
+    words = _numpy.frombuffer(data + _PAD[pad] if pad else data, _numpy.uint32)
+    masked: bytes = (words ^ _numpy.frombuffer(key, _numpy.uint32)).tobytes()
     return masked[:n] if pad else masked
 
 
