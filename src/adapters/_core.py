@@ -189,10 +189,37 @@ def plan_connect(
 class DriverCore:
     """The non-I/O half of a driver (see the module docs)."""
 
+    __slots__ = (
+        "_attempt",
+        "_began",
+        "_closed_sent",
+        "_events",
+        "_last_failure",
+        "_limit",
+        "_opened",
+        "_out",
+        "_paused",
+        "_previous",
+        "_resume_at",
+        "_retry_after",
+        "_updates",
+        "close_code",
+        "close_reason",
+        "closing",
+        "discarded",
+        "disconnected",
+        "ended",
+        "failure",
+        "plan",
+        "ws",
+    )
+
     def __init__(self, plan: ConnectPlan) -> None:
         self.plan = plan
         self.ws: RealtimeWebSocket | None = None
-        self._events: deque[Event] = deque()
+        #: Events waiting for the application; None while there are none (an idle
+        #: connection holds no deque).
+        self._events: deque[Event] | None = None
         self._out = bytearray()
         self._limit = plan.max_queued_events
         self._resume_at = plan.max_queued_events // 2
@@ -216,7 +243,9 @@ class DriverCore:
         self._previous: ClientSession | None = None
         #: The application's session updates, re-sent after a reconnect (the newest
         #: MAX_REPLAYED_UPDATES of them).
-        self._updates: deque[Any] = deque(maxlen=MAX_REPLAYED_UPDATES)
+        self._updates: deque[Any] | None = (
+            deque(maxlen=MAX_REPLAYED_UPDATES) if plan.reconnect is not None else None
+        )
         self._opened = False
         self._began = False  # the current connection reported connecting
         self._closed_sent = False
@@ -333,7 +362,7 @@ class DriverCore:
             result = getattr(ws.session, name)(*args, **kwargs)
         finally:
             self._pump()
-        if name == "update_session" and self.plan.reconnect is not None:
+        if name == "update_session" and self._updates is not None:
             self._updates.append(args[0])  # re-applied after a reconnect, in order
         return result
 
@@ -388,7 +417,8 @@ class DriverCore:
     @property
     def queued(self) -> int:
         """Events waiting for the application."""
-        return len(self._events)
+        events = self._events
+        return len(events) if events is not None else 0
 
     def may_read(self) -> bool:
         """Whether the reader may read the socket now.
@@ -399,7 +429,7 @@ class DriverCore:
         """
         if self.closing:
             return True
-        if not self._paused and len(self._events) >= self._limit:
+        if not self._paused and self.queued >= self._limit:
             self._paused = True
         return not self._paused
 
@@ -415,6 +445,8 @@ class DriverCore:
         if not events:
             return None, False
         event = events.popleft()
+        if not events:
+            self._events = None
         if self._paused and len(events) <= self._resume_at:
             self._paused = False
             return event, True
@@ -425,11 +457,15 @@ class DriverCore:
         self.ended = True
 
     def _append(self, event: Event) -> None:
-        full = len(self._events) >= self._limit
-        if self.closing and full and not isinstance(event, ConnectionChange):
+        events = self._events
+        if events is None:
+            events = self._events = deque()
+        elif (
+            self.closing and len(events) >= self._limit and not isinstance(event, ConnectionChange)
+        ):
             self.discarded += 1  # the application closed and stopped reading
             return
-        self._events.append(event)
+        events.append(event)
 
     def _pump(self) -> None:
         ws = self.ws
@@ -541,7 +577,7 @@ class DriverCore:
             return
         self._append(Reconnected(attempt=self._attempt))
         self._attempt = 0
-        for update in self._updates:  # the configuration as the application left it
+        for update in self._updates or ():  # the configuration as the application left it
             self.session.update_session(update)
         previous, self._previous = self._previous, None
         if policy.replay_history and previous is not None:

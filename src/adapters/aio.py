@@ -1,8 +1,9 @@
 """The async driver: one code path for asyncio and Trio, on anyio.
 
 ``async with connect(...) as conn`` opens the socket (TLS verified against the system CAs by
-default), performs the upgrade, and starts two tasks: a reader that feeds the protocol what
-the socket delivers and a timer that runs the protocol's keepalive and close timeouts.
+default), performs the upgrade, and starts one task: a reader that feeds the protocol what
+the socket delivers and, when the protocol's timer is due first, runs its keepalive and close
+timeouts instead.
 ``async for event in conn`` yields server events, transport events and driver events;
 commands (``await conn.send_audio(...)``) call the session and write what it produced under
 one lock. The non-I/O half is shared with the thread driver (:mod:`._core`).
@@ -22,6 +23,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from rtproto import models as M
 from rtproto.errors import RtprotoError
@@ -53,19 +55,27 @@ _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class _Signal:
-    """Wakes every task waiting for the next :meth:`set` (an ``anyio.Event`` that re-arms)."""
+    """Wakes every task waiting for the next :meth:`set` (an ``anyio.Event`` that re-arms).
+
+    The event is made only when a task waits (an idle connection holds none of them).
+    """
+
+    __slots__ = ("_event",)
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
+        self._event: anyio.Event | None = None
 
     def set(self) -> None:
-        self._event.set()
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
 
     async def wait(self) -> None:
         """Wait for a ``set()`` made after this call (check your condition first)."""
-        if self._event.is_set():
-            self._event = anyio.Event()
-        await self._event.wait()
+        event = self._event
+        if event is None:
+            event = self._event = anyio.Event()
+        await event.wait()
 
 
 def connect(
@@ -127,19 +137,41 @@ def connect(
 class AsyncConnection:
     """An open Realtime connection (see :func:`connect`). Iterate it for events."""
 
+    __slots__ = (
+        "_closing",
+        "_core",
+        "_done",
+        "_entered",
+        "_finished",
+        "_open_scope",
+        "_plan",
+        "_readable",
+        "_room",
+        "_stream",
+        "_task_group",
+        "_wait_scope",
+        "_writing",
+        "_written",
+    )
+
     def __init__(self, plan: ConnectPlan) -> None:
         self._core = DriverCore(plan)
         self._plan = plan
         self._stream: anyio.abc.ByteStream | None = None
-        self._write_lock = anyio.Lock()
+        # The write lock (an anyio.Lock costs a deque per connection): held while a task
+        # writes; the others wait for ``_written``.
+        self._writing = False
+        self._written = _Signal()
         self._readable = _Signal()  # events were queued, or the end came
         self._room = _Signal()  # the reader, paused by backpressure, may resume
-        self._timer_changed = _Signal()  # a core call may have moved the timer
         self._closing = _Signal()  # close() was called
-        self._finished = anyio.Event()  # the runner ended: no socket, no tasks
+        self._finished = _Signal()  # the runner ended (then ``_done``): no socket, no tasks
+        self._done = False
         self._task_group: anyio.abc.TaskGroup | None = None
-        self._reader_scope: anyio.CancelScope | None = None
-        self._runner_scope: anyio.CancelScope | None = None
+        #: The reader's wait for the socket, bounded by the protocol's timer (see _serve).
+        self._wait_scope: anyio.CancelScope | None = None
+        #: A reconnect attempt's upgrade (close() cancels it when it gives up waiting).
+        self._open_scope: anyio.CancelScope | None = None
         self._entered = False
 
     def __repr__(self) -> str:
@@ -183,21 +215,25 @@ class AsyncConnection:
         sent = core.close(code, reason, anyio.current_time())
         self._closing.set()
         self._room.set()  # a reader paused by backpressure resumes to see the reply
-        self._timer_changed.set()
+        self._timer_moved()
         if sent:  # (a writer busy with a big write writes the close frame after it)
             with anyio.CancelScope(shield=True):
                 await self._flush(raise_closed=False, wait=False)
-        if self._finished.is_set():
+        if self._done:
             return
         with anyio.CancelScope(shield=True):
             with anyio.move_on_after(self._plan.close_timeout + 0.5):
-                await self._finished.wait()
-            if not self._finished.is_set():
+                while not self._done:
+                    await self._finished.wait()
+            if not self._done:
                 if not already:
                     log.debug("close: no reply within %.1f s; dropping", self._plan.close_timeout)
                 core.abort(anyio.current_time())
-                if self._runner_scope is not None:
-                    self._runner_scope.cancel()
+                # stop the runner wherever it waits: for the socket, for room in the
+                # queue, for a reconnect attempt's upgrade (it then ends by itself)
+                self._stop_reader()
+                if self._open_scope is not None:
+                    self._open_scope.cancel()
                 await self._close_stream()
                 self._readable.set()
 
@@ -231,8 +267,7 @@ class AsyncConnection:
             event, resume = core.pop()
             if event is not None:
                 if resume:
-                    self._room.set()
-                    self._timer_changed.set()
+                    self._room.set()  # (the reader runs the timers again too)
                 return event
             if core.ended:
                 if core.failure is not None:
@@ -332,7 +367,26 @@ class AsyncConnection:
         """After every core call: tell the consumer and the timer what may have changed."""
         if self._core.queued or self._core.ended:
             self._readable.set()
-        self._timer_changed.set()
+        self._timer_moved()
+
+    def _timer_moved(self) -> None:
+        """A core call may have moved the protocol's timer: bring the reader's wait for the
+        socket forward if the timer is now due earlier."""
+        scope = self._wait_scope
+        if scope is None:
+            return
+        if self._core.transport_done:
+            scope.cancel()  # (the reader ends)
+            return
+        timer = self._core.timer()
+        if timer is not None and timer < scope.deadline:
+            scope.deadline = timer
+
+    def _stop_reader(self) -> None:
+        """The connection is over (a write failed): the reader stops waiting and ends."""
+        if self._wait_scope is not None:
+            self._wait_scope.cancel()
+        self._room.set()
 
     async def _flush(self, *, raise_closed: bool, wait: bool = True) -> None:
         """Write every byte the core has due, in order, under the write lock.
@@ -341,9 +395,10 @@ class AsyncConnection:
         these bytes too: it loops until the core has nothing due before letting go.
         """
         core = self._core
-        if not core.has_output or (not wait and self._write_lock.locked()):
+        if not core.has_output or (not wait and self._writing):
             return
-        async with self._write_lock:
+        await self._lock_writes()
+        try:
             while core.has_output:
                 stream = self._stream
                 data = core.take_output()
@@ -365,11 +420,25 @@ class AsyncConnection:
                 if failure is not None:
                     error = core.write_failed(anyio.current_time())
                     self._wake()
-                    if self._reader_scope is not None:
-                        self._reader_scope.cancel()
+                    self._stop_reader()
                     if raise_closed:
                         raise error from failure
                     return
+        finally:
+            self._writing = False
+            self._written.set()
+
+    async def _lock_writes(self) -> None:
+        """Take the write lock (as ``anyio.Lock.acquire``: a checkpoint, then a yield with
+        the lock held when it was free)."""
+        if not self._writing:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            self._writing = True
+            await anyio.lowlevel.cancel_shielded_checkpoint()
+            return
+        while self._writing:
+            await self._written.wait()
+        self._writing = True
 
     async def _open(self) -> None:
         """Open the socket and perform the upgrade (first connect and reconnects)."""
@@ -437,72 +506,63 @@ class AsyncConnection:
     async def _run(self) -> None:
         """Serve connections until the last one ends (reconnecting when the policy says)."""
         core = self._core
-        with anyio.CancelScope() as self._runner_scope:
-            try:
-                while True:
-                    await self._serve()
-                    core.finish_connection()
-                    if not core.should_reconnect() or not await self._reconnect():
-                        break
-            except Exception as exc:  # a bug must not hang the application: report it
-                log.exception("driver failure")
-                if core.failure is None:
-                    core.failure = exc if isinstance(exc, RtprotoError) else RtprotoError(repr(exc))
-                core.abort(anyio.current_time())
+        try:
+            while True:
+                await self._serve()
+                core.finish_connection()
+                if not core.should_reconnect() or not await self._reconnect():
+                    break
+        except Exception as exc:  # a bug must not hang the application: report it
+            log.exception("driver failure")
+            if core.failure is None:
+                core.failure = exc if isinstance(exc, RtprotoError) else RtprotoError(repr(exc))
+            core.abort(anyio.current_time())
         core.end()
         await self._close_stream()
+        self._done = True
         self._finished.set()
         self._readable.set()
 
     async def _serve(self) -> None:
-        """Run one open connection: the reader here, the timer beside it."""
-        async with anyio.create_task_group() as task_group:
-            task_group.start_soon(self._timer_loop)
-            with anyio.CancelScope() as self._reader_scope:
-                await self._read_loop()
-            task_group.cancel_scope.cancel()
-        self._reader_scope = None
-        await self._flush(raise_closed=False)
-        await self._close_stream()
-
-    async def _read_loop(self) -> None:
+        """Run one open connection in the runner's task: read the socket and, when the
+        protocol's timer is due first, run it (one task, no task group per connection)."""
         core = self._core
         while not core.transport_done:
-            while not core.may_read():  # backpressure: leave the data in the socket
-                await self._room.wait()
+            if not core.may_read():  # backpressure: leave the data in the socket; the
+                await self._room.wait()  # timers wait too (a slow application is not a
+                continue  # dead peer)
             stream = self._stream
             if stream is None:
-                return
-            try:
-                data = await stream.receive(READ_SIZE)
-            except _TRANSPORT_ERRORS:
-                data = b""
-            core.feed(data, anyio.current_time())
-            self._wake()
-            await self._flush(raise_closed=False, wait=False)
-
-    async def _timer_loop(self) -> None:
-        core = self._core
-        while True:
+                break
             timer = core.timer()
-            if timer is None or core.reading_paused:
-                await self._timer_changed.wait()  # paused while the application lags
-                continue
-            delay = timer - anyio.current_time()
-            if delay > 0:
-                with anyio.move_on_after(delay):
-                    await self._timer_changed.wait()
-                continue
+            data: bytes | None = None
+            with anyio.CancelScope() as scope:  # its deadline: the timer (see _timer_moved)
+                if timer is not None:
+                    scope.deadline = timer
+                self._wait_scope = scope
+                try:
+                    data = await stream.receive(READ_SIZE)
+                except _TRANSPORT_ERRORS:
+                    data = b""
+                finally:
+                    self._wait_scope = None
             now = anyio.current_time()
-            try:
-                core.fire_timer(now)
-            except RtprotoError as exc:
-                core.failure = exc
-                core.lost(now)
+            if data is not None:
+                core.feed(data, now)
+                del data  # not kept alive while waiting for the next chunk
+            else:
+                timer = core.timer()
+                if timer is None or now < timer:
+                    continue  # woken early (the timer moved, or the connection ended)
+                try:
+                    core.fire_timer(now)
+                except RtprotoError as exc:
+                    core.failure = exc
+                    core.lost(now)
             self._wake()
             await self._flush(raise_closed=False, wait=False)
-            if core.transport_done and self._reader_scope is not None:
-                self._reader_scope.cancel()
+        await self._flush(raise_closed=False)
+        await self._close_stream()
 
     async def _reconnect(self) -> bool:
         core = self._core
@@ -515,10 +575,19 @@ class AsyncConnection:
                 await self._closing.wait()
             if core.closing:
                 return False
-            try:
-                await self._open()
-            except (RtprotoError, OSError) as exc:
-                if not core.attempt_failed(exc):
+            failure: RtprotoError | OSError | None = None
+            with anyio.CancelScope() as scope:
+                self._open_scope = scope
+                try:
+                    await self._open()
+                except (RtprotoError, OSError) as exc:
+                    failure = exc
+                finally:
+                    self._open_scope = None
+            if scope.cancel_called:
+                return False  # close() gave up waiting: the runner ends (and drops a socket)
+            if failure is not None:
+                if not core.attempt_failed(failure):
                     core.give_up()
                     self._wake()
                     return False

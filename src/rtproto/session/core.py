@@ -192,27 +192,6 @@ class ClientSession:
         self._usage = UsageTotals()
         self.server_session: M.SessionConfig | None = None
         self._bytes_per_ms = _bytes_per_ms(output_format_of(self._config))
-        self._handlers: dict[type, Callable[[Any, float], None]] = {
-            E.SessionCreated: self._on_session,
-            E.SessionUpdated: self._on_session,
-            E.ErrorEvent: self._on_error,
-            E.ResponseCreated: self._on_response_created,
-            E.ResponseDone: self._on_response_done,
-            E.ResponseOutputAudioDelta: self._on_audio_delta,
-            E.ResponseOutputAudioDone: self._on_audio_done,
-            E.ResponseOutputAudioTranscriptDelta: self._on_transcript_delta,
-            E.ResponseOutputTextDelta: self._on_text_delta,
-            E.ResponseOutputItemDone: self._on_output_item_done,
-            E.ResponseFunctionCallArgumentsDone: self._on_arguments_done,
-            E.ConversationItemAdded: self._on_item_added,
-            E.ConversationItemCreated: self._on_item_added,
-            E.ConversationItemDone: self._on_item_done,
-            E.ConversationItemRetrieved: self._on_item_retrieved,
-            E.ConversationItemDeleted: self._on_item_deleted,
-            E.InputAudioTranscriptionCompleted: self._on_transcription,
-            E.InputAudioBufferSpeechStarted: self._on_speech_started,
-            E.InvalidEvent: self._on_invalid,
-        }
 
     # ------------------------------------------------------------------ state and output --
 
@@ -341,9 +320,9 @@ class ClientSession:
             else message
         )
         events.append(event)
-        handler = self._handlers.get(type(event))
+        handler = _HANDLERS.get(type(event))
         if handler is not None:
-            handler(event, now)
+            handler(self, event, now)
 
     # ------------------------------------------------------------------------ commands --
 
@@ -748,6 +727,31 @@ class ClientSession:
 
     def _on_invalid(self, event: E.InvalidEvent, now: float) -> None:
         self._push(ProtocolWarning(message=f"malformed {event.type}: {event.problem}", event=event))
+
+
+#: What each server event changes in the session: ``handler(session, event, now)`` (one
+#: table for every session, not a dict of bound methods each).
+_HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
+    E.SessionCreated: ClientSession._on_session,
+    E.SessionUpdated: ClientSession._on_session,
+    E.ErrorEvent: ClientSession._on_error,
+    E.ResponseCreated: ClientSession._on_response_created,
+    E.ResponseDone: ClientSession._on_response_done,
+    E.ResponseOutputAudioDelta: ClientSession._on_audio_delta,
+    E.ResponseOutputAudioDone: ClientSession._on_audio_done,
+    E.ResponseOutputAudioTranscriptDelta: ClientSession._on_transcript_delta,
+    E.ResponseOutputTextDelta: ClientSession._on_text_delta,
+    E.ResponseOutputItemDone: ClientSession._on_output_item_done,
+    E.ResponseFunctionCallArgumentsDone: ClientSession._on_arguments_done,
+    E.ConversationItemAdded: ClientSession._on_item_added,
+    E.ConversationItemCreated: ClientSession._on_item_added,
+    E.ConversationItemDone: ClientSession._on_item_done,
+    E.ConversationItemRetrieved: ClientSession._on_item_retrieved,
+    E.ConversationItemDeleted: ClientSession._on_item_deleted,
+    E.InputAudioTranscriptionCompleted: ClientSession._on_transcription,
+    E.InputAudioBufferSpeechStarted: ClientSession._on_speech_started,
+    E.InvalidEvent: ClientSession._on_invalid,
+}
 
 
 # ------------------------------------------------------------------------------ helpers --

@@ -80,6 +80,8 @@ __all__ = [
 
 #: Bytes of a refused upgrade's body kept for :class:`HandshakeRefused` (the rest is dropped).
 MAX_REFUSAL_BODY = 64 * 1024
+#: Random bytes fetched at a time for frame masks (64 frames; small: one pool per connection).
+_MASK_POOL_SIZE = 256
 #: What the client offers for permessage-deflate. The client never compresses what it sends
 #: (audio appends barely shrink), so only the server's direction is ever compressed.
 DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
@@ -285,6 +287,57 @@ class RealtimeWebSocket:
             replace it).
     """
 
+    # (one per connection: slots keep an idle one small)
+    __slots__ = (
+        "_accept",
+        "_close_code",
+        "_close_deadline",
+        "_close_reason",
+        "_deflate",
+        "_eof_pending",
+        "_events",
+        "_frag_chunks",
+        "_frag_compressed",
+        "_frag_decoder",
+        "_frag_opcode",
+        "_frag_out",
+        "_frag_size",
+        "_frag_text",
+        "_h11",
+        "_handshake_deadline",
+        "_host",
+        "_inflater",
+        "_initiated",
+        "_max_events",
+        "_max_size",
+        "_next_ping",
+        "_now",
+        "_out",
+        "_out_len",
+        "_paused",
+        "_ping_payload",
+        "_pings",
+        "_pong_deadline",
+        "_pool",
+        "_pool_pos",
+        "_port",
+        "_protocols",
+        "_random",
+        "_rbuf",
+        "_refusal",
+        "_refusal_body",
+        "_reset_inflater",
+        "_response_head",
+        "_rlen",
+        "_rneed",
+        "_state",
+        "_target",
+        "_tls",
+        "options",
+        "session",
+        "subprotocol",
+    )
+
     def __init__(
         self,
         options: WebSocketOptions | None = None,
@@ -326,15 +379,16 @@ class RealtimeWebSocket:
         self._refusal_body = bytearray()
         #: The subprotocol the server selected (after the 101), if any.
         self.subprotocol: str | None = None
-        #: The 101 response's headers, names in lower case (after the 101).
-        self.response_headers: list[tuple[str, str]] = []
+        self._response_head = ""  # response_headers, as "name:value" lines (one string)
         # output
         self._out: list[bytes] = []
         self._out_len = 0
         self._pool = b""
         self._pool_pos = 0
         # input and events
-        self._events: deque[SessionEvent] = deque()
+        #: Events for next_event(); None while there are none (an idle connection holds
+        #: no deque).
+        self._events: deque[SessionEvent] | None = None
         self._max_events = max(1, session.options.limits.max_pending_events)
         self._max_size = options.max_message_size
         self._rbuf: list[bytes] = []
@@ -373,6 +427,18 @@ class RealtimeWebSocket:
     def state(self) -> WebSocketState:
         """Where the connection is; see :class:`WebSocketState`."""
         return self._state
+
+    @property
+    def response_headers(self) -> list[tuple[str, str]]:
+        """The 101 response's headers, names in lower case (after the 101)."""
+        head = self._response_head
+        if not head:
+            return []
+        headers = []
+        for line in head.split("\n"):  # (a name is a token: no ":"; a value has no newline)
+            name, _, value = line.partition(":")
+            headers.append((name, value))
+        return headers
 
     @property
     def close_code(self) -> int | None:
@@ -481,12 +547,15 @@ class RealtimeWebSocket:
         of the input back; it is parsed here once the queue is empty, so this call can raise
         what :meth:`receive_data` raises and queue output (drain :meth:`data_to_send`)."""
         events = self._events
-        if events:
-            return events.popleft()
-        if self._paused:
+        if not events and self._paused:
             self._resume()
-            if events:
-                return events.popleft()
+            events = self._events
+        if events:
+            event = events.popleft()
+            if not events:
+                self._events = None
+            return event
+        self._events = None  # (empty)
         return self.session.next_event()
 
     def get_timer(self) -> float | None:
@@ -683,7 +752,7 @@ class RealtimeWebSocket:
         assert connection is not None
         trailing = connection.trailing_data[0]  # (EOF is always fed in a later call)
         self._h11 = None
-        self.response_headers = headers
+        self._response_head = "\n".join(f"{name}:{value}" for name, value in headers)
         self._state = _OPEN
         self._handshake_deadline = None
         interval = self.options.ping_interval
@@ -783,6 +852,8 @@ class RealtimeWebSocket:
         n = len(buf)
         need = 2
         events = self._events
+        if events is None:
+            events = self._events = deque()
         max_events = self._max_events
         max_size = self._max_size
         session = self.session
@@ -955,7 +1026,7 @@ class RealtimeWebSocket:
             self._drain_session()
         else:
             self._drain_session()
-            self._events.append(
+            self._event_queue().append(
                 ProtocolWarning(
                     message=f"ignored a binary message of {len(message)} bytes: Realtime"
                     " servers send text"
@@ -1047,9 +1118,18 @@ class RealtimeWebSocket:
     def _drain_session(self) -> None:
         next_session_event = self.session.next_event
         event = next_session_event()
+        if event is None:
+            return
+        events = self._event_queue()
         while event is not None:
-            self._events.append(event)
+            events.append(event)
             event = next_session_event()
+
+    def _event_queue(self) -> deque[SessionEvent]:
+        events = self._events
+        if events is None:
+            events = self._events = deque()
+        return events
 
     # ------------------------------------------------------------------------------ output --
 
@@ -1081,7 +1161,7 @@ class RealtimeWebSocket:
         self._out_len += size
 
     def _new_pool(self) -> bytes:
-        pool = self._pool = self._random(4096)
+        pool = self._pool = self._random(_MASK_POOL_SIZE)
         if len(pool) < 4:
             raise LocalProtocolError("random_bytes() returned too few bytes")
         return pool
