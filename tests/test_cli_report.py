@@ -45,7 +45,10 @@ def test_an_audio_turn() -> None:
     assert any(line.startswith("first audio after") for line in lines)
     summary = report.summary("reply.wav")
     assert "0.20 s of audio, written to reply.wav" in summary and "253 tokens" in summary
-    assert report.progress().startswith("\rreply audio [")
+    assert report.progress().startswith("\rreply [") and report.progress().endswith("w0 w1 ")
+    live = CallReport(started_at=1.0, live=True)
+    lines = run_turn(live, audio_turn(Server()))
+    assert [line for line in lines if line.startswith("\r")][-1].endswith("w0 w1 ")
 
 
 def test_json_lines() -> None:

@@ -18,11 +18,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-import ssl
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtproto.dialect import Dialect
 from rtproto.errors import ConnectionClosed, RemoteProtocolError, RtprotoError
@@ -52,6 +51,9 @@ from .reconnect import (
     Replayed,
     replay_items,
 )
+
+if TYPE_CHECKING:  # ssl loads only for wss:// (about 5 MB)
+    import ssl
 
 __all__ = ["ConnectError", "ConnectTimeout", "DriverCore", "ConnectPlan", "Event", "plan_connect"]
 
@@ -161,6 +163,8 @@ def plan_connect(
         if ssl_context is not None:
             raise ValueError("ssl_context is for wss:// URLs; this one is ws://")
     elif ssl_context is None:
+        import ssl
+
         ssl_context = ssl.create_default_context()  # verifies against the system CAs
     if isinstance(session, SessionOptions):
         session_options = session

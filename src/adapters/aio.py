@@ -16,10 +16,9 @@ peer). Reading resumes as soon as the application takes an event.
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -42,6 +41,9 @@ from ._core import (
     plan_connect,
 )
 from .reconnect import ReconnectPolicy
+
+if TYPE_CHECKING:  # ssl loads only for wss:// (about 5 MB)
+    import ssl
 
 __all__ = ["AsyncConnection", "connect"]
 

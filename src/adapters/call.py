@@ -171,14 +171,20 @@ def run_command(args: argparse.Namespace) -> int:
             raise UsageError(f"rtproto call: error: {exc}") from None
         if not pcm:
             raise UsageError(f"rtproto call: error: {args.input}: the file has no audio")
-    report = CallReport(as_json=args.json)
-    progress = sys.stderr.isatty() and not args.json
+    report = CallReport(as_json=args.json, live=sys.stderr.isatty() and not args.json)
+    on_progress_line = False
 
     def emit(line: str) -> None:
+        nonlocal on_progress_line
         if args.json:
             print(line, flush=True)
+        elif line.startswith("\r"):  # live progress: rewrite the same terminal line
+            sys.stderr.write(line)
+            sys.stderr.flush()
+            on_progress_line = True
         else:
-            print(("\n" if progress and report.audio else "") + line, file=sys.stderr, flush=True)
+            print(("\n" if on_progress_line else "") + line, file=sys.stderr, flush=True)
+            on_progress_line = False
 
     with ExitStack() as stack:
         try:

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtproto import models as M
 from rtproto.errors import RtprotoError
@@ -39,6 +38,9 @@ from ._core import (
     plan_connect,
 )
 from .reconnect import ReconnectPolicy
+
+if TYPE_CHECKING:  # ssl loads only for wss:// (about 5 MB)
+    import ssl
 
 __all__ = ["SyncConnection", "connect_sync"]
 

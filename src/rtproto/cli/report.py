@@ -49,6 +49,8 @@ class CallReport:
     """
 
     as_json: bool = False
+    #: Live mode (a terminal): audio and transcript progress as one rewritten line ("\r...").
+    live: bool = False
     started_at: float = 0.0
     audio: list[bytes] = field(default_factory=list)
     audio_ms: float = 0.0
@@ -78,13 +80,13 @@ class CallReport:
             if self.first_audio_at is None:
                 self.first_audio_at = now
                 return [f"first audio after {1000 * (now - self.started_at):.0f} ms"]
-            return []
+            return [self.progress()] if self.live else []
         if isinstance(event, AudioTranscriptDelta):
             self.transcript += event.delta
-            return []
+            return [self.progress()] if self.live else []
         if isinstance(event, TextDelta):
             self.text += event.delta
-            return []
+            return [self.progress()] if self.live else []
         if isinstance(event, E.InputAudioBufferSpeechStarted):
             return [f"speech started at {event.audio_start_ms} ms"]
         if isinstance(event, E.InputAudioBufferSpeechStopped):
@@ -156,10 +158,11 @@ class CallReport:
         )
 
     def progress(self) -> str:
-        """A one-line progress bar of reply audio received."""
+        """One rewritable line: a bar of reply audio received and the transcript's tail."""
         seconds = self.audio_ms / 1000
-        bar = "#" * min(40, int(seconds * 4))
-        return f"\rreply audio [{bar:<40}] {seconds:5.2f} s"
+        bar = "#" * min(20, int(seconds * 4))
+        said = (self.transcript or self.text)[-40:]
+        return f"\rreply [{bar:<20}] {seconds:5.2f} s  {said}"
 
 
 def _json_line(event: Any) -> str | None:
