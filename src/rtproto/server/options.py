@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ..codec import DEFAULT_MAX_MESSAGE_SIZE
 from ..dialect import Dialect
 
 if TYPE_CHECKING:
@@ -88,8 +87,9 @@ class ServerOptions:
     id_generator: Callable[[str], str] | None = None
     #: Seeds every random choice (obfuscation padding, delta sizes, synthesized voices).
     seed: int = 0
-    #: Largest client message accepted (characters of JSON text).
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    #: Largest client message accepted (characters of JSON text): room for the service's
+    #: largest append, 15 MiB of audio, once base64-encoded (about 20 MiB) (spec section 7).
+    max_message_size: int = 21 * 1024 * 1024
     #: Uncommitted input audio kept, in ms; older audio is dropped (15 minutes).
     max_input_buffer_ms: int = 15 * 60 * 1000
     #: Conversation items kept; the oldest are forgotten beyond this.
