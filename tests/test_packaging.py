@@ -40,6 +40,7 @@ def test_wheel_layout(wheel: Path) -> None:
     assert "rtproto/adapters/__init__.py" in names
     assert "rtproto/py.typed" in names
     assert "rtproto/data/hello.wav" in names
+    assert "rtproto/data/demo.html" in names
     assert not [n for n in names if n.startswith("adapters/")]
 
 

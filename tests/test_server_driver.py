@@ -285,6 +285,52 @@ def test_refusals_are_http_errors_with_openai_bodies(
     assert conn.data_to_send() == b""
 
 
+PAGE = b"<!doctype html><title>demo</title>"
+
+
+@pytest.mark.parametrize(
+    ("request_data", "status", "body"),
+    [
+        (request_bytes("/", upgrade=False, key=None), 200, PAGE),
+        (request_bytes("/", upgrade=False, key=None, method="HEAD"), 200, b""),
+        (request_bytes("/"), 404, None),  # a WebSocket upgrade to / is not the page
+        (request_bytes("/index.html", upgrade=False), 404, None),
+    ],
+    ids=["get", "head", "upgrade", "other-path"],
+)
+def test_index_page(request_data: bytes, status: int, body: bytes | None) -> None:
+    conn = ServerWebSocket(ServerWebSocketOptions(index_page=PAGE))
+    conn.connection_made(0.0)
+    conn.receive_data(request_data, 0.0)
+    got, headers, content = split_response(conn.data_to_send())
+    assert got == status and conn.closed and conn.session is None
+    if body is not None:
+        assert headers["content-type"] == "text/html; charset=utf-8"
+        assert headers["content-length"] == str(len(PAGE)) and content == body
+        record = conn.next_event()
+        assert (
+            record is not None
+            and record.describe() == "answered " + request_data.split()[0].decode() + " /: HTTP 200"
+        )
+
+
+def test_no_index_page_is_a_404() -> None:
+    conn = ServerWebSocket()
+    conn.connection_made(0.0)
+    conn.receive_data(request_bytes("/", upgrade=False), 0.0)
+    assert split_response(conn.data_to_send())[0] == 404
+    with pytest.raises(LocalProtocolError):
+        ServerWebSocketOptions(index_page="not bytes")  # type: ignore[arg-type]
+
+
+def test_serve_answers_the_demo_page(server: RunningServer) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=TIMEOUT) as answer:
+        assert answer.status == 200
+        assert b"oai-events" in answer.read()
+
+
 @pytest.mark.parametrize(
     ("options", "target", "close", "code", "message"),
     [

@@ -24,6 +24,8 @@ foreground loop with clean shutdown on SIGINT/SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.resources
 import json
 import logging
 import os
@@ -81,6 +83,7 @@ __all__ = [
     "Server",
     "ServerConfig",
     "ServerStats",
+    "demo_page",
     "load_script",
     "run_server",
     "serve",
@@ -186,9 +189,19 @@ class ServerConfig:
                 ),
                 unknown_events=self.unknown_events or ws.unknown_events,
                 fragment=self.fragment or ws.fragment,
+                index_page=ws.index_page if ws.index_page is not None else demo_page(),
             )
         except RtprotoError as exc:
             raise ValueError(str(exc)) from None
+
+
+@functools.lru_cache(maxsize=1)
+def demo_page() -> bytes | None:
+    """The browser demo served at ``GET /`` (package data ``data/demo.html``), if shipped."""
+    try:
+        return (importlib.resources.files("rtproto") / "data" / "demo.html").read_bytes()
+    except (OSError, ModuleNotFoundError):
+        return None
 
 
 @dataclass(frozen=True)

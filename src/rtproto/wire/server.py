@@ -145,6 +145,9 @@ class ServerWebSocketOptions:
     allow_beta: bool = True
     #: The request path of the endpoint.
     path: str = "/v1/realtime"
+    #: An HTML page answered (200) to a plain ``GET /`` or ``HEAD /`` that is not a WebSocket
+    #: upgrade (``rtproto serve`` puts its browser demo here); ``None``: those get a 404.
+    index_page: bytes | None = field(default=None, repr=False)
     #: Largest client message, in characters (binary: bytes); larger closes with 1009. The
     #: session applies its own, smaller, non-fatal limit (``ServerOptions.max_message_size``).
     max_message_size: int = 32 * 1024 * 1024
@@ -197,6 +200,8 @@ class ServerWebSocketOptions:
                 raise LocalProtocolError(f"{name} must be a number of seconds")
             if not seconds > 0 and not (name == "close_1001_after" and seconds == 0):
                 raise LocalProtocolError(f"{name} must be a positive number of seconds")
+        if self.index_page is not None and not isinstance(self.index_page, bytes):
+            raise LocalProtocolError("index_page must be bytes or None")
         drop = self.drop_after
         if drop is not None and (isinstance(drop, bool) or not isinstance(drop, int) or drop < 0):
             raise LocalProtocolError("drop_after must be an int >= 0 or None")
@@ -702,12 +707,14 @@ class ServerWebSocket:
     ) -> None:
         self._finish_rest(error_response(status, message, code, server=_server_header()), status)
 
-    def _finish_rest(self, response: bytes, status: int) -> None:
+    def _finish_rest(
+        self, response: bytes, status: int, method: str = "POST", path: str | None = None
+    ) -> None:
         self.handshake_response = response
         self._queue(response)
         self._state = _CLOSED
         self._handshake_deadline = None
-        self._log(HttpAnswered("POST", self._rest_path or "", status))
+        self._log(HttpAnswered(method, path or self._rest_path or "", status))
 
     def _answer(self, now: float) -> None:
         request = self._request
@@ -726,6 +733,11 @@ class ServerWebSocket:
         def tokens(name: str) -> list[str]:
             return [token for value in values(name) for token in _tokens(value)]
 
+        page = self.options.index_page
+        upgrading = "websocket" in (t.lower() for t in tokens("upgrade"))
+        if path == "/" and method in ("GET", "HEAD") and page is not None and not upgrading:
+            self._serve_page(method, page)
+            return
         if method != "GET" or path != self.options.path:
             self._refuse(404, f"Invalid URL ({method} {path})", now)
             return
@@ -800,6 +812,19 @@ class ServerWebSocket:
         if self._state is not _CLOSED and trailing:
             self._ws.receive_data(bytes(trailing))
             self._handle_frames(now)
+
+    def _serve_page(self, method: str, page: bytes) -> None:
+        """Answer ``GET /`` with the index page (HTML, not cached); then CLOSED."""
+        lines = [
+            "HTTP/1.1 200 OK",
+            "Content-Type: text/html; charset=utf-8",
+            f"Content-Length: {len(page)}",
+            "Cache-Control: no-store",
+            "Connection: close",
+            "Server: " + _server_header(),
+        ]
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self._finish_rest(head + (page if method == "GET" else b""), 200, method, "/")
 
     def _credential(self, authorization: list[str], protocols: list[str]) -> tuple[str, str]:
         for value in authorization:
