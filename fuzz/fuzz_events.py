@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -46,6 +46,9 @@ import numpy  # noqa: F401
 import pybase64  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
+from _corpus import replay  # noqa: E402
+
 _FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
 
 if __name__ == "__main__":
@@ -238,33 +241,9 @@ def TestOneInput(data: bytes) -> None:  # the name atheris and libFuzzer expect
     check_one(data)
 
 
-def _corpus_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    for path in map(Path, paths):
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and not child.name.startswith("."):
-                    yield child
-        elif path.is_file():
-            yield path
-        else:
-            raise FileNotFoundError(f"no such corpus file or directory: {path}")
-
-
 def run_corpus(paths: Iterable[str | Path]) -> int:
-    """Run every file under ``paths`` (files or directories) through ``TestOneInput`` once.
-
-    Returns the number of inputs run; the first failing input re-raises its exception after
-    naming the file on stderr.
-    """
-    count = 0
-    for path in _corpus_files(paths):
-        try:
-            TestOneInput(path.read_bytes())
-        except Exception:
-            print(f"fuzz_events: contract violation on {path}", file=sys.stderr)
-            raise
-        count += 1
-    return count
+    """Run every file under ``paths`` through ``TestOneInput`` once; returns the count."""
+    return replay(paths, TestOneInput, "fuzz_events")
 
 
 def main(argv: list[str]) -> int:

@@ -28,7 +28,7 @@ import base64
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ import msgspec  # noqa: F401
 import numpy as np
 
 _HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
+from _corpus import replay  # noqa: E402
+
 _FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
 
 if __name__ == "__main__":
@@ -324,29 +327,9 @@ def write_seeds(directory: Path) -> int:
 # ----------------------------------------------------------------------------- running --
 
 
-def _corpus_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    for path in map(Path, paths):
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and not child.name.startswith("."):
-                    yield child
-        elif path.is_file():
-            yield path
-        else:
-            raise FileNotFoundError(f"no such corpus file or directory: {path}")
-
-
 def run_corpus(paths: Iterable[str | Path]) -> int:
     """Run every file under ``paths`` through ``TestOneInput`` once; returns the count."""
-    count = 0
-    for path in _corpus_files(paths):
-        try:
-            TestOneInput(path.read_bytes())
-        except Exception:
-            print(f"fuzz_server: contract violation on {path}", file=sys.stderr)
-            raise
-        count += 1
-    return count
+    return replay(paths, TestOneInput, "fuzz_server")
 
 
 def main(argv: list[str]) -> int:

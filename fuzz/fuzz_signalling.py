@@ -23,7 +23,7 @@ Usage::
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ import msgspec  # noqa: F401
 import numpy  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
+from _corpus import replay  # noqa: E402
+
 _FUZZING = (
     __name__ == "__main__"
     and atheris is not None
@@ -129,15 +132,9 @@ def seeds() -> dict[str, bytes]:
     }
 
 
-def run_corpus(paths: list[str]) -> int:
-    count = 0
-    for root in paths:
-        path = Path(root)
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            check_one(file.read_bytes())
-            count += 1
-    return count
+def run_corpus(paths: Iterable[str | Path]) -> int:
+    """Run every file under ``paths`` through ``TestOneInput`` once; returns the count."""
+    return replay(paths, TestOneInput, "fuzz_signalling")
 
 
 def TestOneInput(data: bytes) -> None:

@@ -50,6 +50,9 @@ import msgspec  # noqa: F401
 import numpy  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
+from _corpus import replay  # noqa: E402
+
 _FUZZING = (
     __name__ == "__main__"
     and atheris is not None
@@ -238,29 +241,9 @@ def TestOneInput(data: bytes) -> None:  # the name atheris and libFuzzer expect
     check_one(data)
 
 
-def _corpus_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    for path in map(Path, paths):
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and not child.name.startswith("."):
-                    yield child
-        elif path.is_file():
-            yield path
-        else:
-            raise FileNotFoundError(f"no such corpus file or directory: {path}")
-
-
 def run_corpus(paths: Iterable[str | Path]) -> int:
-    """Run every file under ``paths`` through :func:`check_one` once; returns the count."""
-    count = 0
-    for path in _corpus_files(paths):
-        try:
-            TestOneInput(path.read_bytes())
-        except Exception:
-            print(f"fuzz_websocket: contract violation on {path}", file=sys.stderr)
-            raise
-        count += 1
-    return count
+    """Run every file under ``paths`` through ``TestOneInput`` once; returns the count."""
+    return replay(paths, TestOneInput, "fuzz_websocket")
 
 
 def seeds() -> dict[str, bytes]:
