@@ -158,6 +158,7 @@ def ready_lines(url: str, base_url: str, *, key_required: bool) -> list[str]:
         f"rtproto serve: listening on {url}?model=gpt-realtime",
         f"  official SDK: AsyncOpenAI(api_key=..., base_url={base_url!r}, "
         f"websocket_base_url={ws_base!r}); {key} is accepted",
+        f"  browser demo (WebRTC): {base_url.removesuffix('/v1')}/",
         "  Ctrl-C stops the server",
     ]
 
