@@ -15,6 +15,7 @@ from rtproto.adapters._media import loopback_candidates
 from rtproto.adapters.server import ServerConfig, serve
 from rtproto.adapters.webrtc import WebRTCConnection, connect_webrtc, post_offer
 
+import rtproto
 from rtproto import events as E
 from rtproto.session import (
     AudioChunk,
@@ -191,3 +192,23 @@ async def _post_json(exchange: ClientSecretExchange) -> Any:
             result = exchange.receive_data(data)
             if result is not None:
                 return result
+
+
+async def test_own_track_and_remote_track(server: Any) -> None:
+    """Media left to the application: its own outgoing track, the model's track handed over."""
+    from rtproto.adapters._media import PcmTrack
+
+    speech = [tone(600), bytes(24 * 2 * 900)]
+    mine = PcmTrack(lambda: speech.pop(0) if speech else None)  # the app's own source
+    remote: list[Any] = []
+    async with connect_webrtc(
+        calls_url(server), api_key="sk-test", audio_track=mine, on_remote_track=remote.append
+    ) as conn:
+        with pytest.raises(rtproto.LocalProtocolError):
+            await conn.send_audio(b"\x00\x00")
+        seen = await until(conn, lambda e: isinstance(e, E.ResponseDone), 20)
+        assert E.InputAudioBufferSpeechStarted in [type(e) for e in seen]  # our track was heard
+        assert not [e for e in seen if isinstance(e, AudioChunk)]  # the app owns playback
+        assert len(remote) == 1 and remote[0].kind == "audio"
+        frame = await remote[0].recv()  # and it is a live audio track
+        assert frame.sample_rate == 48000

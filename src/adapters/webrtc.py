@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,7 +39,7 @@ from aiortc.mediastreams import MediaStreamError
 from rtproto import events as E
 from rtproto import models as M
 from rtproto.audio import encode_base64
-from rtproto.errors import ConnectionClosed
+from rtproto.errors import ConnectionClosed, LocalProtocolError
 from rtproto.session import (
     AudioChunk,
     ClientSession,
@@ -119,6 +119,8 @@ class WebRTCConnection:
         connect_timeout: float,
         disconnected_grace: float,
         ssl_context: ssl.SSLContext | None,
+        audio_track: Any = None,
+        on_remote_track: Callable[[Any], None] | None = None,
     ) -> None:
         self._url = url
         self._api_key = api_key
@@ -147,7 +149,9 @@ class WebRTCConnection:
         self._timer_changed = asyncio.Event()
         self._mic: deque[bytes] = deque()
         self._mic_bytes = 0
-        self._track = PcmTrack(self._pull_mic)
+        self._own_track = audio_track is not None
+        self._track = audio_track if audio_track is not None else PcmTrack(self._pull_mic)
+        self._on_remote_track = on_remote_track
         self._tasks: set[asyncio.Task[None]] = set()
         self._grace_task: asyncio.Task[None] | None = None
         self._ended = False
@@ -191,6 +195,11 @@ class WebRTCConnection:
     async def send_audio(self, pcm24k: bytes | bytearray | memoryview) -> None:
         """Queue PCM16 24 kHz mono audio for the outgoing track (waits while 10 s are queued)."""
         self._require_open("send audio")
+        if self._own_track:
+            raise LocalProtocolError(
+                "this connection sends your own audio_track; send_audio is not available",
+                event_type="input_audio_buffer.append",
+            )
         data = bytes(pcm24k)
         limit = int(MAX_QUEUED_AUDIO_SECONDS * 48000)
         while self._mic_bytes > limit and not self._ended:
@@ -308,6 +317,14 @@ class WebRTCConnection:
         if self.pc.connectionState == "disconnected":
             await self._end("peer connection disconnected")
 
+    def _remote_track(self, track: Any) -> None:
+        if track.kind != "audio":
+            return
+        if self._on_remote_track is not None:
+            self._on_remote_track(track)  # the application plays it: no AudioChunk events
+        else:
+            self._spawn(self._read_audio(track))
+
     async def _read_audio(self, track: Any) -> None:
         convert = frame_to_pcm24k()
         while not self._ended:
@@ -356,7 +373,7 @@ class WebRTCConnection:
         channel.on("message", self._on_message)
         channel.on("close", lambda: self._spawn(self._end("data channel closed")))
         pc.addTrack(self._track)
-        pc.on("track", lambda track: self._spawn(self._read_audio(track)))
+        pc.on("track", self._remote_track)
         pc.on("connectionstatechange", self._on_state)
         await pc.setLocalDescription(await pc.createOffer())
         exchange = CallExchange(
@@ -417,6 +434,8 @@ async def connect_webrtc(
     connect_timeout: float = 30.0,
     disconnected_grace: float = 5.0,
     ssl_context: ssl.SSLContext | None = None,
+    audio_track: Any = None,
+    on_remote_track: Callable[[Any], None] | None = None,
 ) -> AsyncIterator[WebRTCConnection]:
     """Open a Realtime session over WebRTC; close it when the block ends.
 
@@ -430,6 +449,10 @@ async def connect_webrtc(
         connect_timeout: seconds for the SDP exchange and for the data channel to open.
         disconnected_grace: seconds a ``disconnected`` peer may recover before closing.
         ssl_context: for https; default ``ssl.create_default_context()``.
+        audio_track: your own outgoing aiortc audio track (a microphone, a file player);
+            ``send_audio`` is then refused. Default: a track fed by ``send_audio``.
+        on_remote_track: take the model's audio track yourself (play it, record it); no
+            ``AudioChunk`` events are made then. Called once with the aiortc track.
 
     Raises:
         SignallingError: the calls endpoint refused (status and the parsed error).
@@ -445,6 +468,8 @@ async def connect_webrtc(
         connect_timeout=connect_timeout,
         disconnected_grace=disconnected_grace,
         ssl_context=ssl_context,
+        audio_track=audio_track,
+        on_remote_track=on_remote_track,
     )
     try:
         await conn._open()
