@@ -28,15 +28,15 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest --cov=rtproto --cov-branch --cov-report=term --cov-fail-under=$(COV_FLOOR) tests
 
-# Each harness runs FUZZ_SECONDS; new inputs go to the ignored generated/ folder, the committed
-# seeds are read only.
+# Each harness runs FUZZ_SECONDS; new inputs go to the ignored fuzz/generated/<name>/, the
+# committed seeds (fuzz/corpus/<name>/, replayed by make test) are read only.
 FUZZ_HARNESSES := events websocket server signalling
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,webrtc,fuzz]'
 	for name in $(FUZZ_HARNESSES); do \
-		mkdir -p fuzz/corpus/$$name/generated && \
+		mkdir -p fuzz/generated/$$name && \
 		$(BIN)/python fuzz/fuzz_$$name.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
-			fuzz/corpus/$$name/generated fuzz/corpus/$$name || exit 1; \
+			fuzz/generated/$$name fuzz/corpus/$$name || exit 1; \
 	done
 
 bench: $(STAMP)

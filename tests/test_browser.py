@@ -70,6 +70,43 @@ def server() -> Iterator[RunningServer]:
         yield running
 
 
+def test_browser_call_upstream(browser: Any) -> None:
+    """The same page against an upstream-mode server: A mints the key with B (the stand-in for
+    the real service, which accepts only the real key) and the page calls B directly."""
+    from rtproto.adapters._media import loopback_candidates
+
+    with (
+        loopback_candidates(),
+        start_in_thread(ServerConfig(pace="realtime", api_key="sk-real")) as service,
+        start_in_thread(
+            ServerConfig(upstream=service.base_url, upstream_key="sk-real", api_key="sk-local")
+        ) as front,
+    ):
+        assert "sk-real" not in repr(front.server.config)
+        context = browser.new_context(permissions=["microphone"])
+        page = context.new_page()
+        console: list[str] = []
+        page.on("pageerror", lambda error: console.append(f"pageerror: {error}"))
+        try:
+            page.goto(f"http://127.0.0.1:{front.port}/", timeout=10_000)
+            page.click("#talk")  # the page's key is sk-local: only A accepts it
+            try:
+                page.wait_for_function(
+                    "() => rtproto.state === 'connected'", timeout=15_000, polling=100
+                )
+            except Exception as exc:
+                state = page.evaluate("() => ({state: rtproto.state, error: rtproto.error})")
+                raise AssertionError(f"{state}; console: {console}") from exc
+            call_id = page.evaluate("() => rtproto.callId")
+            assert call_id in service.server.calls  # the call went straight to B
+            assert front.server.calls == {}
+            assert len(service.server.ephemeral_keys) == 1  # B minted the key, through A
+            assert len(front.server.ephemeral_keys) == 0
+        finally:
+            context.close()
+    assert not console, console
+
+
 def test_browser_call(browser: Any, server: RunningServer, tmp_path: Path) -> None:
     context = browser.new_context(
         permissions=["microphone"], viewport={"width": 1000, "height": 900}

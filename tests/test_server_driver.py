@@ -331,6 +331,65 @@ def test_serve_answers_the_demo_page(server: RunningServer) -> None:
         assert b"oai-events" in answer.read()
 
 
+def _post(url: str, key: str, body: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:
+            return answer.status, dict(answer.headers), json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read())
+
+
+def test_upstream_mode_mints_with_the_upstream_and_names_its_calls_url() -> None:
+    import urllib.request
+
+    with start_in_thread(ServerConfig(api_key="sk-real")) as service:
+        upstream = service.base_url
+        config = ServerConfig(upstream=upstream, upstream_key="sk-real", api_key="sk-local")
+        assert "sk-real" not in repr(config)
+        with start_in_thread(config) as front:
+            url = front.base_url + "/realtime/client_secrets"
+            body = {"session": {"type": "realtime", "instructions": "hi"}}
+            status, headers, answer = _post(url, "sk-local", body)
+            assert status == 200
+            assert headers["Access-Control-Allow-Origin"] == "*"
+            assert answer["value"].startswith("ek_")
+            assert answer["session"]["instructions"] == "hi"
+            assert answer["calls_url"] == upstream + "/realtime/calls"
+            assert len(service.server.ephemeral_keys) == 1
+            assert len(front.server.ephemeral_keys) == 0
+            # the front's own key rule still applies
+            status, _, answer = _post(url, "sk-other", body)
+            assert status == 401 and answer["error"]["code"] == "invalid_api_key"
+        # the upstream's refusal is passed on with its status and error
+        with start_in_thread(ServerConfig(upstream=upstream, upstream_key="sk-wrong")) as front:
+            status, _, answer = _post(front.base_url + "/realtime/client_secrets", "k", {})
+            assert status == 401 and answer["error"]["code"] == "invalid_api_key"
+            assert "sk-wrong" not in json.dumps(answer)
+        # a CORS preflight of the service's calls endpoint
+        preflight = urllib.request.Request(service.base_url + "/realtime/calls", method="OPTIONS")
+        with urllib.request.urlopen(preflight, timeout=TIMEOUT) as answer:
+            assert answer.status == 204
+            assert "Authorization" in answer.headers["Access-Control-Allow-Headers"]
+    # an upstream that does not answer: 502
+    with start_in_thread(
+        ServerConfig(upstream=upstream, upstream_key="sk-real", upstream_timeout=2)
+    ) as front:
+        status, _, answer = _post(front.base_url + "/realtime/client_secrets", "k", {})
+        assert status == 502 and answer["error"]["message"].startswith("Upstream:")
+    with pytest.raises(ValueError, match="upstream_key"):
+        ServerConfig(upstream="https://api.openai.com/v1")
+    with pytest.raises(ValueError, match="http"):
+        ServerConfig(upstream="wss://api.openai.com/v1", upstream_key="k")
+
+
 @pytest.mark.parametrize(
     ("options", "target", "close", "code", "message"),
     [

@@ -69,13 +69,21 @@ from rtproto.wire.server import (
     mask_key,
 )
 from rtproto.wire.signalling import (
+    DEFAULT_SECRET_SECONDS,
     CallOffer,
+    ClientSecretExchange,
     ClientSecretRequest,
     EphemeralKeys,
+    SignallingError,
+    build_response,
     call_created_response,
     client_secret_response,
     error_response,
 )
+from rtproto.wire.url import split_url
+
+from ._core import ConnectError
+from ._http import round_trip
 
 __all__ = [
     "RunningServer",
@@ -155,9 +163,33 @@ class ServerConfig:
     shutdown_timeout: float = 5.0
     #: Bytes asked of a socket per read.
     read_size: int = 65536
+    #: Upstream mode: the API root of a real service (``https://api.openai.com/v1``).
+    #: ``POST .../client_secrets`` is then forwarded to ``<upstream>/realtime/client_secrets``
+    #: with ``upstream_key``, and the answer tells the page to post its SDP offer to
+    #: ``<upstream>/realtime/calls`` (field ``calls_url``): the browser then talks to the
+    #: service directly. Everything else is still served by the emulator.
+    upstream: str | None = None
+    #: The real key used for the upstream (never logged, never sent to a browser).
+    upstream_key: str | None = field(default=None, repr=False)
+    #: Seconds the upstream may take to answer.
+    upstream_timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        for name in ("write_timeout", "shutdown_timeout", "slow_handshake_delay"):
+        if self.upstream is not None:
+            if not self.upstream_key:
+                raise ValueError("upstream needs upstream_key (the real API key)")
+            try:
+                tls, _, _, _ = split_url(self.upstream)
+            except RtprotoError as exc:
+                raise ValueError(f"bad upstream URL: {exc}") from None
+            if tls is None or not self.upstream.lower().startswith(("http://", "https://")):
+                raise ValueError("upstream must be an http(s) URL like https://api.openai.com/v1")
+        for name in (
+            "write_timeout",
+            "shutdown_timeout",
+            "slow_handshake_delay",
+            "upstream_timeout",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
@@ -417,6 +449,9 @@ class Server:
             )
             return
         if isinstance(request, ClientSecretRequest):
+            if self.config.upstream is not None:
+                await self._upstream_secret(conn, request, server)
+                return
             await conn.respond(self._client_secret(request, now, server), 200)
             return
         await self._answer_call(conn, request, server)
@@ -438,6 +473,57 @@ class Server:
             **{k: v for k, v in given.items() if k not in ("object", "id", "expires_at")},
         }
         return client_secret_response(value, expires_at, session, server=server)
+
+    async def _upstream_secret(
+        self, conn: _Connection, request: ClientSecretRequest, server: str
+    ) -> None:
+        """Upstream mode: mint the secret with the real service, add ``calls_url``."""
+        upstream = self.config.upstream
+        key = self.config.upstream_key
+        assert upstream is not None and key is not None
+        root = upstream.rstrip("/")
+        seconds = request.expires_after_seconds
+        try:
+            secret = await round_trip(
+                ClientSecretExchange(
+                    api_key=key,
+                    url=root + "/realtime/client_secrets",
+                    session=request.session,
+                    expires_after_seconds=None if seconds == DEFAULT_SECRET_SECONDS else seconds,
+                ),
+                timeout=self.config.upstream_timeout,
+                what="the client secret request",
+            )
+        except SignallingError as exc:
+            log.info("#%d upstream client secret: %s", conn.number, exc.message)
+            status = exc.status or 502
+            if exc.status and exc.error is not None:  # the upstream's own error, passed on
+                body = json.dumps({"error": exc.error}, indent=4).encode("utf-8") + b"\n"
+                await conn.respond(
+                    build_response(status, body, "application/json", server=server), status
+                )
+            else:
+                await conn.respond(
+                    error_response(502, f"Upstream: {exc.message}"[:500], None, server=server),
+                    502,
+                )
+            return
+        except ConnectError as exc:
+            log.info("#%d upstream client secret: %s", conn.number, exc)
+            await conn.respond(
+                error_response(502, f"Upstream: {exc}"[:500], None, server=server), 502
+            )
+            return
+        log.info("#%d client secret minted by the upstream %s", conn.number, root)
+        body = json.dumps(
+            {
+                "value": secret.value,
+                "expires_at": secret.expires_at,
+                "session": secret.session,
+                "calls_url": root + "/realtime/calls",
+            }
+        ).encode("utf-8")
+        await conn.respond(build_response(200, body, "application/json", server=server), 200)
 
     async def _answer_call(self, conn: _Connection, offer: CallOffer, server: str) -> None:
         import sniffio

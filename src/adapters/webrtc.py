@@ -51,6 +51,7 @@ from rtproto.session.core import SessionEvent
 from rtproto.wire.signalling import DEFAULT_CALLS_URL, CallAnswer, CallExchange, SignallingError
 
 from ._core import ConnectError, ConnectTimeout
+from ._http import round_trip
 from ._media import PcmTrack, frame_to_pcm24k
 
 __all__ = ["SignallingError", "WebRTCConnection", "connect_webrtc", "post_offer"]
@@ -71,33 +72,9 @@ async def post_offer(
         SignallingError: the server refused (status and parsed error) or answered garbage.
         ConnectError / ConnectTimeout: the TCP or TLS connection failed or took too long.
     """
-    try:
-        with anyio.fail_after(timeout):
-            try:
-                if exchange.tls:
-                    stream: anyio.abc.ByteStream = await anyio.connect_tcp(
-                        exchange.host,
-                        exchange.port,
-                        tls=True,
-                        ssl_context=ssl_context or ssl.create_default_context(),
-                        tls_standard_compatible=False,
-                    )
-                else:
-                    stream = await anyio.connect_tcp(exchange.host, exchange.port)
-            except OSError as exc:
-                raise ConnectError(f"cannot connect to {exchange.host}:{exchange.port}") from exc
-            async with stream:
-                await stream.send(exchange.data_to_send())
-                while True:
-                    try:
-                        data = await stream.receive(65536)
-                    except (anyio.EndOfStream, anyio.BrokenResourceError, OSError):
-                        data = b""
-                    answer = exchange.receive_data(data)
-                    if answer is not None:
-                        return answer
-    except TimeoutError:
-        raise ConnectTimeout(f"no answer to the SDP offer within {timeout} s") from None
+    return await round_trip(
+        exchange, ssl_context=ssl_context, timeout=timeout, what="the SDP offer"
+    )
 
 
 class WebRTCConnection:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Any
 
@@ -84,6 +85,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--api-key", default=None, metavar="KEY", help="accept only this key (default: any)"
+    )
+    parser.add_argument(
+        "--upstream",
+        default=None,
+        metavar="URL",
+        help="mint client secrets with a real service (e.g. https://api.openai.com/v1) using "
+        "the key in OPENAI_API_KEY; the browser demo then calls that service directly",
     )
     parser.add_argument(
         "--fault",
@@ -188,12 +196,19 @@ def run(args: argparse.Namespace) -> int:
             responder = driver.load_script(script)
         except driver.ScriptError as exc:
             raise UsageError(str(exc)) from None
+    upstream_key = None
+    if args.upstream:
+        upstream_key = os.environ.get("OPENAI_API_KEY", "").strip() or None
+        if upstream_key is None:
+            raise UsageError("--upstream needs the real API key in OPENAI_API_KEY")
     try:
         config = driver.ServerConfig(
             pace=args.pace,
             max_duration=args.max_duration,
             api_key=args.api_key or None,
             responder=responder,
+            upstream=args.upstream or None,
+            upstream_key=upstream_key,
             **faults,
         )
     except ValueError as exc:
@@ -203,6 +218,13 @@ def run(args: argparse.Namespace) -> int:
     def ready(server: Any) -> None:
         for line in ready_lines(server.url, server.base_url, key_required=bool(args.api_key)):
             print(line, file=sys.stderr, flush=True)
+        if args.upstream:
+            print(
+                f"  upstream: client secrets are minted by {args.upstream}; "
+                "the browser demo calls it directly",
+                file=sys.stderr,
+                flush=True,
+            )
 
     try:
         driver.run_server(config, host=args.host, port=args.port, on_ready=ready)

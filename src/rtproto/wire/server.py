@@ -76,6 +76,7 @@ from .signalling import (
     SignallingError,
     error_response,
     parse_server_request,
+    preflight_response,
 )
 
 __all__ = [
@@ -660,6 +661,9 @@ class ServerWebSocket:
         if path not in self.rest_paths:
             return False
         self._rest_path = path
+        if request.method == b"OPTIONS":  # a CORS preflight from a page of another origin
+            self._finish_rest(preflight_response(_server_header()), 204, "OPTIONS")
+            return True
         if request.method != b"POST":
             self._respond_error(405, f"Invalid method for {path}: use POST.", now)
             return True

@@ -61,6 +61,7 @@ __all__ = [
     "error_body",
     "error_response",
     "parse_server_request",
+    "preflight_response",
 ]
 
 CALLS_PATH = "/v1/realtime/calls"
@@ -647,10 +648,34 @@ def build_response(
         f"Content-Type: {content_type}",
         f"Content-Length: {len(body)}",
         "Connection: close",
+        *_CORS_HEADERS,
         *(f"{name}: {value}" for name, value in extra_headers),
         f"Server: {server}",
     ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+#: On every REST answer, as the service does: a page of another origin may call the
+#: endpoints directly (the browser demo served by an upstream-mode emulator posts its offer
+#: to the real service, or to another emulator) and read the call's ``Location``.
+_CORS_HEADERS = (
+    "Access-Control-Allow-Origin: *",
+    "Access-Control-Expose-Headers: Location",
+)
+
+
+def preflight_response(server: str = "rtproto") -> bytes:
+    """``204 No Content`` to a CORS preflight (``OPTIONS``) of a REST endpoint."""
+    lines = [
+        "HTTP/1.1 204 No Content",
+        "Connection: close",
+        *_CORS_HEADERS,
+        "Access-Control-Allow-Methods: POST, OPTIONS",
+        "Access-Control-Allow-Headers: Authorization, Content-Type, OpenAI-Beta",
+        "Access-Control-Max-Age: 600",
+        f"Server: {server}",
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def error_response(
