@@ -826,3 +826,100 @@ def test_deleted_items_are_not_truncated(h: Harness) -> None:
     h.feed(s.event("conversation.item.deleted", item_id="item_A1"), 0.1)
     h.session.interrupt(0.2)  # the item is gone: no truncate for it
     assert h.sent() == []
+
+
+def test_history_is_bounded_and_ignores_items_without_ids() -> None:
+    harness = Harness(limits=Limits(max_history_items=2))
+    harness.connect()
+    s = harness.server
+    for number in range(3):
+        previous = f"item_{number - 1}" if number else None
+        item = {"id": f"item_{number}", "type": "message", "role": "user", "content": []}
+        harness.feed(s.event("conversation.item.added", previous_item_id=previous, item=item))
+    assert [i.id for i in harness.session.history] == ["item_1", "item_2"]  # oldest forgotten
+    no_id = {"type": "message", "role": "user", "content": []}
+    harness.feed(s.event("conversation.item.added", previous_item_id=None, item=no_id))
+    assert len(harness.session.history) == 2
+
+
+def test_retrieved_assistant_item_keeps_its_transcript(h: Harness) -> None:
+    s = h.server
+    h.feed([s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [100])])
+    bare = {
+        "id": "item_A1",
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_audio", "transcript": None}],
+    }
+    h.feed(s.event("conversation.item.retrieved", item=bare))
+    (item,) = h.session.history
+    assert isinstance(item, M.MessageItem) and item.content[0].transcript == "Hello there."
+
+
+def test_g711_output_is_accounted_at_8_bytes_per_ms() -> None:
+    harness = Harness(session={"audio": {"output": {"format": "g711_ulaw"}}})
+    harness.connect()
+    s = harness.server
+    harness.feed(s.session_updated(audio={"output": {"format": {"type": "audio/pcmu"}}}), 0.0)
+    harness.feed(s.response_created("resp_1"), 0.0)
+    ctx = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
+    mulaw = "/" * 1600  # 1200 bytes of mu-law: 150 ms
+    harness.feed(s.event("response.output_audio.delta", **ctx, delta=mulaw), 0.0)
+    harness.session.interrupt(10.0)  # all played by the clock: capped at what was received
+    assert harness.sent() == [
+        {
+            "type": "response.cancel",
+            "event_id": "rtproto_response_cancel_2",
+            "response_id": "resp_1",
+        }
+    ]
+    harness.feed(s.response_created("resp_2"), 11.0)
+    harness.feed(
+        s.event(
+            "response.output_audio.delta",
+            **{**ctx, "response_id": "resp_2", "item_id": "item_A2"},
+            delta=mulaw,
+        ),
+        11.0,
+    )
+    harness.session.interrupt(11.1)
+    assert [m.get("audio_end_ms") for m in harness.sent()] == [None, 100]
+
+
+@pytest.mark.parametrize(
+    ("audio", "cancels"),
+    [
+        (
+            {"input": {"turn_detection": {"type": "semantic_vad", "interrupt_response": False}}},
+            True,
+        ),
+        ({"input": {"turn_detection": {"type": "semantic_vad"}}}, False),
+        ({"input": {"turn_detection": None}}, True),
+        ({"output": {"voice": "alloy"}}, False),
+    ],
+)
+def test_who_cancels_on_speech(audio: dict[str, Any], cancels: bool) -> None:
+    harness = Harness()
+    harness.connect()
+    s = harness.server
+    session = {key: value for key, value in s_session().items() if key != "audio"}
+    harness.feed(s.event("session.updated", session={**session, "audio": audio}), 0.0)
+    harness.feed(s.response_created("resp_1"), 0.0)
+    harness.feed(s.assistant_audio("resp_1", "item_A1", None, [300])[:4], 0.0)
+    harness.feed(s.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u"), 0.1)
+    kinds = [m["type"] for m in harness.sent()]
+    assert ("response.cancel" in kinds) is cancels and "conversation.item.truncate" in kinds
+
+
+def s_session() -> dict[str, Any]:
+    from .samples import SESSION
+
+    return dict(SESSION)
+
+
+def test_out_of_band_response_answers_the_create(h: Harness) -> None:
+    s = h.server
+    h.session.create_response({"conversation": "none"})
+    assert h.sent()[-1]["type"] == "response.create"
+    h.feed(s.response_created("resp_oob", conversation=False))
+    assert not h.session.response_active  # answered, and it does not block the conversation

@@ -27,12 +27,6 @@ class History:
         self._items: dict[str, Item] = {}
         self._previous: dict[str, str | None] = {}
 
-    def __contains__(self, item_id: object) -> bool:
-        return item_id in self._items
-
-    def __len__(self) -> int:
-        return len(self._order)
-
     def items(self) -> tuple[Item, ...]:
         """All items, in order."""
         return tuple(self._items[i] for i in self._order)
@@ -115,12 +109,6 @@ class History:
         updated = msgspec.structs.replace(item, content=content)
         self._items[item_id] = updated
         return updated
-
-    def clear(self) -> None:
-        """Forget every item."""
-        self._order.clear()
-        self._items.clear()
-        self._previous.clear()
 
 
 def _keep_transcripts(old: MessageItem, new: MessageItem) -> MessageItem:
