@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-__all__ = ["corpus_files", "replay"]
+__all__ = ["corpus_files", "fuzz_or_replay", "replay"]
 
 
 def corpus_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -36,3 +37,26 @@ def replay(paths: Iterable[str | Path], one_input: Callable[[bytes], None], name
             raise
         count += 1
     return count
+
+
+def fuzz_or_replay(
+    argv: list[str], name: str, one_input: Callable[[bytes], None], fuzzer: Any
+) -> int:
+    """A harness's command line: fuzz with atheris, or replay the corpus once.
+
+    Without atheris, or with ``--corpus-only``, the paths given (default: ``corpus/<name>``)
+    are replayed through ``one_input``.
+    """
+    args = argv[1:]
+    corpus_only = "--corpus-only" in args
+    if fuzzer is None or corpus_only:
+        paths = [arg for arg in args if not arg.startswith("-")]
+        if not paths:
+            paths = [str(Path(__file__).resolve().parent / "corpus" / name)]
+        count = replay(paths, one_input, f"fuzz_{name}")
+        why = "--corpus-only" if corpus_only else "atheris is not installed"
+        print(f"fuzz_{name}: ran {count} corpus inputs once ({why}); all passed")
+        return 0
+    fuzzer.Setup(argv, one_input)
+    fuzzer.Fuzz()
+    return 0  # pragma: no cover - atheris.Fuzz() does not return

@@ -43,7 +43,7 @@ import numpy as np
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import replay  # noqa: E402
+from _corpus import fuzz_or_replay, replay  # noqa: E402
 
 _FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
 
@@ -339,18 +339,7 @@ def main(argv: list[str]) -> int:
         directory = Path(target[0]) if target else _HERE / "corpus" / "server"
         print(f"fuzz_server: wrote {write_seeds(directory)} seeds to {directory}")
         return 0
-    corpus_only = "--corpus-only" in args
-    if atheris is None or corpus_only:
-        paths = [arg for arg in args if not arg.startswith("-")]
-        if not paths:
-            paths = [str(_HERE / "corpus" / "server")]
-        count = run_corpus(paths)
-        why = "--corpus-only" if corpus_only else "atheris is not installed"
-        print(f"fuzz_server: ran {count} corpus inputs once ({why}); all passed")
-        return 0
-    atheris.Setup(argv, TestOneInput)
-    atheris.Fuzz()
-    return 0  # pragma: no cover - atheris.Fuzz() does not return
+    return fuzz_or_replay(argv, "server", TestOneInput, atheris)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ import numpy  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import replay  # noqa: E402
+from _corpus import fuzz_or_replay, replay  # noqa: E402
 
 _FUZZING = (
     __name__ == "__main__"
@@ -328,18 +328,7 @@ def main(argv: list[str]) -> int:
         for name, data in seeds().items():
             (target / name).write_bytes(data)
         return 0
-    corpus_only = "--corpus-only" in args
-    if atheris is None or corpus_only:
-        paths = [arg for arg in args if not arg.startswith("-")]
-        if not paths:
-            paths = [str(_HERE / "corpus" / "websocket")]
-        count = run_corpus(paths)
-        why = "--corpus-only" if corpus_only else "atheris is not installed"
-        print(f"fuzz_websocket: ran {count} corpus inputs once ({why}); all passed")
-        return 0
-    atheris.Setup(argv, TestOneInput)
-    atheris.Fuzz()
-    return 0  # pragma: no cover - atheris.Fuzz() does not return
+    return fuzz_or_replay(argv, "websocket", TestOneInput, atheris)
 
 
 if __name__ == "__main__":
