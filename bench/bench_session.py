@@ -8,7 +8,9 @@ median of the repeats:
 
 * ``codec``: ``parse_server_event`` on every message of the turn;
 * ``session``: ``ClientSession.receive`` on every message (which parses it), then draining
-  ``next_event()`` and ``messages_to_send()`` after each, as a driver does.
+  ``take_events()`` and ``messages_to_send()`` after each (the strict case), after each
+  64 KiB read (as a driver does when several messages arrive together), or one
+  ``next_event()`` call per event.
 
 Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py``.
 """
@@ -82,24 +84,36 @@ def reads_of(messages: list[bytes], size: int = 65536) -> list[list[bytes]]:
     return groups
 
 
-def time_session(messages: list[bytes], turns: int, per_read: bool = False) -> float:
+def time_session(
+    messages: list[bytes], turns: int, per_read: bool = False, one_by_one: bool = False
+) -> float:
     sessions = []
     for _ in range(turns):
         session = ClientSession(SessionOptions(model="gpt-realtime"))
         session.connection_made(0.0)
         session.messages_to_send()
-        list(session.events())
+        session.take_events()
         sessions.append(session)
     groups = reads_of(messages) if per_read else [[m] for m in messages]
     start = time.perf_counter()
     for session in sessions:
-        receive, next_event, to_send = session.receive, session.next_event, session.messages_to_send
-        for group in groups:
-            for message in group:
-                receive(message, 1.0)
-            while next_event() is not None:
-                pass
-            to_send()
+        receive, to_send = session.receive, session.messages_to_send
+        if one_by_one:
+            next_event = session.next_event
+            for group in groups:
+                for message in group:
+                    receive(message, 1.0)
+                while next_event() is not None:
+                    pass
+                to_send()
+        else:
+            take_events = session.take_events
+            for group in groups:
+                for message in group:
+                    receive(message, 1.0)
+                for _event in take_events():
+                    pass
+                to_send()
     return (time.perf_counter() - start) / turns
 
 
@@ -110,16 +124,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     messages = turn(args.chunks)
-    codec, session, batched = [], [], []
+    codec, session, batched, one_by_one = [], [], [], []
     for _ in range(args.repeats):  # interleaved so noise hits all alike
         codec.append(time_codec(messages, args.turns))
         session.append(time_session(messages, args.turns))
         batched.append(time_session(messages, args.turns, per_read=True))
+        one_by_one.append(time_session(messages, args.turns, one_by_one=True))
     c = statistics.median(codec)
     rows = [
         ("codec (parse_server_event)", c),
-        ("session core, drained after every message", statistics.median(session)),
-        ("session core, drained after every 64 KiB read", statistics.median(batched)),
+        ("session core, take_events() after every message", statistics.median(session)),
+        ("session core, take_events() after every 64 KiB read", statistics.median(batched)),
+        ("session core, next_event() after every message", statistics.median(one_by_one)),
     ]
     print(
         f"turn: {len(messages)} messages ({args.chunks} x 100 ms audio), median of {args.repeats}"

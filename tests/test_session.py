@@ -630,6 +630,61 @@ def test_buffers_are_bounded() -> None:
     assert "next_event" in str(info.value)
 
 
+def test_take_events_drains_what_next_event_would_yield_in_the_same_order() -> None:
+    def run(drain: str) -> list[Any]:
+        harness = Harness()
+        harness.session.connection_made(0.0)
+        out: list[Any] = []
+        s = harness.server
+        turn = [s.session_created(), s.response_created("resp_1")]
+        turn += s.assistant_audio("resp_1", "item_A1", None, [100, 100])
+        turn.append(s.response_done("resp_1"))
+        for index, text in enumerate(turn):
+            harness.session.receive(text, 0.1 * index)
+            if drain == "take" or index % 3 == 2:  # take everything / a batch at a time
+                out += harness.session.take_events()
+            else:
+                event = harness.session.next_event()  # one, leaving the rest waiting
+                if event is not None:
+                    out.append(event)
+        out += harness.session.take_events()
+        assert harness.session.take_events() == []
+        assert harness.session.next_event() is None
+        return out
+
+    taken, mixed = run("take"), run("mixed")
+    assert [type(e) for e in taken] == [type(e) for e in mixed]
+    assert taken == mixed
+    assert "audio" in [getattr(e, "name", None) for e in taken]
+
+
+def test_receive_needs_an_open_connection() -> None:
+    harness = Harness()
+    with pytest.raises(rtproto.LocalProtocolError, match="connection_made|open connection"):
+        harness.session.receive(harness.server.session_created(), 0.0)
+    harness.session.connection_made(0.0)
+    harness.session.connection_lost("bye", 1.0)
+    with pytest.raises(rtproto.LocalProtocolError, match="open connection"):
+        harness.session.receive(harness.server.session_created(), 1.0)
+    assert [e.name for e in derived(harness.events())][-1] == "connection_change"
+
+
+def test_the_event_bound_counts_what_is_still_waiting() -> None:
+    harness = Harness(limits=Limits(max_pending_events=4))
+    harness.session.connection_made(0.0)  # 2 events
+    created = harness.server.session_created()
+    harness.session.receive(created, 0.0)
+    harness.session.receive(created, 0.0)
+    with pytest.raises(rtproto.LocalProtocolError, match="4 events are waiting"):
+        harness.session.receive(created, 0.0)
+    assert harness.session.next_event() is not None  # one drained: room for one more
+    harness.session.receive(created, 0.0)
+    with pytest.raises(rtproto.LocalProtocolError):
+        harness.session.receive(created, 0.0)
+    assert len(harness.session.take_events()) == 4
+    harness.session.receive(created, 0.0)
+
+
 def test_invalid_config_is_refused_up_front() -> None:
     with pytest.raises(rtproto.LocalProtocolError):
         ClientSession(SessionOptions(session={"audio": {"output": {"speed": 9}}}))

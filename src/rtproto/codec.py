@@ -55,14 +55,19 @@ _client_decoder = msgspec.json.Decoder(TypedClientEvent)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
 _decode_server = _server_decoder.decode
+#: For hot paths that inline :func:`parse_server_event` on GA text (the session core):
+#: decode with this, fall back to the full parse on :data:`DECODE_ERRORS`, and keep the
+#: text in the event's ``__dict__`` under :data:`GA_SOURCE`.
+decode_ga_server_event = _decode_server
+GA_SOURCE = "_source_ga"
 _GA = Dialect.GA
 _BETA = Dialect.BETA
 # Errors after which the slow path re-parses to classify the input.
-_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeError)
+DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, RecursionError, UnicodeError)
 
 # Where a parsed event keeps the text it came from, by dialect (in its ``__dict__``, not a
 # field, so it takes no part in equality).
-_SOURCE = {_GA: "_source_ga", _BETA: "_source_beta"}
+_SOURCE = {_GA: GA_SOURCE, _BETA: "_source_beta"}
 _APPEND_PREFIX = '{"type":"input_audio_buffer.append","audio":"'
 
 
@@ -81,10 +86,10 @@ def parse_server_event(
     if dialect is _GA and len(data) <= max_size and type(data) in (bytes, str):
         try:
             event: ServerEvent = _decode_server(data)
-        except _DECODE_ERRORS:
+        except DECODE_ERRORS:
             pass  # classified by the general path below
         else:
-            event.__dict__["_source_ga"] = data
+            event.__dict__[GA_SOURCE] = data
             return event
     event = _parse(data, dialect, max_size, _server_decoder, TypedServerEvent, SERVER_EVENT_TYPES)
     return event
@@ -101,10 +106,10 @@ def server_parser(
         if len(data) <= max_size and (type(data) is bytes or type(data) is str):
             try:
                 event: ServerEvent = _decode_server(data)
-            except _DECODE_ERRORS:
+            except DECODE_ERRORS:
                 pass  # classified by the general path
             else:
-                event.__dict__["_source_ga"] = data
+                event.__dict__[GA_SOURCE] = data
                 return event
         return parse_server_event(data, max_size=max_size)
 

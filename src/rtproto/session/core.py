@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import itertools
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +19,10 @@ import msgspec
 from .. import events as E
 from .. import models as M
 from ..codec import (
+    DECODE_ERRORS,
     DEFAULT_MAX_MESSAGE_SIZE,
+    GA_SOURCE,
+    decode_ga_server_event,
     encode_audio_append,
     serialize_client_event,
     server_parser,
@@ -172,12 +175,17 @@ class ClientSession:
             self._max_outgoing = limits.max_message_size
         self._ids = options.id_generator or counter_ids()
         self._parse = server_parser(dialect=options.dialect, max_size=limits.max_message_size)
+        # receive() decodes GA text up to this size itself (-1: the dialect needs the codec)
+        self._inline_parse_limit = limits.max_message_size if options.dialect is Dialect.GA else -1
         self._max_events = limits.max_pending_events
         self._state = SessionState.IDLE
         self._receiving = False  # the hot path's view of the state: CONNECTING..CLOSING
         self._outbox: list[str] = []
         self._held: list[str] = []  # sent before the connection is ready (WebRTC)
-        self._events: deque[SessionEvent] = deque()
+        self._events: list[SessionEvent] = []  # waiting, in order
+        # receive() appends while len(_events) < _room (max_pending_events while receiving,
+        # else 0, which sends it to _make_room() to raise the right error)
+        self._room = 0
         self._sequencer = ResponseSequencer()
         self._playback = PlaybackTracker(
             estimate=options.profile is not Profile.PHONE, max_items=limits.max_tracked_items
@@ -191,7 +199,7 @@ class ClientSession:
         self._connect_deadline: float | None = None
         self._usage = UsageTotals()
         self.server_session: M.SessionConfig | None = None
-        self._bytes_per_ms = _bytes_per_ms(output_format_of(self._config))
+        self._ms_per_byte = 1.0 / _bytes_per_ms(output_format_of(self._config))
 
     # ------------------------------------------------------------------ state and output --
 
@@ -227,12 +235,22 @@ class ClientSession:
 
     def next_event(self) -> SessionEvent | None:
         """The next server or transport event, or ``None`` when there is none."""
-        return self._events.popleft() if self._events else None
+        # a list pop(0) moves what is left: a few pointers after each receive(), and at
+        # most max_pending_events ones (take_events() is O(1) whatever waits)
+        events = self._events
+        return events.pop(0) if events else None
+
+    def take_events(self) -> list[SessionEvent]:
+        """Every pending event at once, in order (an empty list when none): the cheapest
+        way to drain after each :meth:`receive`."""
+        events = self._events
+        self._events = []
+        return events
 
     def events(self) -> Iterator[SessionEvent]:
-        """Drain every pending event."""
-        while self._events:
-            yield self._events.popleft()
+        """Drain every pending event (one at a time: stopping early loses none)."""
+        while (event := self.next_event()) is not None:
+            yield event
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should next be called (same clock as ``now``), if ever."""
@@ -264,6 +282,7 @@ class ClientSession:
             )
         self._state = SessionState.CONNECTING
         self._receiving = True
+        self._room = self._max_events
         self._push(ConnectionChange(status=ConnectionStatus.CONNECTING))
         self._write(E.SessionUpdate(session=self._config, event_id=self._new_id("session_update")))
         if self.options.profile is Profile.WEBRTC:
@@ -282,6 +301,7 @@ class ClientSession:
             return
         self._state = SessionState.CLOSED
         self._receiving = False
+        self._room = 0
         self._connect_deadline = None
         self._sequencer.release()
         self._playback.clear()
@@ -306,23 +326,55 @@ class ClientSession:
             LocalProtocolError: called before :meth:`connection_made`, after the connection
                 was lost, or with ``max_pending_events`` events left undrained.
         """
+        # The hot path: this runs for every message, so the common cases are inlined.
+        events = self._events
+        if len(events) >= self._room:
+            self._make_room()
+        kind = type(message)
+        event: SessionEvent
+        if (kind is bytes or kind is str) and len(message) <= self._inline_parse_limit:  # type: ignore[arg-type]
+            text: str | bytes = message  # type: ignore[assignment]
+            try:
+                event = decode_ga_server_event(text)
+            except DECODE_ERRORS:
+                event = self._parse(text)  # the codec classifies what is wrong
+            else:
+                event.__dict__[GA_SOURCE] = text
+        elif isinstance(message, (bytes, str, bytearray, memoryview)):
+            event = self._parse(message)
+        else:
+            event = message
+        events.append(event)
+        event_class = type(event)
+        if event_class is not _AUDIO_DELTA:
+            handler = _HANDLERS.get(event_class)
+            if handler is not None:
+                handler(self, event, now)
+            return
+        # response.output_audio.delta: most of what arrives
+        audio: E.ResponseOutputAudioDelta = event  # type: ignore[assignment]
+        response_id = audio.response_id
+        if response_id in self._discarded:
+            return  # audio of an interrupted response still in flight: drop it
+        delta = audio.delta
+        size = len(delta) // 4 * 3  # decoded length, without decoding
+        if delta[-1:] == "=":
+            size -= 2 if delta[-2:] == "==" else 1
+        item_id = audio.item_id
+        playing = self._playing.get(item_id)
+        if playing is None:
+            playing = self._playback.start(item_id, response_id, audio.content_index, now)
+        playing.received_ms += size * self._ms_per_byte
+        events.append(AudioChunk(response_id, item_id, audio.content_index, audio))
+
+    def _make_room(self) -> None:
+        """receive()'s slow path: the connection is not open, or the queue is full."""
         if not self._receiving:
             raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
-        events = self._events
-        if len(events) >= self._max_events:
-            raise LocalProtocolError(
-                f"{len(events)} events are waiting: drain next_event() first",
-                state=self._state.value,
-            )
-        event: SessionEvent = (
-            self._parse(message)
-            if isinstance(message, (bytes, str, bytearray, memoryview))
-            else message
+        raise LocalProtocolError(
+            f"{len(self._events)} events are waiting: drain take_events() or next_event() first",
+            state=self._state.value,
         )
-        events.append(event)
-        handler = _HANDLERS.get(type(event))
-        if handler is not None:
-            handler(self, event, now)
 
     # ------------------------------------------------------------------------ commands --
 
@@ -570,7 +622,7 @@ class ClientSession:
     def _on_session(self, event: E.SessionCreated | E.SessionUpdated, now: float) -> None:
         self.server_session = event.session
         if isinstance(event.session, M.RealtimeSession):
-            self._bytes_per_ms = _bytes_per_ms(output_format_of(event.session))
+            self._ms_per_byte = 1.0 / _bytes_per_ms(output_format_of(event.session))
         if isinstance(event, E.SessionUpdated) and self._state is SessionState.CONNECTING:
             self._become_connected()
 
@@ -606,24 +658,6 @@ class ClientSession:
         self._push(TurnDone(response=response, usage=usage))
         if self._state is SessionState.CONNECTED:
             self._flush_creates()
-
-    def _on_audio_delta(self, event: E.ResponseOutputAudioDelta, now: float) -> None:
-        response_id = event.response_id
-        if response_id in self._discarded:
-            return  # audio of an interrupted response still in flight: drop it
-        delta = event.delta
-        size = len(delta) // 4 * 3  # decoded length, without decoding
-        if delta[-1:] == "=":
-            size -= 2 if delta[-2:] == "==" else 1
-        item_id = event.item_id
-        playing = self._playing.get(item_id)
-        if playing is None:
-            self._playback.audio_received(
-                item_id, response_id, event.content_index, size / self._bytes_per_ms, now
-            )
-        else:
-            playing.received_ms += size / self._bytes_per_ms
-        self._events.append(AudioChunk(response_id, item_id, event.content_index, event))
 
     def _on_audio_done(self, event: E.ResponseOutputAudioDone, now: float) -> None:
         if event.response_id not in self._discarded:
@@ -729,6 +763,8 @@ class ClientSession:
         self._push(ProtocolWarning(message=f"malformed {event.type}: {event.problem}", event=event))
 
 
+_AUDIO_DELTA = E.ResponseOutputAudioDelta
+
 #: What each server event changes in the session: ``handler(session, event, now)`` (one
 #: table for every session, not a dict of bound methods each).
 _HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
@@ -737,7 +773,6 @@ _HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
     E.ErrorEvent: ClientSession._on_error,
     E.ResponseCreated: ClientSession._on_response_created,
     E.ResponseDone: ClientSession._on_response_done,
-    E.ResponseOutputAudioDelta: ClientSession._on_audio_delta,
     E.ResponseOutputAudioDone: ClientSession._on_audio_done,
     E.ResponseOutputAudioTranscriptDelta: ClientSession._on_transcript_delta,
     E.ResponseOutputTextDelta: ClientSession._on_text_delta,

@@ -41,15 +41,12 @@ class PlaybackTracker:
         self.max_items = max_items
         self.items: dict[str, PlaybackItem] = {}
 
-    def audio_received(
-        self, item_id: str, response_id: str, content_index: int, ms: float, now: float
-    ) -> None:
-        """Account ``ms`` more of audio received for an item."""
-        item = self.items.get(item_id)
-        if item is None:
-            self._prune(now)
-            item = self.items[item_id] = PlaybackItem(item_id, response_id, content_index, now)
-        item.received_ms += ms
+    def start(self, item_id: str, response_id: str, content_index: int, now: float) -> PlaybackItem:
+        """Track a new item whose first audio arrived at ``now`` (count its audio in
+        ``received_ms``)."""
+        self._prune(now)
+        item = self.items[item_id] = PlaybackItem(item_id, response_id, content_index, now)
+        return item
 
     def progress(self, item_id: str, played_ms: float) -> bool:
         """The application reports how much of an item was played; False if unknown item."""

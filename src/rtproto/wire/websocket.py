@@ -858,7 +858,7 @@ class RealtimeWebSocket:
         max_size = self._max_size
         session = self.session
         receive = session.receive
-        next_session_event = session.next_event
+        take_session_events = session.take_events
         try:
             while n - pos >= 2:
                 b0 = buf[pos]
@@ -901,10 +901,7 @@ class RealtimeWebSocket:
                         receive(payload, now)
                     else:
                         receive(self._utf8(payload, now), now)
-                    event = next_session_event()
-                    while event is not None:
-                        events.append(event)
-                        event = next_session_event()
+                    events.extend(take_session_events())
                     continue
                 self._check_header(b0, length, now)
                 if end > n:
@@ -1116,14 +1113,9 @@ class RealtimeWebSocket:
         self._drain_session()
 
     def _drain_session(self) -> None:
-        next_session_event = self.session.next_event
-        event = next_session_event()
-        if event is None:
-            return
-        events = self._event_queue()
-        while event is not None:
-            events.append(event)
-            event = next_session_event()
+        taken = self.session.take_events()
+        if taken:
+            self._event_queue().extend(taken)
 
     def _event_queue(self) -> deque[SessionEvent]:
         events = self._events
