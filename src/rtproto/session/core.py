@@ -831,9 +831,12 @@ def _server_interrupts(session: M.SessionConfig | None) -> bool:
 
 def _without_audio(item: M.Item) -> M.Item:
     """The item with audio bytes dropped from its parts (history keeps transcripts only)."""
-    if not isinstance(item, M.MessageItem) or not any(
-        isinstance(part.audio, str) for part in item.content
-    ):
+    if not isinstance(item, M.MessageItem):
+        return item
+    for part in item.content:
+        if isinstance(part.audio, str):
+            break
+    else:
         return item
     content = [
         msgspec.structs.replace(part, audio=msgspec.UNSET) if isinstance(part.audio, str) else part

@@ -29,7 +29,7 @@ class History:
 
     def items(self) -> tuple[Item, ...]:
         """All items, in order."""
-        return tuple(self._items[i] for i in self._order)
+        return tuple(map(self._items.__getitem__, self._order))
 
     def get(self, item_id: str) -> Item | None:
         """The item with this id, if known."""
