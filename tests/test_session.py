@@ -571,6 +571,60 @@ def test_webrtc_timeout_connects_anyway() -> None:
     assert harness.session.state is SessionState.CONNECTED
 
 
+def test_disconnect_grace_period_recovers_or_ends_the_session() -> None:
+    harness = Harness(profile=Profile.WEBRTC, session_update_timeout=2.0, disconnect_grace=5.0)
+    session = harness.session
+    session.connection_degraded(0.0)  # not connected yet: nothing to end
+    assert session.get_timer() is None
+    session.connection_made(10.0)
+    assert session.get_timer() == 12.0  # the wait for session.updated
+    session.connection_degraded(11.0)
+    session.connection_degraded(13.0)  # already running: the first deadline stands
+    assert session.get_timer() == 12.0
+    session.handle_timer(12.0)  # connected without the acknowledgement
+    assert session.state is SessionState.CONNECTED
+    assert session.get_timer() == 16.0
+    session.connection_recovered(15.0)  # back within the grace period
+    assert session.get_timer() is None
+    session.handle_timer(16.0)
+    assert session.state is SessionState.CONNECTED
+    harness.events()
+    harness.sent()
+    session.connection_degraded(20.0)
+    session.handle_timer(24.999)
+    assert session.state is SessionState.CONNECTED
+    session.handle_timer(25.0)
+    assert session.state is SessionState.CLOSED
+    [change] = derived(harness.events())
+    assert isinstance(change, ConnectionChange)
+    assert change.status is ConnectionStatus.DISCONNECTED
+    assert change.reason == "the transport did not recover within 5.0 s"
+    assert session.get_timer() is None
+    with pytest.raises(rtproto.ConnectionClosed):
+        session.send_message("still there?")
+
+
+def test_session_options_are_checked_and_enum_strings_accepted() -> None:
+    options = SessionOptions(profile="webrtc", dialect="beta")  # type: ignore[arg-type]
+    assert options.profile is Profile.WEBRTC and options.dialect is Dialect.BETA
+    session = ClientSession(options)
+    session.connection_made(0.0)
+    assert session.state is SessionState.CONNECTING  # the WebRTC wait, not websocket's
+    with pytest.raises(rtproto.LocalProtocolError, match="'websocket', 'webrtc'"):
+        SessionOptions(profile="tcp")  # type: ignore[arg-type]
+    with pytest.raises(rtproto.LocalProtocolError, match="dialect"):
+        SessionOptions(dialect="v2")  # type: ignore[arg-type]
+    for bad in (-1.0, float("nan"), float("inf"), True, "5"):
+        with pytest.raises(rtproto.LocalProtocolError, match="disconnect_grace"):
+            SessionOptions(disconnect_grace=bad)  # type: ignore[arg-type]
+        with pytest.raises(rtproto.LocalProtocolError, match="session_update_timeout"):
+            SessionOptions(session_update_timeout=bad)  # type: ignore[arg-type]
+    for field_name in ("max_pending_events", "max_message_size", "max_outgoing_message_size"):
+        for bad in (0, -5, 1.5, True):
+            with pytest.raises(rtproto.LocalProtocolError, match=f"Limits.{field_name}"):
+                Limits(**{field_name: bad})
+
+
 def test_webrtc_interrupt_clears_the_output_buffer() -> None:
     harness = Harness(profile=Profile.WEBRTC)
     harness.session.connection_made(0.0)

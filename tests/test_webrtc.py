@@ -212,3 +212,37 @@ async def test_own_track_and_remote_track(server: Any) -> None:
         assert len(remote) == 1 and remote[0].kind == "audio"
         frame = await remote[0].recv()  # and it is a live audio track
         assert frame.sample_rate == 48000
+
+
+_DOWN = ConnectionStatus.DISCONNECTED
+
+
+def _peer_state(conn: WebRTCConnection, state: str) -> None:
+    """What a WebRTC stack reports when the network blips (aiortc itself never reports
+    ``disconnected``, so the state is set the way other stacks would)."""
+    conn.pc._RTCPeerConnection__connectionState = state
+    conn.pc.emit("connectionstatechange")
+
+
+async def test_peer_disconnected_ends_after_the_grace_period(server: Any) -> None:
+    async with connect_webrtc(calls_url(server), api_key="sk-test", disconnected_grace=0.3) as conn:
+        _peer_state(conn, "disconnected")
+        with anyio.fail_after(5):
+            seen = await until(conn, lambda e: getattr(e, "status", None) is _DOWN)
+        change = seen[-1]
+        assert change.status is ConnectionStatus.DISCONNECTED
+        assert change.reason == "the transport did not recover within 0.3 s"
+        assert conn.call_id is None
+        with pytest.raises(rtproto.ConnectionClosed):
+            await conn.send_message("anyone?")
+
+
+async def test_peer_recovering_within_the_grace_period_keeps_the_session(server: Any) -> None:
+    async with connect_webrtc(calls_url(server), api_key="sk-test", disconnected_grace=0.3) as conn:
+        _peer_state(conn, "disconnected")
+        await anyio.sleep(0.1)
+        _peer_state(conn, "connected")
+        await anyio.sleep(0.4)  # past where the grace period would have ended
+        await conn.send_message("still there?")
+        seen = await until(conn, lambda e: isinstance(e, E.ResponseDone), 20)
+        assert not [e for e in seen if getattr(e, "status", None) is _DOWN]

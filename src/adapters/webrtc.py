@@ -103,7 +103,6 @@ class WebRTCConnection:
         self._api_key = api_key
         self._model = model
         self._connect_timeout = connect_timeout
-        self._grace = disconnected_grace
         self._ssl_context = ssl_context
         self._session = ClientSession(
             SessionOptions(
@@ -111,6 +110,7 @@ class WebRTCConnection:
                 session=session,
                 profile=Profile.WEBRTC,
                 session_update_timeout=session_update_timeout,
+                disconnect_grace=disconnected_grace,
             )
         )
         servers = [
@@ -130,7 +130,6 @@ class WebRTCConnection:
         self._track = audio_track if audio_track is not None else PcmTrack(self._pull_mic)
         self._on_remote_track = on_remote_track
         self._tasks: set[asyncio.Task[None]] = set()
-        self._grace_task: asyncio.Task[None] | None = None
         self._ended = False
         # what the model's audio belongs to (from the data channel's events)
         self._playing: str | None = None
@@ -280,19 +279,14 @@ class WebRTCConnection:
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
-        if state == "connected" and self._grace_task is not None:
-            self._grace_task.cancel()
-            self._grace_task = None
-        elif state == "disconnected" and self._grace_task is None:
-            self._grace_task = self._spawn(self._grace_expiry())
-        elif state in ("failed", "closed"):
+        if state in ("failed", "closed"):
             self._spawn(self._end(f"peer connection {state}"))
-
-    async def _grace_expiry(self) -> None:
-        await asyncio.sleep(self._grace)
-        self._grace_task = None
-        if self.pc.connectionState == "disconnected":
-            await self._end("peer connection disconnected")
+            return
+        if state == "connected":
+            self._session.connection_recovered(self._now())
+        elif state == "disconnected":  # the session ends it unless it recovers in time
+            self._session.connection_degraded(self._now())
+        self._timer_changed.set()
 
     def _remote_track(self, track: Any) -> None:
         if track.kind != "audio":
@@ -335,6 +329,9 @@ class WebRTCConnection:
             self._timer_changed.clear()
             if deadline is not None and deadline <= self._now():
                 self._session.handle_timer(self._now())
+                if self._session.state is SessionState.CLOSED:  # the grace period ran out
+                    await self._end("peer connection disconnected")
+                    return
                 self._flush()
                 continue
             wait = None if deadline is None else deadline - self._now()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,20 @@ class Limits:
     #: Assistant audio items tracked for truncation.
     max_tracked_items: int = 64
 
+    def __post_init__(self) -> None:
+        for name in (
+            "max_message_size",
+            "max_pending_events",
+            "max_pending_messages",
+            "max_history_items",
+            "max_tracked_items",
+        ):
+            _require_positive_int(f"Limits.{name}", getattr(self, name))
+        if self.max_outgoing_message_size is not None:
+            _require_positive_int(
+                "Limits.max_outgoing_message_size", self.max_outgoing_message_size
+            )
+
 
 def counter_ids(prefix: str = "rtproto") -> Callable[[str], str]:
     """A deterministic id generator: ``f"{prefix}_{kind}_{n}"`` with a running counter."""
@@ -144,8 +159,33 @@ class SessionOptions:
     id_generator: Callable[[str], str] | None = None
     #: WebRTC: seconds to wait for ``session.updated`` before reporting connected anyway.
     session_update_timeout: float = 5.0
+    #: Seconds a degraded transport (a WebRTC peer connection gone ``disconnected``) may
+    #: take to recover before the session ends (see :meth:`ClientSession.connection_degraded`).
+    disconnect_grace: float = 5.0
     #: Apply the JS SDK's defaults to the initial configuration.
     config_defaults: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("session_update_timeout", "disconnect_grace"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value < math.inf
+            ):
+                raise LocalProtocolError(
+                    f"SessionOptions.{name} must be a finite number of seconds >= 0, not {value!r}"
+                )
+        # the core compares enum members by identity: turn "webrtc" into Profile.WEBRTC
+        for name, kind in (("profile", Profile), ("dialect", Dialect)):
+            value = getattr(self, name)
+            try:
+                object.__setattr__(self, name, kind(value))
+            except ValueError:
+                choices = ", ".join(repr(member.value) for member in kind)
+                raise LocalProtocolError(
+                    f"SessionOptions.{name} must be one of {choices}, not {value!r}"
+                ) from None
 
 
 _CLIENT_HANDLES_TRUNCATION = (Profile.WEBSOCKET, Profile.PHONE)
@@ -197,6 +237,7 @@ class ClientSession:
         self._calls_seen: OrderedDict[str, None] = OrderedDict()  # function calls surfaced
         self._retrieving: set[str] = set()
         self._connect_deadline: float | None = None
+        self._grace_deadline: float | None = None  # a degraded transport must recover by then
         self._usage = UsageTotals()
         self.server_session: M.SessionConfig | None = None
         self._ms_per_byte = 1.0 / _bytes_per_ms(output_format_of(self._config))
@@ -254,10 +295,21 @@ class ClientSession:
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` should next be called (same clock as ``now``), if ever."""
-        return self._connect_deadline
+        connect, grace = self._connect_deadline, self._grace_deadline
+        if connect is None or grace is None:
+            return grace if connect is None else connect
+        return min(connect, grace)
 
     def handle_timer(self, now: float) -> None:
-        """Run what is due at ``now``."""
+        """Run what is due at ``now``: the end of the WebRTC wait for ``session.updated``
+        (connected anyway, with a warning) or of a disconnect grace period (the session
+        ends: the driver closes the transport when it sees the state ``CLOSED``)."""
+        grace = self._grace_deadline
+        if grace is not None and now >= grace:
+            self.connection_lost(
+                f"the transport did not recover within {self.options.disconnect_grace} s", now
+            )
+            return
         deadline = self._connect_deadline
         if deadline is not None and now >= deadline and self._state is SessionState.CONNECTING:
             self._push(
@@ -290,6 +342,18 @@ class ClientSession:
         else:
             self._become_connected()
 
+    def connection_degraded(self, now: float) -> None:
+        """The transport stopped carrying traffic but may come back (a WebRTC peer connection
+        went ``disconnected``): start the ``disconnect_grace`` period. Unless
+        :meth:`connection_recovered` is called first, :meth:`handle_timer` then ends the
+        session. Nothing is reported while the grace period runs (as the JS SDK)."""
+        if self._grace_deadline is None and self._receiving:
+            self._grace_deadline = now + self.options.disconnect_grace
+
+    def connection_recovered(self, now: float) -> None:
+        """The transport carries traffic again: cancel the grace period, if one runs."""
+        self._grace_deadline = None
+
     def connection_lost(
         self, reason: str | None = None, now: float | None = None, *, code: int | None = None
     ) -> None:
@@ -302,7 +366,7 @@ class ClientSession:
         self._state = SessionState.CLOSED
         self._receiving = False
         self._room = 0
-        self._connect_deadline = None
+        self._connect_deadline = self._grace_deadline = None
         self._sequencer.release()
         self._playback.clear()
         self._held.clear()
@@ -798,6 +862,11 @@ def _create_event(request: PendingCreate, event_id: str) -> Any:
     if request.params is None:
         return E.ResponseCreate(event_id=event_id)
     return E.ResponseCreate(response=request.params, event_id=event_id)
+
+
+def _require_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LocalProtocolError(f"{name} must be an integer >= 1, not {value!r}")
 
 
 def _remember(table: OrderedDict[str, None], key: str, limit: int = 64) -> None:
