@@ -25,8 +25,15 @@ class PlaybackItem:
     response_id: str
     content_index: int
     first_audio_at: float
-    received_ms: float = 0.0
+    #: Of the output format when the first audio arrived.
+    bytes_per_ms: float
+    received_bytes: int = 0
     reported_ms: float | None = None
+
+    @property
+    def received_ms(self) -> float:
+        """Milliseconds of audio received."""
+        return self.received_bytes / self.bytes_per_ms
 
 
 class PlaybackTracker:
@@ -41,11 +48,14 @@ class PlaybackTracker:
         self.max_items = max_items
         self.items: dict[str, PlaybackItem] = {}
 
-    def start(self, item_id: str, response_id: str, content_index: int, now: float) -> PlaybackItem:
-        """Track a new item whose first audio arrived at ``now`` (count its audio in
-        ``received_ms``)."""
+    def start(
+        self, item_id: str, response_id: str, content_index: int, now: float, bytes_per_ms: float
+    ) -> PlaybackItem:
+        """Track a new item whose first audio arrived at ``now`` (the caller counts its audio
+        in ``received_bytes``)."""
         self._prune(now)
-        item = self.items[item_id] = PlaybackItem(item_id, response_id, content_index, now)
+        item = PlaybackItem(item_id, response_id, content_index, now, bytes_per_ms)
+        self.items[item_id] = item
         return item
 
     def progress(self, item_id: str, played_ms: float) -> bool:
