@@ -965,6 +965,39 @@ def test_retrieved_assistant_item_keeps_its_transcript(h: Harness) -> None:
     assert isinstance(item, M.MessageItem) and item.content[0].transcript == "Hello there."
 
 
+def test_truncated_item_is_read_back_and_keeps_its_transcript(h: Harness) -> None:
+    s = h.server
+    h.feed([s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [1000])])
+    h.session.interrupt(0.25)
+    assert [m["type"] for m in h.sent()] == ["response.cancel", "conversation.item.truncate"]
+    h.feed(
+        s.event("conversation.item.truncated", item_id="item_A1", content_index=0, audio_end_ms=250)
+    )
+    assert h.sent() == [
+        {
+            "type": "conversation.item.retrieve",
+            "event_id": "rtproto_item_retrieve_4",
+            "item_id": "item_A1",
+        }
+    ]
+    cut = {
+        "id": "item_A1",
+        "type": "message",
+        "role": "assistant",
+        "status": "incomplete",
+        "content": [{"type": "output_audio", "transcript": None}],
+    }
+    events = h.feed(s.event("conversation.item.retrieved", item=cut))
+    assert names(events) == ["item_update", "history_updated"]
+    (item,) = h.session.history
+    assert isinstance(item, M.MessageItem) and item.status == "incomplete"
+    assert item.content[0].transcript == "Hello there."
+    h.feed(  # a second truncated event while nothing is pending asks again, once
+        s.event("conversation.item.truncated", item_id="item_A1", content_index=0, audio_end_ms=250)
+    )
+    assert len(h.sent()) == 1
+
+
 def test_g711_output_is_accounted_at_8_bytes_per_ms() -> None:
     harness = Harness(session={"audio": {"output": {"format": "g711_ulaw"}}})
     harness.connect()

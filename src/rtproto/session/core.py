@@ -819,6 +819,11 @@ class ClientSession:
         if kept is not None and isinstance(item.id, str):
             self._history_changed(kept, self._history.previous_of(item.id))
 
+    def _on_item_truncated(self, event: E.ConversationItemTruncated, now: float) -> None:
+        # The server cut the audio and dropped that part's transcript: read the item back as
+        # the server now has it (as the JS SDK does); the transcript known here is kept.
+        self._retrieve(event.item_id)
+
     def _on_item_deleted(self, event: E.ConversationItemDeleted, now: float) -> None:
         self._playing.pop(event.item_id, None)  # nothing left to truncate for it
         self._push(ItemDeleted(item_id=event.item_id))
@@ -865,6 +870,7 @@ _HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
     E.ConversationItemCreated: ClientSession._on_item_added,
     E.ConversationItemDone: ClientSession._on_item_done,
     E.ConversationItemRetrieved: ClientSession._on_item_retrieved,
+    E.ConversationItemTruncated: ClientSession._on_item_truncated,
     E.ConversationItemDeleted: ClientSession._on_item_deleted,
     E.InputAudioTranscriptionCompleted: ClientSession._on_transcription,
     E.InputAudioBufferSpeechStarted: ClientSession._on_speech_started,
