@@ -998,6 +998,36 @@ def test_truncated_item_is_read_back_and_keeps_its_transcript(h: Harness) -> Non
     assert len(h.sent()) == 1
 
 
+def test_events_of_an_unknown_response_are_reported_once_and_still_handled(h: Harness) -> None:
+    s = h.server
+    # attached mid-response (or a server bug): no response.created for resp_X
+    events = h.feed(s.assistant_audio("resp_X", "item_X1", None, [100, 100]))
+    warnings = [e for e in events if isinstance(e, ProtocolWarning)]
+    assert [w.message for w in warnings] == [
+        "response.output_item.added for unknown response 'resp_X'"
+    ]
+    assert warnings[0].event.type == "response.output_item.added"
+    assert len([e for e in events if isinstance(e, AudioChunk)]) == 2  # still played
+    events = h.feed(s.response_done("resp_X"))
+    assert names(events) == ["usage_update", "turn_done"]  # reported already
+    # the first audio of an item names its response too, when no output item was announced
+    events = h.feed(
+        s.event(
+            "response.output_audio.delta",
+            response_id="resp_Y",
+            item_id="item_Y1",
+            output_index=0,
+            content_index=0,
+            delta="AAAA",
+        )
+    )
+    assert names(events) == ["warning", "audio"]
+    assert "'resp_Y'" in events[1].message
+    # a response seen created is not reported
+    events = h.feed([s.response_created("resp_1"), *s.assistant_audio("resp_1", "i", None, [100])])
+    assert "warning" not in names(events)
+
+
 def test_g711_output_is_accounted_at_8_bytes_per_ms() -> None:
     harness = Harness(session={"audio": {"output": {"format": "g711_ulaw"}}})
     harness.connect()

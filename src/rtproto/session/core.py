@@ -246,6 +246,8 @@ class ClientSession:
         self._history = History(limits.max_history_items)
         self._sent_types: OrderedDict[str, str] = OrderedDict()  # event_id -> client type
         self._discarded: OrderedDict[str, None] = OrderedDict()  # interrupted response ids
+        self._responses: OrderedDict[str, None] = OrderedDict()  # ids from response.created
+        self._strangers: OrderedDict[str, None] = OrderedDict()  # unknown ids reported
         self._calls_seen: OrderedDict[str, None] = OrderedDict()  # function calls surfaced
         self._retrieving: set[str] = set()
         self._connect_deadline: float | None = None
@@ -447,6 +449,7 @@ class ClientSession:
         item_id = audio.item_id
         playing = self._playing.get(item_id)
         if playing is None:
+            self._check_response(response_id, audio)
             playing = self._playback.start(
                 item_id, response_id, audio.content_index, now, self._bytes_per_ms
             )
@@ -730,11 +733,13 @@ class ClientSession:
         response = event.response
         response_id = response.id if isinstance(response.id, str) else ""
         self._sequencer.response_created(response_id, response.conversation_id is not None)
+        _remember(self._responses, response_id)
         self._push(TurnStarted(response=response))
 
     def _on_response_done(self, event: E.ResponseDone, now: float) -> None:
         response = event.response
         response_id = response.id if isinstance(response.id, str) else ""
+        self._check_response(response_id, event)
         self._sequencer.response_done(response_id)
         self._discarded.pop(response_id, None)
         usage = response.usage if isinstance(response.usage, M.Usage) else None
@@ -744,6 +749,20 @@ class ClientSession:
         self._push(TurnDone(response=response, usage=usage))
         if self._state is _CONNECTED:
             self._flush_creates()
+
+    def _on_output_item_added(self, event: E.ResponseOutputItemAdded, now: float) -> None:
+        self._check_response(event.response_id, event)
+
+    def _check_response(self, response_id: str, event: E.ServerEvent) -> None:
+        """Report (once) a response this session never saw created: tolerated, not fatal."""
+        if response_id in self._responses or response_id in self._strangers:
+            return
+        _remember(self._strangers, response_id)
+        self._push(
+            ProtocolWarning(
+                message=f"{event.type} for unknown response {response_id!r}", event=event
+            )
+        )
 
     def _on_audio_done(self, event: E.ResponseOutputAudioDone, now: float) -> None:
         if event.response_id not in self._discarded:
@@ -864,6 +883,7 @@ _HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
     E.ResponseDone: ClientSession._on_response_done,
     E.ResponseOutputAudioDone: ClientSession._on_audio_done,
     E.ResponseOutputTextDelta: ClientSession._on_text_delta,
+    E.ResponseOutputItemAdded: ClientSession._on_output_item_added,
     E.ResponseOutputItemDone: ClientSession._on_output_item_done,
     E.ResponseFunctionCallArgumentsDone: ClientSession._on_arguments_done,
     E.ConversationItemAdded: ClientSession._on_item_added,
