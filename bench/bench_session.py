@@ -10,7 +10,10 @@ median of the repeats:
 * ``session``: ``ClientSession.receive`` on every message (which parses it), then draining
   ``take_events()`` and ``messages_to_send()`` after each (the strict case), after each
   64 KiB read (as a driver does when several messages arrive together), or one
-  ``next_event()`` call per event.
+  ``next_event()`` call per event;
+* ``floor``: what any session with this interface costs before doing anything: the parse,
+  one derived ``AudioChunk`` per audio delta, the same two drain calls after every message,
+  and no logic at all. ``session / floor`` is the price of the behaviour itself.
 
 Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py``.
 """
@@ -31,7 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.scripts import Server
 
 import rtproto
-from rtproto.session import ClientSession, SessionOptions
+from rtproto.codec import GA_SOURCE, decode_ga_server_event
+from rtproto.events import ResponseOutputAudioDelta
+from rtproto.session import AudioChunk, ClientSession, SessionOptions
 
 TARGET = 1.2
 
@@ -117,6 +122,42 @@ def time_session(
     return (time.perf_counter() - start) / turns
 
 
+class Floor:
+    """The interface with no behaviour behind it: parse, queue, one chunk per audio delta."""
+
+    def __init__(self) -> None:
+        self._events: list[object] = []
+        self._outbox: list[str] = []
+
+    def receive(self, message: bytes, now: float) -> None:
+        event = decode_ga_server_event(message)  # as the session decodes valid GA text
+        event.__dict__[GA_SOURCE] = message
+        self._events.append(event)
+        if type(event) is ResponseOutputAudioDelta:
+            self._events.append(AudioChunk(event.response_id, event.item_id, 0, event))
+
+    def take_events(self) -> list[object]:
+        events, self._events = self._events, []
+        return events
+
+    def messages_to_send(self) -> list[str]:
+        out, self._outbox = self._outbox, []
+        return out
+
+
+def time_floor(messages: list[bytes], turns: int) -> float:
+    floors = [Floor() for _ in range(turns)]
+    start = time.perf_counter()
+    for floor in floors:
+        receive, take_events, to_send = floor.receive, floor.take_events, floor.messages_to_send
+        for message in messages:
+            receive(message, 1.0)
+            for _event in take_events():
+                pass
+            to_send()
+    return (time.perf_counter() - start) / turns
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", type=int, default=50, help="100 ms audio deltas per turn")
@@ -124,9 +165,10 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     messages = turn(args.chunks)
-    codec, session, batched, one_by_one = [], [], [], []
+    codec, session, batched, one_by_one, floor = [], [], [], [], []
     for _ in range(args.repeats):  # interleaved so noise hits all alike
         codec.append(time_codec(messages, args.turns))
+        floor.append(time_floor(messages, args.turns))
         session.append(time_session(messages, args.turns))
         batched.append(time_session(messages, args.turns, per_read=True))
         one_by_one.append(time_session(messages, args.turns, one_by_one=True))
@@ -136,6 +178,10 @@ def main() -> int:
         ("session core, take_events() after every message", statistics.median(session)),
         ("session core, take_events() after every 64 KiB read", statistics.median(batched)),
         ("session core, next_event() after every message", statistics.median(one_by_one)),
+        (
+            "floor: the interface, no behaviour, drained after every message",
+            statistics.median(floor),
+        ),
     ]
     print(
         f"turn: {len(messages)} messages ({args.chunks} x 100 ms audio), median of {args.repeats}"
@@ -148,6 +194,7 @@ def main() -> int:
     ratio = rows[1][1] / c
     verdict = "PASS" if ratio <= TARGET else "FAIL"
     print(f"session / codec (strict, per message) = {ratio:.2f}x (target <= {TARGET}x): {verdict}")
+    print(f"session / floor (strict, per message) = {rows[1][1] / rows[-1][1]:.2f}x")
     return 0 if ratio <= TARGET else 1
 
 
