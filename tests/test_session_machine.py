@@ -34,6 +34,9 @@ class SessionMachine(RuleBasedStateMachine):
         self.received: dict[str, int] = {}  # item id -> ms of audio the server sent
         self.calls_fed: set[str] = set()
         self.calls_seen: list[str] = []
+        self.truncates: list[tuple[str, int]] = []  # sent, not yet confirmed by the server
+        self.retrieves: list[str] = []  # item ids asked for, not yet answered
+        self.drains = 0
         self.session.connection_made(self.now)
         self.feed(self.server.session_created())
 
@@ -57,7 +60,12 @@ class SessionMachine(RuleBasedStateMachine):
                 end = message["audio_end_ms"]
                 assert isinstance(end, int)
                 assert 0 <= end <= self.received[message["item_id"]]
-        for event in self.session.events():
+                self.truncates.append((message["item_id"], end))
+            elif kind == "conversation.item.retrieve":
+                self.retrieves.append(message["item_id"])
+        self.drains += 1  # both ways of draining, in turn
+        drained = self.session.take_events() if self.drains % 2 else self.session.events()
+        for event in drained:
             if isinstance(event, FunctionCall):
                 self.calls_seen.append(event.call_id)
 
@@ -170,6 +178,28 @@ class SessionMachine(RuleBasedStateMachine):
         self.feed(
             self.server.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u")
         )
+
+    @precondition(lambda self: bool(self.truncates))
+    @rule()
+    def server_confirms_truncate(self) -> None:
+        item_id, end = self.truncates.pop(0)
+        self.feed(
+            self.server.event(
+                "conversation.item.truncated", item_id=item_id, content_index=0, audio_end_ms=end
+            )
+        )
+
+    @precondition(lambda self: bool(self.retrieves))
+    @rule()
+    def server_answers_retrieve(self) -> None:
+        item = {
+            "id": self.retrieves.pop(0),
+            "type": "message",
+            "role": "assistant",
+            "status": "incomplete",
+            "content": [{"type": "output_audio", "transcript": None}],
+        }
+        self.feed(self.server.event("conversation.item.retrieved", item=item))
 
     @rule()
     def server_unknown_event(self) -> None:
