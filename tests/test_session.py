@@ -561,6 +561,44 @@ def test_webrtc_waits_for_session_updated_and_holds_messages() -> None:
     assert harness.session.get_timer() is None
 
 
+def test_webrtc_create_asked_while_connecting_waits_for_a_response_the_server_started() -> None:
+    """Found by fuzz/fuzz_session.py: a held create used to count as in flight, so a
+    response the server started meanwhile passed for its answer and the create went out
+    while that response ran."""
+    harness = Harness(profile=Profile.WEBRTC)
+    harness.session.connection_made(0.0)
+    harness.sent()
+    harness.session.send_message("early")  # held until connected, with its response.create
+    harness.feed(harness.server.response_created("resp_vad"), 0.5)  # the server's own
+    harness.feed(harness.server.session_updated(), 1.0)
+    assert [m["type"] for m in harness.sent()] == ["conversation.item.create"]
+    harness.feed(harness.server.response_done("resp_vad"), 2.0)
+    assert [m["type"] for m in harness.sent()] == ["response.create"]
+
+
+def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "fuzz"
+    spec = importlib.util.spec_from_file_location("rtproto_fuzz_session", root / "fuzz_session.py")
+    assert spec is not None and spec.loader is not None
+    harness = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(harness)
+    corpus = root / "corpus" / "session"
+    files = sorted(p for p in corpus.iterdir() if p.is_file())
+    assert len(files) >= 6
+    assert harness.run_corpus([corpus]) == len(files)
+    assert set(harness.seeds()) <= {p.name for p in files}  # the seeds are committed
+    two_creates = b"!\x02\x00\x00\n!\x02\x01\x00"  # create_response twice
+    harness.check_one(two_creates)
+    from rtproto.session import sequencer
+
+    monkeypatch.setattr(sequencer.ResponseSequencer, "busy", property(lambda self: False))
+    with pytest.raises(AssertionError, match=r"two response\.create in flight"):
+        harness.check_one(two_creates)  # the harness fails when the sequencer is broken
+
+
 def test_webrtc_timeout_connects_anyway() -> None:
     harness = Harness(profile=Profile.WEBRTC, session_update_timeout=2.0)
     harness.session.connection_made(0.0)

@@ -642,6 +642,7 @@ class ClientSession:
         self._outbox.extend(self._held)
         self._held.clear()
         self._push(ConnectionChange(status=ConnectionStatus.CONNECTED))
+        self._flush_creates()  # what was asked for while connecting
 
     def _request_response(self, params: M.ResponseCreateParams | None, *, manual: bool) -> None:
         self._require_open("response.create")
@@ -649,6 +650,11 @@ class ClientSession:
         self._flush_creates()
 
     def _flush_creates(self) -> None:
+        # Only once connected: a create held back with the WebRTC profile's other messages
+        # would count as in flight before it is on the wire, and a response the server starts
+        # meanwhile (VAD) would pass for its answer.
+        if self._state is not _CONNECTED:
+            return
         request = self._sequencer.next_to_send()
         if request is None:
             return
@@ -726,7 +732,7 @@ class ClientSession:
                 client_event_type=self._sent_types.get(event_id) if event_id else None,
             )
         )
-        if released and self._state is _CONNECTED:
+        if released:
             self._flush_creates()
 
     def _on_response_created(self, event: E.ResponseCreated, now: float) -> None:
@@ -747,8 +753,7 @@ class ClientSession:
             self._usage = _add_usage(self._usage, usage)
             self._push(UsageUpdate(usage=usage, totals=self._usage))
         self._push(TurnDone(response=response, usage=usage))
-        if self._state is _CONNECTED:
-            self._flush_creates()
+        self._flush_creates()
 
     def _on_output_item_added(self, event: E.ResponseOutputItemAdded, now: float) -> None:
         self._check_response(event.response_id, event)

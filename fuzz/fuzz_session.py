@@ -1,0 +1,357 @@
+"""Fuzz harness for the client session core (atheris / libFuzzer): server input and app
+commands in any order never crash it or make it break the protocol.
+
+Each input is split on newlines into up to 64 steps. A line starting with ``!`` is an
+application command (its second byte picks which, the rest are its arguments: interrupt,
+send a message, ask for a response, send or commit audio, report playback, answer a
+function call, update the session, reset the history, let time pass, the transport degrading
+or recovering, close); any other line is a server message for ``receive``. Steps are 50 ms
+apart and due timers run in between. Every input runs in the four profiles (GA) and the
+WebSocket profile in the beta dialect. The contract:
+
+* ``receive`` raises nothing but ``RemoteProtocolError`` (text that is not an event), and
+  ``LocalProtocolError`` only once the session no longer receives (closed);
+* commands raise nothing but ``LocalProtocolError`` / ``ConnectionClosed``;
+* everything sent parses (rtproto's codec, that dialect) to a typed client event, within the
+  outgoing size limit;
+* a ``response.create`` is never sent while another awaits its answer (a ``response.created``
+  or ``error``); every ``conversation.item.truncate`` has an integer ``audio_end_ms >= 0``;
+* every drained event is a server or transport event; a function call surfaces at most once;
+* the history stays within its bound.
+
+Usage::
+
+    python fuzz/fuzz_session.py [libFuzzer flags] SCRATCH_DIR fuzz/corpus/session
+    python fuzz/fuzz_session.py --corpus-only fuzz/corpus/session [MORE_DIRS_OR_FILES...]
+    python fuzz/fuzz_session.py --write-seeds fuzz/corpus/session
+
+Without atheris installed (or with ``--corpus-only``) every corpus file runs through
+``TestOneInput`` once. ``tests/test_session.py`` imports :func:`check_one`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+try:
+    import atheris  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover - depends on the environment
+    atheris = None
+
+# The heavy dependencies are imported before instrumentation so that only rtproto is traced.
+import msgspec  # noqa: F401
+import numpy  # noqa: F401
+
+_HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
+from _corpus import fuzz_or_replay, replay  # noqa: E402
+
+_FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(_HERE.parent / "src"))
+
+if _FUZZING:
+    with atheris.instrument_imports(include=["rtproto"]):
+        import rtproto
+        from rtproto.session import (
+            ClientSession,
+            FunctionCall,
+            Limits,
+            Profile,
+            SessionOptions,
+            SessionState,
+            TransportEvent,
+        )
+else:
+    import rtproto
+    from rtproto.session import (
+        ClientSession,
+        FunctionCall,
+        Limits,
+        Profile,
+        SessionOptions,
+        SessionState,
+        TransportEvent,
+    )
+
+__all__ = ["TestOneInput", "check_one", "main", "run_corpus", "seeds"]
+
+MAX_STEPS = 64
+STEP_S = 0.05
+GA = rtproto.Dialect.GA
+BETA = rtproto.Dialect.BETA
+LIMITS = Limits(max_history_items=8, max_tracked_items=4)
+CONFIGS = (
+    (Profile.WEBSOCKET, GA),
+    (Profile.WEBRTC, GA),
+    (Profile.SIP, GA),
+    (Profile.PHONE, GA),
+    (Profile.WEBSOCKET, BETA),
+)
+_REFUSALS = (rtproto.LocalProtocolError, rtproto.ConnectionClosed)
+_EVENT_CLASSES = (rtproto.events.Event, rtproto.UnknownEvent, rtproto.InvalidEvent, TransportEvent)
+
+
+class _Run:
+    """One session under test, with what the contract needs to remember."""
+
+    def __init__(self, profile: Profile, dialect: rtproto.Dialect) -> None:
+        self.session = ClientSession(
+            SessionOptions(
+                model="gpt-realtime",
+                profile=profile,
+                dialect=dialect,
+                limits=LIMITS,
+                session_update_timeout=0.2,
+                disconnect_grace=0.3,
+            )
+        )
+        self.dialect = dialect
+        self.limit = 64 * 1024 if profile is Profile.WEBRTC else LIMITS.max_message_size
+        self.now = 0.0
+        self.create_in_flight = False
+        self.calls: set[str] = set()
+        self.items: list[str] = []  # item ids seen, for commands that name one
+
+    def drain(self) -> None:
+        for text in self.session.messages_to_send():
+            assert len(text.encode()) <= self.limit, "a message over the outgoing limit"
+            event = rtproto.parse_client_event(text, dialect=self.dialect)
+            assert not isinstance(event, (rtproto.UnknownEvent, rtproto.InvalidEvent)), text
+            raw = json.loads(text)
+            if raw["type"] == "response.create":
+                assert not self.create_in_flight, "two response.create in flight"
+                self.create_in_flight = True
+            elif raw["type"] == "conversation.item.truncate":
+                end = raw["audio_end_ms"]
+                assert type(end) is int and end >= 0, end
+        for event in self.session.take_events():
+            assert isinstance(event, _EVENT_CLASSES), event
+            if isinstance(event, FunctionCall):
+                assert event.call_id not in self.calls, "a function call surfaced twice"
+                self.calls.add(event.call_id)
+            item_id = getattr(event, "item_id", None)
+            if isinstance(item_id, str) and item_id not in self.items:
+                self.items.append(item_id)
+        assert len(self.session.history) <= LIMITS.max_history_items
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for _ in range(100):
+            timer = self.session.get_timer()
+            if timer is None or timer > self.now:
+                return
+            self.session.handle_timer(self.now)
+            self.drain()
+        raise AssertionError("timers do not settle")
+
+    def receive(self, line: bytes) -> None:
+        try:
+            self.session.receive(line, self.now)
+        except rtproto.RemoteProtocolError:
+            return  # not an event at all: the driver closes the connection
+        except rtproto.LocalProtocolError:
+            assert self.session.state is SessionState.CLOSED, "refused while open"
+            return
+        kind = _type_of(line)
+        if kind in ("response.created", "error"):
+            self.create_in_flight = False  # answered (a loose view: the core may wait more)
+
+    def command(self, line: bytes) -> None:
+        code = line[1] if len(line) > 1 else 0
+        arg = line[2:]
+        number = int.from_bytes(arg[:2].ljust(2, b"\0"), "little")
+        session = self.session
+        pick = self.items[number % len(self.items)] if self.items else "item_none"
+        actions = (
+            lambda: session.interrupt(self.now, cancel=bool(number & 1)),
+            lambda: session.send_message(
+                arg.decode("utf-8", "replace"), trigger_response=bool(number & 1)
+            ),
+            lambda: session.create_response({"instructions": "x"} if number & 1 else None),
+            lambda: session.send_audio(bytes(number % 4801), commit=bool(number & 1)),
+            lambda: session.commit_audio(),
+            lambda: session.clear_audio(),
+            lambda: session.playback_progress(pick, number / 7),
+            lambda: session.send_function_call_output(
+                f"call_{number % 4}", '{"ok":true}', start_response=bool(number & 1)
+            ),
+            lambda: session.update_session({"voice": "marin", "instructions": "be brief"}),
+            lambda: session.reset_history(list(session.history)[: number % 3]),
+            lambda: self.advance(number / 1000),
+            lambda: session.connection_degraded(self.now),
+            lambda: session.connection_recovered(self.now),
+            lambda: session.close(),
+        )
+        with contextlib.suppress(*_REFUSALS):  # the documented refusals of misuse
+            actions[code % len(actions)]()
+
+
+def _type_of(line: bytes) -> str | None:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _run(lines: list[bytes], profile: Profile, dialect: rtproto.Dialect) -> None:
+    run = _Run(profile, dialect)
+    run.session.connection_made(run.now)
+    run.drain()
+    for line in lines:
+        run.advance(STEP_S)
+        if line.startswith(b"!"):
+            run.command(line)
+        else:
+            run.receive(line)
+        run.drain()
+    run.advance(10.0)
+    run.session.connection_lost("end of input", run.now)
+    run.drain()
+
+
+def check_one(data: bytes) -> None:
+    """Check the session contract on one input; raises on any violation."""
+    lines = data.split(b"\n")[:MAX_STEPS]
+    for profile, dialect in CONFIGS:
+        try:
+            _run(lines, profile, dialect)
+        except Exception as exc:
+            if hasattr(exc, "add_note"):  # Python 3.11+
+                exc.add_note(f"rtproto session fuzz: {profile.value}, {dialect.value}")
+            raise
+
+
+def TestOneInput(data: bytes) -> None:  # the name atheris and libFuzzer expect
+    check_one(data)
+
+
+# --------------------------------------------------------------------------- seed corpus --
+
+
+def seeds() -> dict[str, bytes]:
+    """Typical turns as the service sends them, with the commands that go with them."""
+    sys.path.insert(0, str(_HERE.parent))
+    from tests.scripts import Server
+
+    s = Server()
+
+    def command(code: int, arg: bytes = b"") -> bytes:
+        return b"!" + bytes([code]) + arg
+
+    audio = [s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [200] * 4)]
+    sessions: dict[str, list[str | bytes]] = {
+        "audio-turn": [
+            s.session_created(),
+            s.session_updated(),
+            *s.user_turn("item_U1"),
+            *audio,
+            s.response_done("resp_1"),
+        ],
+        "barge-in": [
+            s.session_created(),
+            *audio,
+            command(6, b"\x10\x00"),  # playback progress
+            s.event("input_audio_buffer.speech_started", audio_start_ms=100, item_id="item_U2"),
+            command(0, b"\x01\x00"),  # interrupt, cancel
+            s.event(
+                "conversation.item.truncated",
+                item_id="item_A1",
+                content_index=0,
+                audio_end_ms=150,
+            ),
+            s.response_done("resp_1", status="cancelled"),
+        ],
+        "tool-call": [
+            s.session_created(),
+            command(1, b"\x01\x00what is the weather"),
+            s.response_created("resp_1"),
+            *s.function_call("resp_1", "item_F1", "call_0", None),
+            s.response_done("resp_1"),
+            command(7, b"\x01\x00"),  # function output, start a response
+            command(2, b"\x00\x00"),  # another response request (coalesced / deferred)
+            s.response_created("resp_2"),
+            s.response_done("resp_2"),
+        ],
+        "rejected-create": [
+            s.session_created(),
+            command(2, b"\x00\x00"),
+            s.event(
+                "error",
+                error={
+                    "type": "invalid_request_error",
+                    "code": "conversation_already_has_active_response",
+                    "message": "Conversation already has an active response in progress.",
+                    "param": None,
+                    "event_id": "rtproto_response_create_2",
+                },
+            ),
+            command(10, b"\xe8\x03"),  # a second passes
+        ],
+        "blip": [
+            s.session_created(),
+            command(11),  # degraded
+            command(10, b"\x64\x00"),
+            command(12),  # recovered
+            command(11),
+            command(10, b"\xf4\x01"),  # grace period over: closed
+            s.response_created("resp_1"),
+        ],
+        "odd-events": [
+            '{"type":"brand.new.event","event_id":"e"}',
+            '{"type":"response.output_audio.delta","response_id":1}',
+            "not json",
+            s.event(
+                "conversation.item.input_audio_transcription.completed",
+                item_id="nope",
+                content_index=0,
+                transcript="hi",
+            ),
+            s.event("conversation.item.deleted", item_id="item_X"),
+            command(9, b"\x00\x00"),  # reset history
+            command(13),  # close
+            command(1, b"\x00\x00late"),
+        ],
+    }
+    corpus: dict[str, bytes] = {}
+    for name, lines in sessions.items():
+        data = b"\n".join(line if isinstance(line, bytes) else line.encode() for line in lines)
+        corpus[f"seed-{name}-{hashlib.sha1(data).hexdigest()[:8]}"] = data
+    return corpus
+
+
+def write_seeds(directory: Path) -> int:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, data in seeds().items():
+        (directory / name).write_bytes(data)
+    return len(seeds())
+
+
+# ----------------------------------------------------------------------------- running --
+
+
+def run_corpus(paths: Iterable[str | Path]) -> int:
+    """Run every file under ``paths`` through ``TestOneInput`` once; returns the count."""
+    return replay(paths, TestOneInput, "fuzz_session")
+
+
+def main(argv: list[str]) -> int:
+    args = argv[1:]
+    if "--write-seeds" in args:
+        target = [arg for arg in args if not arg.startswith("-")]
+        directory = Path(target[0]) if target else _HERE / "corpus" / "session"
+        print(f"fuzz_session: wrote {write_seeds(directory)} seeds to {directory}")
+        return 0
+    return fuzz_or_replay(argv, "session", TestOneInput, atheris)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
