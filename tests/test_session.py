@@ -576,6 +576,18 @@ def test_webrtc_create_asked_while_connecting_waits_for_a_response_the_server_st
     assert [m["type"] for m in harness.sent()] == ["response.create"]
 
 
+def test_speech_after_close_interrupts_nothing_and_raises_nothing(h: Harness) -> None:
+    """Found by fuzz/fuzz_session.py: the automatic interrupt tried to send in CLOSING."""
+    s = h.server
+    h.feed([s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [500])])
+    h.session.close()
+    events = h.feed(
+        s.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_U2"), 0.1
+    )
+    assert names(events) == []
+    assert h.sent() == []
+
+
 def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
     from pathlib import Path

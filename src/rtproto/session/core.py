@@ -866,8 +866,8 @@ class ClientSession:
         self._history_changed(item, self._history.previous_of(event.item_id))
 
     def _on_speech_started(self, event: E.InputAudioBufferSpeechStarted, now: float) -> None:
-        if self._profile not in _CLIENT_HANDLES_TRUNCATION:
-            return
+        if self._profile not in _CLIENT_HANDLES_TRUNCATION or self._state is not _CONNECTED:
+            return  # (once close() was called the session sends nothing of its own)
         # the server cancels by itself when its turn detection interrupts responses
         self._interrupt(now, cancel=not _server_interrupts(self.server_session))
 
