@@ -159,8 +159,8 @@ class _Run:
         except rtproto.LocalProtocolError:
             assert self.session.state is SessionState.CLOSED, "refused while open"
             return
-        kind = _type_of(line)
-        if kind in ("response.created", "error"):
+        event = rtproto.parse_server_event(line, dialect=self.dialect)  # as the core saw it
+        if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ErrorEvent)):
             self.create_in_flight = False  # answered (a loose view: the core may wait more)
 
     def command(self, line: bytes) -> None:
@@ -191,15 +191,6 @@ class _Run:
         )
         with contextlib.suppress(*_REFUSALS):  # the documented refusals of misuse
             actions[code % len(actions)]()
-
-
-def _type_of(line: bytes) -> str | None:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    kind = value.get("type") if isinstance(value, dict) else None
-    return kind if isinstance(kind, str) else None
 
 
 def _run(lines: list[bytes], profile: Profile, dialect: rtproto.Dialect) -> None:
