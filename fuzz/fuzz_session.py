@@ -15,7 +15,8 @@ WebSocket profile in the beta dialect. The contract:
 * everything sent parses (rtproto's codec, that dialect) to a typed client event, within the
   outgoing size limit;
 * a ``response.create`` is never sent while another awaits its answer (a ``response.created``
-  or ``error``); every ``conversation.item.truncate`` has an integer ``audio_end_ms >= 0``;
+  or ``error``); every ``conversation.item.truncate`` has an integer ``audio_end_ms >= 0``,
+  and every cut an ``AudioInterrupted`` reports ends within the audio received;
 * every drained event is a server or transport event; a function call surfaces at most once;
 * the history stays within its bound.
 
@@ -60,6 +61,7 @@ if _FUZZING:
     with atheris.instrument_imports(include=["rtproto"]):
         import rtproto
         from rtproto.session import (
+            AudioInterrupted,
             ClientSession,
             FunctionCall,
             Limits,
@@ -71,6 +73,7 @@ if _FUZZING:
 else:
     import rtproto
     from rtproto.session import (
+        AudioInterrupted,
         ClientSession,
         FunctionCall,
         Limits,
@@ -136,6 +139,9 @@ class _Run:
             if isinstance(event, FunctionCall):
                 assert event.call_id not in self.calls, "a function call surfaced twice"
                 self.calls.add(event.call_id)
+            elif isinstance(event, AudioInterrupted):
+                for cut in event.truncated:
+                    assert 0 <= cut.audio_end_ms <= cut.received_ms, cut
             item_id = getattr(event, "item_id", None)
             if isinstance(item_id, str) and item_id not in self.items:
                 self.items.append(item_id)

@@ -1078,6 +1078,15 @@ def test_events_of_an_unknown_response_are_reported_once_and_still_handled(h: Ha
     assert "warning" not in names(events)
 
 
+def test_received_audio_is_counted_exactly_whatever_the_rate() -> None:
+    from rtproto.session.playback import PlaybackItem
+
+    # 2140 bytes at 1070 Hz PCM16 is 1000 ms; by float division it was 999.99999...
+    item = PlaybackItem("item", "resp", 0, 0.0, bytes_per_second=2140, received_bytes=2140)
+    assert item.received_whole_ms == 1000
+    assert item.received_ms == 1000.0
+
+
 def test_g711_output_is_accounted_at_8_bytes_per_ms() -> None:
     harness = Harness(session={"audio": {"output": {"format": "g711_ulaw"}}})
     harness.connect()

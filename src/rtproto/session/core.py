@@ -254,7 +254,7 @@ class ClientSession:
         self._grace_deadline: float | None = None  # a degraded transport must recover by then
         self._usage = UsageTotals()
         self.server_session: M.SessionConfig | None = None
-        self._bytes_per_ms = _bytes_per_ms(output_format_of(self._config))
+        self._bytes_per_second = _bytes_per_second(output_format_of(self._config))
 
     # ------------------------------------------------------------------ state and output --
 
@@ -451,7 +451,7 @@ class ClientSession:
         if playing is None:
             self._check_response(response_id, audio)
             playing = self._playback.start(
-                item_id, response_id, audio.content_index, now, self._bytes_per_ms
+                item_id, response_id, audio.content_index, now, self._bytes_per_second
             )
         playing.received_bytes += size
         events.append(AudioChunk(response_id, item_id, audio.content_index, audio))
@@ -681,7 +681,7 @@ class ClientSession:
                     item_id=item.item_id,
                     content_index=item.content_index,
                     audio_end_ms=played,
-                    received_ms=int(item.received_ms),
+                    received_ms=item.received_whole_ms,
                 )
             )
             _remember(self._discarded, item.response_id)
@@ -717,7 +717,7 @@ class ClientSession:
     def _on_session(self, event: E.SessionCreated | E.SessionUpdated, now: float) -> None:
         self.server_session = event.session
         if isinstance(event.session, M.RealtimeSession):
-            self._bytes_per_ms = _bytes_per_ms(output_format_of(event.session))
+            self._bytes_per_second = _bytes_per_second(output_format_of(event.session))
         if isinstance(event, E.SessionUpdated) and self._state is _CONNECTING:
             self._become_connected()
 
@@ -926,11 +926,11 @@ def _remember(table: OrderedDict[str, None], key: str, limit: int = 64) -> None:
         table.popitem(last=False)
 
 
-def _bytes_per_ms(fmt: M.AudioFormat) -> float:
+def _bytes_per_second(fmt: M.AudioFormat) -> int:
     if fmt.type in ("audio/pcmu", "audio/pcma"):
-        return 8.0
+        return 8000
     rate = fmt.rate if isinstance(fmt.rate, int) and fmt.rate > 0 else 24000
-    return rate * 2 / 1000.0
+    return rate * 2
 
 
 def _server_interrupts(session: M.SessionConfig | None) -> bool:

@@ -25,15 +25,20 @@ class PlaybackItem:
     response_id: str
     content_index: int
     first_audio_at: float
-    #: Of the output format when the first audio arrived.
-    bytes_per_ms: float
+    #: Of the output format when the first audio arrived (sample rate x 2 for PCM16).
+    bytes_per_second: int
     received_bytes: int = 0
     reported_ms: float | None = None
 
     @property
     def received_ms(self) -> float:
         """Milliseconds of audio received."""
-        return self.received_bytes / self.bytes_per_ms
+        return self.received_bytes * 1000 / self.bytes_per_second
+
+    @property
+    def received_whole_ms(self) -> int:
+        """Whole milliseconds of audio received (floor, in integers: exact)."""
+        return self.received_bytes * 1000 // self.bytes_per_second
 
 
 class PlaybackTracker:
@@ -49,12 +54,17 @@ class PlaybackTracker:
         self.items: dict[str, PlaybackItem] = {}
 
     def start(
-        self, item_id: str, response_id: str, content_index: int, now: float, bytes_per_ms: float
+        self,
+        item_id: str,
+        response_id: str,
+        content_index: int,
+        now: float,
+        bytes_per_second: int,
     ) -> PlaybackItem:
         """Track a new item whose first audio arrived at ``now`` (the caller counts its audio
         in ``received_bytes``)."""
         self._prune(now)
-        item = PlaybackItem(item_id, response_id, content_index, now, bytes_per_ms)
+        item = PlaybackItem(item_id, response_id, content_index, now, bytes_per_second)
         self.items[item_id] = item
         return item
 
@@ -83,12 +93,13 @@ class PlaybackTracker:
             cursor = start + item.received_ms
             clamped = min(max(position, 0.0), item.received_ms)
             # floor, forgiving the last bits of float error (0.7 s - 0.5 s is 199.99... ms)
-            result.append((item, math.floor(clamped + _EPSILON_MS)))
+            whole = min(math.floor(clamped + _EPSILON_MS), item.received_whole_ms)
+            result.append((item, whole))
         return result
 
     def unheard(self, now: float) -> list[tuple[PlaybackItem, int]]:
         """The items with audio not yet played, and where to cut them."""
-        return [(item, ms) for item, ms in self.played(now) if ms < math.floor(item.received_ms)]
+        return [(item, ms) for item, ms in self.played(now) if ms < item.received_whole_ms]
 
     def clear(self) -> None:
         """Forget all items (after an interruption, or when the connection ends)."""
@@ -97,7 +108,7 @@ class PlaybackTracker:
     def _prune(self, now: float) -> None:
         # drop items known to have finished playing, and keep the table bounded
         for item, ms in self.played(now):
-            if ms >= math.floor(item.received_ms):
+            if ms >= item.received_whole_ms:
                 del self.items[item.item_id]
         while len(self.items) >= self.max_items:
             del self.items[next(iter(self.items))]
