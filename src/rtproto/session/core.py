@@ -408,20 +408,20 @@ class ClientSession:
         events = self._events
         if len(events) >= self._room:
             self._make_room()
-        kind = type(message)
+        data: Any = message  # narrowed below by exact type, which mypy does not follow
+        kind = type(data)
         event: SessionEvent
-        if (kind is bytes or kind is str) and len(message) <= self._inline_parse_limit:  # type: ignore[arg-type]
-            text: str | bytes = message  # type: ignore[assignment]
+        if (kind is bytes or kind is str) and len(data) <= self._inline_parse_limit:
             try:
-                event = decode_ga_server_event(text)
+                event = decode_ga_server_event(data)
             except DECODE_ERRORS:
-                event = self._parse(text)  # the codec classifies what is wrong
+                event = self._parse(data)  # the codec classifies what is wrong
             else:
-                event.__dict__[GA_SOURCE] = text
-        elif isinstance(message, (bytes, str, bytearray, memoryview)):
-            event = self._parse(message)
+                event.__dict__[GA_SOURCE] = data
+        elif isinstance(data, (bytes, str, bytearray, memoryview)):
+            event = self._parse(data)
         else:
-            event = message
+            event = data
         events.append(event)
         event_class = type(event)
         if event_class is not _AUDIO_DELTA:
