@@ -987,6 +987,21 @@ def test_deleted_items_are_not_truncated(h: Harness) -> None:
     assert h.sent() == []
 
 
+def test_an_item_created_again_with_itself_as_previous_goes_last(h: Harness) -> None:
+    """The service accepts a duplicate client item id and names the item its own previous
+    (realtime-protocol.md, conversation.item.create); this used to raise ValueError."""
+    s = h.server
+    for item_id, previous in (("item_1", None), ("item_2", "item_1")):
+        item = {"id": item_id, "type": "message", "role": "user", "content": []}
+        h.feed(s.event("conversation.item.added", previous_item_id=previous, item=item))
+    assert [i.id for i in h.session.history] == ["item_1", "item_2"]
+    again = {"id": "item_1", "type": "message", "role": "user", "content": []}
+    events = h.feed(s.event("conversation.item.added", previous_item_id="item_1", item=again))
+    assert names(events) == ["item_update", "history_updated"]
+    assert [i.id for i in h.session.history] == ["item_2", "item_1"]
+    assert h.sent() == []  # nothing to retrieve
+
+
 def test_history_is_bounded_and_ignores_items_without_ids() -> None:
     harness = Harness(limits=Limits(max_history_items=2))
     harness.connect()

@@ -19,17 +19,22 @@ def item_id_of(item: Item) -> str | None:
 
 
 class History:
-    """Items by id, in conversation order, bounded to ``max_items`` (oldest dropped)."""
+    """Items by id, in conversation order, bounded to ``max_items`` (oldest dropped).
+
+    Items arrive at the end nearly always, so positions are looked up from the end and the
+    ordered items are kept as a list: a snapshot is one copy, not a lookup per item.
+    """
 
     def __init__(self, max_items: int = 4096) -> None:
         self.max_items = max_items
-        self._order: list[str] = []
+        self._order: list[str] = []  # ids, in order
+        self._entries: list[Item] = []  # the items, in the same order
         self._items: dict[str, Item] = {}
         self._previous: dict[str, str | None] = {}
 
     def items(self) -> tuple[Item, ...]:
         """All items, in order."""
-        return tuple(map(self._items.__getitem__, self._order))
+        return tuple(self._entries)
 
     def get(self, item_id: str) -> Item | None:
         """The item with this id, if known."""
@@ -48,27 +53,32 @@ class History:
         if item_id is None:
             return False
         missing = previous_item_id is not None and previous_item_id not in self._items
-        if item_id in self._items and not place:
-            self._items[item_id] = item
-            return missing
         if item_id in self._items:
-            self._order.remove(item_id)
+            if not place:
+                self._set(item_id, item)
+                return missing
+            position = self._position(item_id)
+            del self._order[position]
+            del self._entries[position]
         self._items[item_id] = item
         if not place:
             # no placement given (a retrieved item): before the item that names it as previous
             follower = next((i for i, p in self._previous.items() if p == item_id), None)
-            index = self._order.index(follower) if follower is not None else len(self._order)
+            index = self._position(follower) if follower is not None else len(self._order)
         else:
             self._previous[item_id] = previous_item_id
             if previous_item_id is None:
                 index = 0
-            elif missing:
+            elif missing or previous_item_id == item_id:
+                # (the service appends an item created again with its own id as previous)
                 index = len(self._order)
             else:
-                index = self._order.index(previous_item_id) + 1
+                index = self._position(previous_item_id) + 1
         self._order.insert(index, item_id)
+        self._entries.insert(index, item)
         while len(self._order) > self.max_items:
             oldest = self._order.pop(0)
+            del self._entries[0]
             del self._items[oldest]
             self._previous.pop(oldest, None)
         return missing
@@ -85,14 +95,16 @@ class History:
         old = self._items[item_id]
         if keep_transcripts and isinstance(item, MessageItem) and isinstance(old, MessageItem):
             item = _keep_transcripts(old, item)
-        self._items[item_id] = item
+        self._set(item_id, item)
         return True
 
     def delete(self, item_id: str) -> bool:
         """Remove an item; False when it was not known."""
         if item_id not in self._items:
             return False
-        self._order.remove(item_id)
+        position = self._position(item_id)
+        del self._order[position]
+        del self._entries[position]
         del self._items[item_id]
         self._previous.pop(item_id, None)
         return True
@@ -107,8 +119,21 @@ class History:
             content[content_index], transcript=transcript
         )
         updated = msgspec.structs.replace(item, content=content)
-        self._items[item_id] = updated
+        self._set(item_id, updated)
         return updated
+
+    def _set(self, item_id: str, item: Item) -> None:
+        self._items[item_id] = item
+        self._entries[self._position(item_id)] = item
+
+    def _position(self, item_id: str) -> int:
+        """Where a known id is in the order: looked for among the last few first."""
+        order = self._order
+        last = len(order) - 1
+        for index in range(last, max(last - 4, -1), -1):
+            if order[index] == item_id:
+                return index
+        return order.index(item_id)
 
 
 def _keep_transcripts(old: MessageItem, new: MessageItem) -> MessageItem:

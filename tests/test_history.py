@@ -1,0 +1,69 @@
+"""The session's history store: its ordered snapshot always agrees with its index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rtproto import models as M
+from rtproto.session.history import History
+
+ids = st.sampled_from(["a", "b", "c", "d", "e", "f"])
+
+
+def message(item_id: str, text: str) -> M.MessageItem:
+    return M.MessageItem(
+        id=item_id, role="user", content=[M.ContentPart(type="input_audio", transcript=text)]
+    )
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("put"), ids, st.one_of(st.none(), ids), st.booleans(), st.text(max_size=2)
+        ),
+        st.tuples(st.just("replace"), ids, st.text(max_size=2)),
+        st.tuples(st.just("delete"), ids),
+        st.tuples(st.just("transcript"), ids, st.text(max_size=2)),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations=operations, bound=st.integers(1, 5))
+def test_snapshot_agrees_with_the_index_after_any_operations(
+    operations: list[tuple[Any, ...]], bound: int
+) -> None:
+    history = History(max_items=bound)
+    for operation in operations:
+        kind, item_id = operation[0], operation[1]
+        if kind == "put":
+            history.put(message(item_id, operation[4]), operation[2], place=operation[3])
+        elif kind == "replace":
+            history.replace(message(item_id, operation[2]), keep_transcripts=True)
+        elif kind == "delete":
+            history.delete(item_id)
+        else:
+            history.set_transcript(item_id, 0, operation[2])
+        snapshot = history.items()
+        assert [item.id for item in snapshot] == history._order
+        assert snapshot == tuple(history._items[i] for i in history._order)
+        assert len(set(history._order)) == len(history._order) <= bound
+        assert all(history.get(str(item.id)) is item for item in snapshot)
+
+
+def test_items_are_placed_after_their_previous_item_and_retrieved_ones_before_followers() -> None:
+    history = History()
+    history.put(message("a", ""), None, place=True)
+    history.put(message("c", ""), "b", place=True)  # b unknown: placed last, reported
+    assert [i.id for i in history.items()] == ["a", "c"]
+    history.put(message("b", ""), None, place=False)  # retrieved: before c, which follows it
+    history.put(message("d", ""), "a", place=True)  # after a, in the middle
+    assert [i.id for i in history.items()] == ["a", "d", "b", "c"]
+    assert history.replace(message("b", "hello"))
+    assert history.items()[2] == message("b", "hello")
+    assert history.delete("d") and not history.delete("d")
+    assert [i.id for i in history.items()] == ["a", "b", "c"]
