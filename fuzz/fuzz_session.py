@@ -313,6 +313,14 @@ def seeds() -> dict[str, bytes]:
                 transcript="hi",
             ),
             s.event("conversation.item.deleted", item_id="item_X"),
+            *[  # an item created again with its own id: the service names itself as previous
+                s.event(
+                    "conversation.item.added",
+                    previous_item_id=previous,
+                    item={"id": "item_D", "type": "message", "role": "user", "content": []},
+                )
+                for previous in (None, "item_D")
+            ],
             command(9, b"\x00\x00"),  # reset history
             command(13),  # close
             command(1, b"\x00\x00late"),
