@@ -67,3 +67,30 @@ def test_items_are_placed_after_their_previous_item_and_retrieved_ones_before_fo
     assert history.items()[2] == message("b", "hello")
     assert history.delete("d") and not history.delete("d")
     assert [i.id for i in history.items()] == ["a", "b", "c"]
+
+
+histories = st.lists(
+    st.tuples(ids, st.sampled_from(["", "x", "y"])), max_size=6, unique_by=lambda t: t[0]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(current=histories, wanted=histories)
+def test_reset_history_diff_turns_current_into_wanted(
+    current: list[tuple[str, str]], wanted: list[tuple[str, str]]
+) -> None:
+    from rtproto.session.history import diff_history
+
+    before = [message(i, t) for i, t in current]
+    after = [message(i, t) for i, t in wanted]
+    deletes, creates, warnings = diff_history(before, after)
+    assert warnings == []
+    deleted = {d.item_id for d in deletes}
+    assert len(deleted) == len(deletes)  # each at most once
+    result = {item.id: item for item in before if item.id not in deleted}
+    for create in creates:
+        assert create.item.id not in result, "created over an item still there"
+        result[create.item.id] = create.item
+    assert result == {item.id: item for item in after}
+    unchanged = [item for item in before if item in after]
+    assert not deleted & {item.id for item in unchanged}  # nothing needlessly recreated
