@@ -4,10 +4,11 @@ commands in any order never crash it or make it break the protocol.
 Each input is split on newlines into up to 64 steps. A line starting with ``!`` is an
 application command (its second byte picks which, the rest are its arguments: interrupt,
 send a message, ask for a response, send or commit audio, report playback, answer a
-function call, update the session, reset the history, let time pass, the transport degrading
-or recovering, close); any other line is a server message for ``receive``. Steps are 50 ms
-apart and due timers run in between. Every input runs in the four profiles (GA) and the
-WebSocket profile in the beta dialect. The contract:
+function call, update the session (with any configuration), reset the history, let time
+pass, the transport degrading or recovering, close, raw creates and cancels); any other line
+is a server message for ``receive``. Steps are 50 ms apart and due timers run in between.
+Every input runs in the four profiles (GA) and the WebSocket profile in the beta dialect.
+The contract:
 
 * ``receive`` raises nothing but ``RemoteProtocolError`` (text that is not an event), and
   ``LocalProtocolError`` only once the session no longer receives (closed);
@@ -194,9 +195,24 @@ class _Run:
             lambda: session.connection_degraded(self.now),
             lambda: session.connection_recovered(self.now),
             lambda: session.close(),
+            lambda: session.send_event(
+                {"type": "response.cancel" if number & 1 else "response.create"}
+            ),
+            lambda: session.update_session(_json_object(arg)),  # any configuration at all
+            lambda: session.update_session(
+                {"audio": {"output": {"format": "g711_ulaw" if number & 1 else "pcm16"}}}
+            ),
         )
         with contextlib.suppress(*_REFUSALS):  # the documented refusals of misuse
             actions[code % len(actions)]()
+
+
+def _json_object(data: bytes) -> dict[str, object]:
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _run(lines: list[bytes], profile: Profile, dialect: rtproto.Dialect) -> None:
@@ -301,6 +317,18 @@ def seeds() -> dict[str, bytes]:
             command(11),
             command(10, b"\xf4\x01"),  # grace period over: closed
             s.response_created("resp_1"),
+        ],
+        "configs": [
+            s.session_created(),
+            command(15, b'{"voice":"marin","audio":{"output":{"format":"g711_ulaw","speed":1.1}}}'),
+            command(15, b'{"turnDetection":{"type":"server_vad","silenceDurationMs":300}}'),
+            command(15, b'{"modalities":["text"],"inputAudioFormat":"pcm16","tools":[]}'),
+            command(16, b"\x01\x00"),  # output in G.711
+            command(14, b"\x00\x00"),  # a raw response.create
+            s.response_created("resp_1"),
+            *s.assistant_audio("resp_1", "item_A1", None, [100, 100]),
+            command(14, b"\x01\x00"),  # a raw response.cancel
+            s.response_done("resp_1", status="cancelled"),
         ],
         "odd-events": [
             '{"type":"brand.new.event","event_id":"e"}',
