@@ -23,9 +23,12 @@ from .scripts import Server
 
 
 class SessionMachine(RuleBasedStateMachine):
-    @initialize(profile=st.sampled_from([Profile.WEBSOCKET, Profile.PHONE]))
+    @initialize(profile=st.sampled_from(list(Profile)))
     def connect(self, profile: Profile) -> None:
-        self.session = ClientSession(SessionOptions(model="gpt-realtime", profile=profile))
+        self.profile = profile
+        self.session = ClientSession(
+            SessionOptions(model="gpt-realtime", profile=profile, session_update_timeout=1.0)
+        )
         self.server = Server()
         self.now = 0.0
         self.active: str | None = None  # the server's running response
@@ -94,6 +97,7 @@ class SessionMachine(RuleBasedStateMachine):
         self.session.interrupt(self.now, cancel=cancel)
         self.drain()
 
+    @precondition(lambda self: self.profile is not Profile.SIP)  # (audio is on the call)
     @rule(samples=st.integers(0, 2400))
     def send_audio(self, samples: int) -> None:
         self.session.send_audio(b"\x01\x00" * samples)
@@ -200,6 +204,10 @@ class SessionMachine(RuleBasedStateMachine):
             "content": [{"type": "output_audio", "transcript": None}],
         }
         self.feed(self.server.event("conversation.item.retrieved", item=item))
+
+    @rule()
+    def server_session_updated(self) -> None:  # (what ends the WebRTC profile's wait)
+        self.feed(self.server.session_updated())
 
     @rule()
     def server_unknown_event(self) -> None:
