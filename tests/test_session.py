@@ -588,6 +588,20 @@ def test_speech_after_close_interrupts_nothing_and_raises_nothing(h: Harness) ->
     assert h.sent() == []
 
 
+def test_webrtc_interrupt_while_connecting_goes_out_at_once() -> None:
+    """Found by the session machine: a cancel held until session.updated reached the server
+    after the response it meant had ended."""
+    harness = Harness(profile=Profile.WEBRTC)
+    harness.session.connection_made(0.0)
+    harness.sent()
+    harness.feed(harness.server.response_created("resp_vad"), 0.5)  # the server's own
+    harness.session.interrupt(0.6)
+    assert [m["type"] for m in harness.sent()] == ["response.cancel", "output_audio_buffer.clear"]
+    harness.feed(harness.server.response_done("resp_vad", status="cancelled"), 0.7)
+    harness.feed(harness.server.session_updated(), 1.0)
+    assert harness.sent() == []  # nothing stale left to send
+
+
 def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
     from pathlib import Path

@@ -198,6 +198,10 @@ class SessionOptions:
 
 
 _SIP = Profile.SIP
+# What goes out at once while the WebRTC profile holds the rest until session.updated: the
+# configuration itself, and controls that are stale by the time the session is ready (a
+# cancel held while the server's own response ran would reach it after that response ended).
+_NOT_HELD = frozenset({"session.update", "response.cancel", "output_audio_buffer.clear"})
 _WEBRTC = Profile.WEBRTC
 _CLIENT_HANDLES_TRUNCATION = (Profile.WEBSOCKET, Profile.PHONE)
 _SERVER_OUTPUT_BUFFER = (Profile.WEBRTC, Profile.SIP)
@@ -622,7 +626,7 @@ class ClientSession:
                 state=self._state.value,
             )
         queue = self._outbox
-        if self._state is _CONNECTING and kind != "session.update":
+        if self._state is _CONNECTING and kind not in _NOT_HELD:
             queue = self._held
         if len(queue) >= self.options.limits.max_pending_messages:
             raise LocalProtocolError(
