@@ -16,8 +16,9 @@ The contract:
 * everything sent parses (rtproto's codec, that dialect) to a typed client event, within the
   outgoing size limit;
 * a ``response.create`` is never sent while another awaits its answer (a ``response.created``
-  or ``error``); every ``conversation.item.truncate`` has an integer ``audio_end_ms >= 0``,
-  and every cut an ``AudioInterrupted`` reports ends within the audio received;
+  or ``error``), nor a ``response.cancel`` of the core's own with no response running;
+* every ``conversation.item.truncate`` has an integer ``audio_end_ms >= 0``, and every cut an
+  ``AudioInterrupted`` reports ends within the audio received;
 * every drained event is a server or transport event; a function call surfaces at most once;
 * the history stays within its bound.
 
@@ -120,6 +121,8 @@ class _Run:
         self.limit = 64 * 1024 if profile is Profile.WEBRTC else LIMITS.max_message_size
         self.now = 0.0
         self.create_in_flight = False
+        self.active: set[str] = set()  # default-conversation responses running (server's view)
+        self.raw_cancels = 0  # response.cancel sent raw by the app: not the core's decision
         self.calls: set[str] = set()
         self.items: list[str] = []  # item ids seen, for commands that name one
 
@@ -132,6 +135,11 @@ class _Run:
             if raw["type"] == "response.create":
                 assert not self.create_in_flight, "two response.create in flight"
                 self.create_in_flight = True
+            elif raw["type"] == "response.cancel":
+                if self.raw_cancels:
+                    self.raw_cancels -= 1
+                else:
+                    assert self.active, "response.cancel with no response running"
             elif raw["type"] == "conversation.item.truncate":
                 end = raw["audio_end_ms"]
                 assert type(end) is int and end >= 0, end
@@ -169,6 +177,16 @@ class _Run:
         event = rtproto.parse_server_event(line, dialect=self.dialect)  # as the core saw it
         if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ErrorEvent)):
             self.create_in_flight = False  # answered (a loose view: the core may wait more)
+        if isinstance(event, rtproto.events.ResponseCreated):
+            response = event.response
+            if isinstance(response.id, str) and response.conversation_id is not None:
+                self.active.add(response.id)
+        elif isinstance(event, rtproto.events.ResponseDone) and isinstance(event.response.id, str):
+            self.active.discard(event.response.id)
+
+    def send_raw(self, kind: str) -> None:
+        self.raw_cancels += kind == "response.cancel"
+        self.session.send_event({"type": kind})
 
     def command(self, line: bytes) -> None:
         code = line[1] if len(line) > 1 else 0
@@ -195,9 +213,7 @@ class _Run:
             lambda: session.connection_degraded(self.now),
             lambda: session.connection_recovered(self.now),
             lambda: session.close(),
-            lambda: session.send_event(
-                {"type": "response.cancel" if number & 1 else "response.create"}
-            ),
+            lambda: self.send_raw("response.cancel" if number & 1 else "response.create"),
             lambda: session.update_session(_json_object(arg)),  # any configuration at all
             lambda: session.update_session(
                 {"audio": {"output": {"format": "g711_ulaw" if number & 1 else "pcm16"}}}
