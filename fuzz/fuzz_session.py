@@ -177,12 +177,13 @@ class _Run:
         event = rtproto.parse_server_event(line, dialect=self.dialect)  # as the core saw it
         if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ErrorEvent)):
             self.create_in_flight = False  # answered (a loose view: the core may wait more)
-        if isinstance(event, rtproto.events.ResponseCreated):
+        if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ResponseDone)):
             response = event.response
-            if isinstance(response.id, str) and response.conversation_id is not None:
-                self.active.add(response.id)
-        elif isinstance(event, rtproto.events.ResponseDone) and isinstance(event.response.id, str):
-            self.active.discard(event.response.id)
+            response_id = response.id if isinstance(response.id, str) else ""  # (no id: "")
+            if isinstance(event, rtproto.events.ResponseDone):
+                self.active.discard(response_id)
+            elif response.conversation_id is not None:
+                self.active.add(response_id)
 
     def send_raw(self, kind: str) -> None:
         self.raw_cancels += kind == "response.cancel"

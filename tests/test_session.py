@@ -602,6 +602,15 @@ def test_webrtc_interrupt_while_connecting_goes_out_at_once() -> None:
     assert harness.sent() == []  # nothing stale left to send
 
 
+def test_a_response_without_an_id_is_cancelled_as_the_active_one(h: Harness) -> None:
+    """Found by the session fuzzer: the cancel named response_id "" instead of none."""
+    created = json.loads(h.server.response_created("x"))
+    del created["response"]["id"]
+    h.feed(json.dumps(created))
+    h.session.interrupt(0.1)
+    assert h.sent() == [{"type": "response.cancel", "event_id": "rtproto_response_cancel_2"}]
+
+
 def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
     from pathlib import Path

@@ -670,7 +670,11 @@ class ClientSession:
         cancelled = self._sequencer.begin_cancel() if cancel else None
         if cancelled is not None:
             self._write(
-                E.ResponseCancel(response_id=cancelled, event_id=self._new_id("response_cancel"))
+                E.ResponseCancel(
+                    # a response that came without an id: cancel "the active one"
+                    response_id=cancelled or msgspec.UNSET,
+                    event_id=self._new_id("response_cancel"),
+                )
             )
             _remember(self._discarded, cancelled)
         if self._profile in _SERVER_OUTPUT_BUFFER:
