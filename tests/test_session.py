@@ -611,6 +611,16 @@ def test_a_response_without_an_id_is_cancelled_as_the_active_one(h: Harness) -> 
     assert h.sent() == [{"type": "response.cancel", "event_id": "rtproto_response_cancel_2"}]
 
 
+def test_a_repeated_response_created_is_one_response(h: Harness) -> None:
+    """Found by the session fuzzer: each copy counted, so one response.done left it active."""
+    for _ in range(3):
+        h.feed(h.server.response_created("resp_1"))
+    h.feed(h.server.response_done("resp_1"))
+    assert not h.session.response_active
+    h.session.interrupt(0.1)
+    assert h.sent() == []  # nothing to cancel
+
+
 def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
     from pathlib import Path

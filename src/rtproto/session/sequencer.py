@@ -68,7 +68,8 @@ class ResponseSequencer:
         if default_conversation:
             self.in_flight = None
             self.in_flight_request = None
-            self.active.append(response_id)
+            if response_id not in self.active:  # (a repeated response.created is one response)
+                self.active.append(response_id)
             self.cancel_requested = False
         elif self.in_flight is not None and self.in_flight_request is not None:
             # an out-of-band response answers our create too
