@@ -621,6 +621,48 @@ def test_a_repeated_response_created_is_one_response(h: Harness) -> None:
     assert h.sent() == []  # nothing to cancel
 
 
+def test_mcp_approval_is_answered_after_its_request(h: Harness) -> None:
+    request = {
+        "id": "mcpr_1",
+        "type": "mcp_approval_request",
+        "server_label": "docs",
+        "name": "search",
+        "arguments": '{"q":"x"}',
+    }
+    events = h.feed(h.server.event("conversation.item.done", previous_item_id=None, item=request))
+    (item,) = [e.item for e in events if isinstance(e, ItemUpdate)]
+    assert isinstance(item, M.McpApprovalRequestItem)
+    h.session.send_mcp_response(item, True)
+    h.session.send_mcp_response("mcpr_1", False, reason="not now")
+    assert h.sent() == [
+        {
+            "type": "conversation.item.create",
+            "event_id": "rtproto_item_create_2",
+            "item": {
+                "type": "mcp_approval_response",
+                "approval_request_id": "mcpr_1",
+                "approve": True,
+            },
+            "previous_item_id": "mcpr_1",
+        },
+        {
+            "type": "conversation.item.create",
+            "event_id": "rtproto_item_create_3",
+            "item": {
+                "type": "mcp_approval_response",
+                "approval_request_id": "mcpr_1",
+                "approve": False,
+                "reason": "not now",
+            },
+            "previous_item_id": "mcpr_1",
+        },
+    ]
+    with pytest.raises(rtproto.LocalProtocolError, match="no id"):
+        h.session.send_mcp_response(
+            M.McpApprovalRequestItem(server_label="d", name="n", arguments=""), True
+        )
+
+
 def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:
     import importlib.util
     from pathlib import Path

@@ -534,6 +534,32 @@ class ClientSession:
         if start_response:
             self._request_response(None, manual=False)
 
+    def send_mcp_response(
+        self,
+        request: M.McpApprovalRequestItem | str,
+        approved: bool,
+        *,
+        reason: str | None = None,
+    ) -> None:
+        """Answer a hosted MCP tool's approval request (the request item, or its id)."""
+        request_id = request if isinstance(request, str) else request.id
+        if not isinstance(request_id, str) or not request_id:
+            raise LocalProtocolError(
+                "the approval request has no id to answer",
+                event_type="conversation.item.create",
+                hint="pass the mcp_approval_request item from the server, or its id",
+            )
+        item = M.McpApprovalResponseItem(
+            approval_request_id=request_id,
+            approve=approved,
+            reason=msgspec.UNSET if reason is None else reason,
+        )
+        self._write(
+            E.ConversationItemCreate(
+                item=item, previous_item_id=request_id, event_id=self._new_id("item_create")
+            )
+        )
+
     def create_response(
         self, options: M.ResponseCreateParams | Mapping[str, Any] | None = None
     ) -> None:
