@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["corpus_files", "fuzz_or_replay", "replay"]
+__all__ = ["corpus_files", "fuzz_or_replay", "harness_main", "replay"]
 
 
 def corpus_files(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -60,3 +60,25 @@ def fuzz_or_replay(
     fuzzer.Setup(argv, one_input)
     fuzzer.Fuzz()
     return 0  # pragma: no cover - atheris.Fuzz() does not return
+
+
+def harness_main(
+    argv: list[str],
+    name: str,
+    one_input: Callable[[bytes], None],
+    fuzzer: Any,
+    seeds: Callable[[], dict[str, bytes]] | None = None,
+) -> int:
+    """A harness's whole command line: ``--write-seeds [DIR]`` writes what ``seeds()`` makes
+    (to ``corpus/<name>`` by default); anything else goes to :func:`fuzz_or_replay`."""
+    args = argv[1:]
+    if seeds is not None and "--write-seeds" in args:
+        paths = [arg for arg in args if not arg.startswith("-")]
+        directory = Path(paths[0]) if paths else Path(__file__).resolve().parent / "corpus" / name
+        directory.mkdir(parents=True, exist_ok=True)
+        made = seeds()
+        for file_name, data in made.items():
+            (directory / file_name).write_bytes(data)
+        print(f"fuzz_{name}: wrote {len(made)} seeds to {directory}")
+        return 0
+    return fuzz_or_replay(argv, name, one_input, fuzzer)

@@ -47,7 +47,7 @@ import pybase64  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import fuzz_or_replay, replay  # noqa: E402
+from _corpus import harness_main, replay  # noqa: E402
 
 _FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
 
@@ -247,7 +247,7 @@ def run_corpus(paths: Iterable[str | Path]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    return fuzz_or_replay(argv, "events", TestOneInput, atheris)
+    return harness_main(argv, "events", TestOneInput, atheris)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ import numpy as np
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import fuzz_or_replay, replay  # noqa: E402
+from _corpus import harness_main, replay  # noqa: E402
 
 _FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
 
@@ -317,13 +317,6 @@ def seeds() -> dict[str, bytes]:
     return corpus
 
 
-def write_seeds(directory: Path) -> int:
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, data in seeds().items():
-        (directory / name).write_bytes(data)
-    return len(seeds())
-
-
 # ----------------------------------------------------------------------------- running --
 
 
@@ -333,13 +326,7 @@ def run_corpus(paths: Iterable[str | Path]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    args = argv[1:]
-    if "--write-seeds" in args:
-        target = [arg for arg in args if not arg.startswith("-")]
-        directory = Path(target[0]) if target else _HERE / "corpus" / "server"
-        print(f"fuzz_server: wrote {write_seeds(directory)} seeds to {directory}")
-        return 0
-    return fuzz_or_replay(argv, "server", TestOneInput, atheris)
+    return harness_main(argv, "server", TestOneInput, atheris, seeds)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ import numpy  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import fuzz_or_replay, replay  # noqa: E402
+from _corpus import harness_main, replay  # noqa: E402
 
 _FUZZING = (
     __name__ == "__main__"
@@ -321,14 +321,7 @@ def seeds() -> dict[str, bytes]:
 
 
 def main(argv: list[str]) -> int:
-    args = argv[1:]
-    if args[:1] == ["--write-seeds"]:
-        target = Path(args[1])
-        target.mkdir(parents=True, exist_ok=True)
-        for name, data in seeds().items():
-            (target / name).write_bytes(data)
-        return 0
-    return fuzz_or_replay(argv, "websocket", TestOneInput, atheris)
+    return harness_main(argv, "websocket", TestOneInput, atheris, seeds)
 
 
 if __name__ == "__main__":
