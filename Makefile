@@ -28,14 +28,16 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest --cov=rtproto --cov-branch --cov-report=term --cov-fail-under=$(COV_FLOOR) tests
 
-# Each harness runs FUZZ_SECONDS; new inputs go to the ignored fuzz/generated/<name>/, the
-# committed seeds (fuzz/corpus/<name>/, replayed by make test) are read only.
+# Each harness runs FUZZ_SECONDS; new inputs go to the ignored fuzz/generated/<name>/, a
+# failing input to the ignored fuzz/artifacts/<name>/; the committed seeds
+# (fuzz/corpus/<name>/, replayed by make test) are read only.
 FUZZ_HARNESSES := events websocket server signalling session
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,webrtc,fuzz]'
 	for name in $(FUZZ_HARNESSES); do \
-		mkdir -p fuzz/generated/$$name && \
+		mkdir -p fuzz/generated/$$name fuzz/artifacts/$$name && \
 		$(BIN)/python fuzz/fuzz_$$name.py -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=4096 \
+			-artifact_prefix=fuzz/artifacts/$$name/ \
 			fuzz/generated/$$name fuzz/corpus/$$name || exit 1; \
 	done
 
