@@ -864,6 +864,29 @@ def test_the_event_bound_counts_what_is_still_waiting() -> None:
     harness.session.receive(created, 0.0)
 
 
+def test_draining_one_event_at_a_time_keeps_order_and_stays_bounded() -> None:
+    harness = Harness(limits=Limits(max_pending_events=8))
+    session = harness.session
+    session.connection_made(0.0)
+    session.take_events()
+    created = harness.server.session_created()
+    seen = []
+    refused = False
+    for _ in range(200):  # two in, one out: the list fills, compacts, and finally refuses
+        try:
+            session.receive(created, 0.0)
+            session.receive(created, 0.0)
+        except rtproto.LocalProtocolError:
+            refused = True
+            break
+        seen.append(session.next_event())
+        assert len(session._events) <= 8
+    assert refused
+    assert len(session.take_events()) == 8  # refused only with 8 really waiting
+    assert len(seen) >= 7
+    assert all(type(e).__name__ == "SessionCreated" for e in seen)
+
+
 def test_invalid_config_is_refused_up_front() -> None:
     with pytest.raises(rtproto.LocalProtocolError):
         ClientSession(SessionOptions(session={"audio": {"output": {"speed": 9}}}))

@@ -238,7 +238,8 @@ class ClientSession:
         self._receiving = False  # the hot path's view of the state: CONNECTING..CLOSING
         self._outbox: list[str] = []
         self._held: list[str] = []  # sent before the connection is ready (WebRTC)
-        self._events: list[SessionEvent] = []  # waiting, in order
+        self._events: list[SessionEvent] = []  # in order; next_event() has taken [:_head]
+        self._head = 0
         # receive() appends while len(_events) < _room (max_pending_events while receiving,
         # else 0, which sends it to _make_room() to raise the right error)
         self._room = 0
@@ -294,16 +295,26 @@ class ClientSession:
 
     def next_event(self) -> SessionEvent | None:
         """The next server or transport event, or ``None`` when there is none."""
-        # a list pop(0) moves what is left: a few pointers after each receive(), and at
-        # most max_pending_events ones (take_events() is O(1) whatever waits)
         events = self._events
-        return events.pop(0) if events else None
+        head = self._head
+        if head >= len(events):
+            return None
+        event = events[head]
+        if head + 1 == len(events):
+            events.clear()  # all taken (a list take_events() handed out is never this one)
+            self._head = 0
+        else:
+            self._head = head + 1  # (receive() compacts when the list fills up)
+        return event
 
     def take_events(self) -> list[SessionEvent]:
         """Every pending event at once, in order (an empty list when none): the cheapest
         way to drain after each :meth:`receive`."""
         events = self._events
         self._events = []
+        if self._head:
+            del events[: self._head]
+            self._head = 0
         return events
 
     def events(self) -> Iterator[SessionEvent]:
@@ -461,9 +472,15 @@ class ClientSession:
         events.append(AudioChunk(response_id, item_id, audio.content_index, audio))
 
     def _make_room(self) -> None:
-        """receive()'s slow path: the connection is not open, or the queue is full."""
+        """receive()'s slow path: the connection is not open, or the list is full. Events
+        next_event() handed out are dropped from it here (amortised O(1) per event)."""
         if not self._receiving:
             raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
+        if self._head:
+            del self._events[: self._head]
+            self._head = 0
+            if len(self._events) < self._room:
+                return
         raise LocalProtocolError(
             f"{len(self._events)} events are waiting: drain take_events() or next_event() first",
             state=self._state.value,
