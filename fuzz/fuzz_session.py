@@ -125,6 +125,7 @@ class _Run:
         self.raw_cancels = 0  # response.cancel sent raw by the app: not the core's decision
         self.calls: set[str] = set()
         self.items: list[str] = []  # item ids seen, for commands that name one
+        self.drains = 0
 
     def drain(self) -> None:
         for text in self.session.messages_to_send():
@@ -143,7 +144,9 @@ class _Run:
             elif raw["type"] == "conversation.item.truncate":
                 end = raw["audio_end_ms"]
                 assert type(end) is int and end >= 0, end
-        for event in self.session.take_events():
+        self.drains += 1  # both ways of draining, in turn
+        drained = self.session.take_events() if self.drains % 2 else self.session.events()
+        for event in drained:
             assert isinstance(event, _EVENT_CLASSES), event
             if isinstance(event, FunctionCall):
                 assert event.call_id not in self.calls, "a function call surfaced twice"
