@@ -55,7 +55,15 @@ from .reconnect import (
 if TYPE_CHECKING:  # ssl loads only for wss:// (about 5 MB)
     import ssl
 
-__all__ = ["ConnectError", "ConnectTimeout", "DriverCore", "ConnectPlan", "Event", "plan_connect"]
+__all__ = [
+    "ConnectError",
+    "ConnectPlan",
+    "ConnectTimeout",
+    "CoreViews",
+    "DriverCore",
+    "Event",
+    "plan_connect",
+]
 
 log = logging.getLogger("rtproto.adapters")
 
@@ -590,3 +598,30 @@ class DriverCore:
                 self.session.send_event(create)
             self._pump()
             self._append(Replayed(restored=restored, lost=lost))
+
+
+class CoreViews:
+    """What the asyncio/Trio and the blocking connections both show of their core."""
+
+    __slots__ = ()
+    _core: DriverCore
+
+    @property
+    def session(self) -> ClientSession:
+        """The session (history, usage, configuration): read it, do not call its commands."""
+        return self._core.session
+
+    @property
+    def queued_events(self) -> int:
+        """Events waiting for the application (at most about ``max_queued_events``)."""
+        return self._core.queued
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code of the last connection, once it ended."""
+        return self._core.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        """The close reason of the last connection, once it ended."""
+        return self._core.close_reason

@@ -26,7 +26,7 @@ import anyio.lowlevel
 
 from rtproto import models as M
 from rtproto.errors import RtprotoError
-from rtproto.session import ClientSession, SessionOptions
+from rtproto.session import SessionOptions
 from rtproto.wire import HandshakeTimeout, WebSocketOptions
 
 from ._core import (
@@ -35,6 +35,7 @@ from ._core import (
     ConnectError,
     ConnectPlan,
     ConnectTimeout,
+    CoreViews,
     DriverCore,
     Event,
     log,
@@ -136,7 +137,7 @@ def connect(
     return AsyncConnection(plan)
 
 
-class AsyncConnection:
+class AsyncConnection(CoreViews):
     """An open Realtime connection (see :func:`connect`). Iterate it for events."""
 
     __slots__ = (
@@ -276,26 +277,6 @@ class AsyncConnection:
                     raise core.failure
                 return None
             await self._readable.wait()
-
-    @property
-    def session(self) -> ClientSession:
-        """The session (history, usage, configuration): read it, do not call its commands."""
-        return self._core.session
-
-    @property
-    def queued_events(self) -> int:
-        """Events waiting for the application (at most about ``max_queued_events``)."""
-        return self._core.queued
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code of the last connection, once it ended."""
-        return self._core.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason of the last connection, once it ended."""
-        return self._core.close_reason
 
     # ---------------------------------------------------------------------- commands --
 

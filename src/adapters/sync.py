@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rtproto import models as M
 from rtproto.errors import RtprotoError
-from rtproto.session import ClientSession, SessionOptions
+from rtproto.session import SessionOptions
 from rtproto.wire import HandshakeTimeout, WebSocketOptions
 
 from ._core import (
@@ -32,6 +32,7 @@ from ._core import (
     ConnectError,
     ConnectPlan,
     ConnectTimeout,
+    CoreViews,
     DriverCore,
     Event,
     log,
@@ -83,7 +84,7 @@ def connect_sync(
     return SyncConnection(plan)
 
 
-class SyncConnection:
+class SyncConnection(CoreViews):
     """An open Realtime connection (see :func:`connect_sync`). Iterate :meth:`events`."""
 
     def __init__(self, plan: ConnectPlan) -> None:
@@ -195,26 +196,6 @@ class SyncConnection:
 
     def __iter__(self) -> Iterator[Event]:
         return self.events()
-
-    @property
-    def session(self) -> ClientSession:
-        """The session (history, usage, configuration): read it, do not call its commands."""
-        return self._core.session
-
-    @property
-    def queued_events(self) -> int:
-        """Events waiting for the application (at most about ``max_queued_events``)."""
-        return self._core.queued
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code of the last connection, once it ended."""
-        return self._core.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        """The close reason of the last connection, once it ended."""
-        return self._core.close_reason
 
     # ---------------------------------------------------------------------- commands --
 
