@@ -10,10 +10,8 @@ run is reproducible (the atheris harness is where random exploration happens).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import msgspec
@@ -25,20 +23,14 @@ import rtproto
 from rtproto import dialect, models
 from rtproto.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
 
+from .fuzzing import load_fuzz_module, load_harness
+
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
 CORPUS = FUZZ / "corpus" / "events"
 
 
-def _load(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load("rtproto_fuzz_events", FUZZ / "fuzz_events.py")
+harness = load_harness("events")
 check_one = harness.check_one
 
 #: Corpus inputs that still break the contract: bugs found by fuzzing and reported but not
@@ -76,7 +68,7 @@ def test_corpus_size_limits() -> None:
 
 def test_corpus_matches_its_generator() -> None:
     """fuzz/make_corpus.py and the committed corpus agree (rerun the script if this fails)."""
-    generated = _load("rtproto_make_corpus", FUZZ / "make_corpus.py").corpus()
+    generated = load_fuzz_module("make_corpus").corpus()
     stale = [name for name, data in generated.items() if (CORPUS / name).read_bytes() != data]
     assert not stale, f"rerun python fuzz/make_corpus.py; stale: {stale}"
 

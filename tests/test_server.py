@@ -51,6 +51,8 @@ from rtproto.server import (
 from rtproto.server.vad import EnergyVad, VadSettings, threshold_level
 from rtproto.server.validate import supported
 
+from .fuzzing import FUZZ, load_harness
+
 pydantic = pytest.importorskip("pydantic")
 ga_events = pytest.importorskip("openai.types.realtime.realtime_server_event")
 beta_events = pytest.importorskip("openai.types.beta.realtime.realtime_server_event")
@@ -2473,15 +2475,8 @@ def test_deleting_an_item_while_it_streams() -> None:
 
 
 def test_the_fuzz_corpus_runs_clean() -> None:
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "fuzz"
-    spec = importlib.util.spec_from_file_location("rtproto_fuzz_server", root / "fuzz_server.py")
-    assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    corpus = root / "corpus" / "server"
+    harness = load_harness("server")
+    corpus = FUZZ / "corpus" / "server"
     files = sorted(p for p in corpus.iterdir() if p.is_file())
     assert len(files) >= len(harness.seeds())
     for path in files:

@@ -35,6 +35,7 @@ from rtproto.session import (
     UsageUpdate,
 )
 
+from .fuzzing import FUZZ, load_harness
 from .scripts import Server
 
 
@@ -664,15 +665,8 @@ def test_mcp_approval_is_answered_after_its_request(h: Harness) -> None:
 
 
 def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[1] / "fuzz"
-    spec = importlib.util.spec_from_file_location("rtproto_fuzz_session", root / "fuzz_session.py")
-    assert spec is not None and spec.loader is not None
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
-    corpus = root / "corpus" / "session"
+    harness = load_harness("session")
+    corpus = FUZZ / "corpus" / "session"
     files = sorted(p for p in corpus.iterdir() if p.is_file())
     assert len(files) >= 6
     assert harness.run_corpus([corpus]) == len(files)

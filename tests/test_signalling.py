@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,8 @@ from rtproto.wire.signalling import (
     error_response,
     parse_server_request,
 )
+
+from .fuzzing import load_harness
 
 ROOT = Path(__file__).resolve().parents[1]
 OFFER = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"
@@ -306,17 +307,7 @@ def test_ephemeral_keys() -> None:
 # --- the fuzz harness's contract over its corpus and random inputs ---------------------------
 
 
-def _harness():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(
-        "rtproto_fuzz_signalling", ROOT / "fuzz" / "fuzz_signalling.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-HARNESS = _harness()
+HARNESS = load_harness("signalling")
 
 
 @pytest.mark.parametrize(

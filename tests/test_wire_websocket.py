@@ -8,7 +8,6 @@ written by hand. Time is a number passed in.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import itertools
 import json
 import struct
@@ -16,7 +15,6 @@ import tracemalloc
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import h11
@@ -50,6 +48,7 @@ from rtproto.wire import (
 )
 from rtproto.wire._frames import accept_token, close_payload, encode_frame, mask
 
+from .fuzzing import load_harness
 from .scripts import Server
 
 KEY = "sk-proj-SECRETSECRETSECRET0123456789"
@@ -1394,17 +1393,7 @@ def test_parser_agrees_with_wsproto(frames: list[tuple[int, bool, int, bytes]]) 
 # ------------------------------------------------------------------------- fuzz corpus --
 
 
-def _load_harness() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "rtproto_fuzz_websocket", ROOT / "fuzz" / "fuzz_websocket.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-harness = _load_harness()
+harness = load_harness("websocket")
 CORPUS = sorted((ROOT / "fuzz" / "corpus" / "websocket").iterdir())
 
 
