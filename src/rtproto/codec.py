@@ -54,11 +54,10 @@ _server_decoder = msgspec.json.Decoder(TypedServerEvent)
 _client_decoder = msgspec.json.Decoder(TypedClientEvent)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
-_decode_server = _server_decoder.decode
 #: For hot paths that inline :func:`parse_server_event` on GA text (the session core):
 #: decode with this, fall back to the full parse on :data:`DECODE_ERRORS`, and keep the
 #: text in the event's ``__dict__`` under :data:`GA_SOURCE`.
-decode_ga_server_event = _decode_server
+decode_ga_server_event = _server_decoder.decode
 GA_SOURCE = "_source_ga"
 _GA = Dialect.GA
 _BETA = Dialect.BETA
@@ -85,7 +84,7 @@ def parse_server_event(
     """
     if dialect is _GA and len(data) <= max_size and type(data) in (bytes, str):
         try:
-            event: ServerEvent = _decode_server(data)
+            event: ServerEvent = decode_ga_server_event(data)
         except DECODE_ERRORS:
             pass  # classified by the general path below
         else:
@@ -105,7 +104,7 @@ def server_parser(
     def parse(data: str | bytes | bytearray | memoryview) -> ServerEvent:
         if len(data) <= max_size and (type(data) is bytes or type(data) is str):
             try:
-                event: ServerEvent = _decode_server(data)
+                event: ServerEvent = decode_ga_server_event(data)
             except DECODE_ERRORS:
                 pass  # classified by the general path
             else:

@@ -110,6 +110,8 @@ _CONNECTING = SessionState.CONNECTING
 _CONNECTED = SessionState.CONNECTED
 _CLOSING = SessionState.CLOSING
 _CLOSED = SessionState.CLOSED
+#: Between connection_made() and connection_lost(): server messages are taken.
+_RECEIVING = (_CONNECTING, _CONNECTED, _CLOSING)
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,6 @@ class ClientSession:
         self._inline_parse_limit = limits.max_message_size if options.dialect is Dialect.GA else -1
         self._max_events = limits.max_pending_events
         self._state = _IDLE
-        self._receiving = False  # the hot path's view of the state: CONNECTING..CLOSING
         self._outbox: list[str] = []
         self._held: list[str] = []  # sent before the connection is ready (WebRTC)
         self._events: list[SessionEvent] = []  # in order; next_event() has taken [:_head]
@@ -362,7 +363,6 @@ class ClientSession:
                 "connection_made() was already called", state=self._state.value
             )
         self._state = _CONNECTING
-        self._receiving = True
         self._room = self._max_events
         self._push(ConnectionChange(status=ConnectionStatus.CONNECTING))
         self._write(E.SessionUpdate(session=self._config, event_id=self._new_id("session_update")))
@@ -376,7 +376,7 @@ class ClientSession:
         went ``disconnected``): start the ``disconnect_grace`` period. Unless
         :meth:`connection_recovered` is called first, :meth:`handle_timer` then ends the
         session. Nothing is reported while the grace period runs (as the JS SDK)."""
-        if self._grace_deadline is None and self._receiving:
+        if self._grace_deadline is None and self._state in _RECEIVING:
             self._grace_deadline = now + self.options.disconnect_grace
 
     def connection_recovered(self, now: float) -> None:
@@ -393,7 +393,6 @@ class ClientSession:
         if self._state is _CLOSED:
             return
         self._state = _CLOSED
-        self._receiving = False
         self._room = 0
         self._connect_deadline = self._grace_deadline = None
         self._sequencer.release()
@@ -474,7 +473,7 @@ class ClientSession:
     def _make_room(self) -> None:
         """receive()'s slow path: the connection is not open, or the list is full. Events
         next_event() handed out are dropped from it here (amortised O(1) per event)."""
-        if not self._receiving:
+        if self._state not in _RECEIVING:
             raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
         if self._head:
             del self._events[: self._head]
