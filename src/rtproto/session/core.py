@@ -453,22 +453,20 @@ class ClientSession:
             return
         # response.output_audio.delta: most of what arrives
         audio: E.ResponseOutputAudioDelta = event  # type: ignore[assignment]
-        response_id = audio.response_id
-        if response_id in self._discarded:
-            return  # audio of an interrupted response still in flight: drop it
+        playing = self._playing.get(audio.item_id)
+        if playing is None:  # the item's first audio (an interruption forgets every item)
+            if audio.response_id in self._discarded:
+                return  # audio of an interrupted response still in flight: drop it
+            self._check_response(audio.response_id, audio)
+            playing = self._playback.start(
+                audio.item_id, audio.response_id, audio.content_index, now, self._bytes_per_second
+            )
         delta = audio.delta
         size = len(delta) // 4 * 3  # decoded length, without decoding
         if delta[-1:] == "=":
             size -= 2 if delta[-2:] == "==" else 1
-        item_id = audio.item_id
-        playing = self._playing.get(item_id)
-        if playing is None:
-            self._check_response(response_id, audio)
-            playing = self._playback.start(
-                item_id, response_id, audio.content_index, now, self._bytes_per_second
-            )
         playing.received_bytes += size
-        events.append(AudioChunk(response_id, item_id, audio.content_index, audio))
+        events.append(AudioChunk(audio.response_id, audio.item_id, audio.content_index, audio))
 
     def _make_room(self) -> None:
         """receive()'s slow path: the connection is not open, or the list is full. Events
