@@ -19,7 +19,8 @@ The contract:
   or ``error``), nor a ``response.cancel`` of the core's own with no response running;
 * every ``conversation.item.truncate`` has an integer ``audio_end_ms >= 0``, and every cut an
   ``AudioInterrupted`` reports ends within the audio received;
-* every drained event is a server or transport event; a function call surfaces at most once;
+* every drained event is a server or transport event; a function call, and each hosted-MCP
+  item's announcement, surfaces at most once;
 * the history stays within its bound.
 
 Usage::
@@ -67,6 +68,9 @@ if _FUZZING:
             ClientSession,
             FunctionCall,
             Limits,
+            McpApprovalRequested,
+            McpToolCallCompleted,
+            McpToolsListed,
             Profile,
             SessionOptions,
             SessionState,
@@ -79,6 +83,9 @@ else:
         ClientSession,
         FunctionCall,
         Limits,
+        McpApprovalRequested,
+        McpToolCallCompleted,
+        McpToolsListed,
         Profile,
         SessionOptions,
         SessionState,
@@ -100,6 +107,7 @@ CONFIGS = (
     (Profile.WEBSOCKET, BETA),
 )
 _REFUSALS = (rtproto.LocalProtocolError, rtproto.ConnectionClosed)
+_MCP_ANNOUNCEMENTS = (McpToolsListed, McpApprovalRequested, McpToolCallCompleted)
 _EVENT_CLASSES = (rtproto.events.Event, rtproto.UnknownEvent, rtproto.InvalidEvent, TransportEvent)
 
 
@@ -124,6 +132,7 @@ class _Run:
         self.active: set[str] = set()  # default-conversation responses running (server's view)
         self.raw_cancels = 0  # response.cancel sent raw by the app: not the core's decision
         self.calls: set[str] = set()
+        self.mcp_items: set[str] = set()  # MCP items announced
         self.items: list[str] = []  # item ids seen, for commands that name one
         self.drains = 0
 
@@ -151,6 +160,9 @@ class _Run:
             if isinstance(event, FunctionCall):
                 assert event.call_id not in self.calls, "a function call surfaced twice"
                 self.calls.add(event.call_id)
+            elif isinstance(event, _MCP_ANNOUNCEMENTS) and isinstance(event.item.id, str):
+                assert event.item.id not in self.mcp_items, "an MCP item announced twice"
+                self.mcp_items.add(event.item.id)
             elif isinstance(event, AudioInterrupted):
                 for cut in event.truncated:
                     assert 0 <= cut.audio_end_ms <= cut.received_ms, cut
@@ -222,6 +234,7 @@ class _Run:
             lambda: session.update_session(
                 {"audio": {"output": {"format": "g711_ulaw" if number & 1 else "pcm16"}}}
             ),
+            lambda: session.send_mcp_response(pick, bool(number & 1), reason=arg.hex() or None),
         )
         with contextlib.suppress(*_REFUSALS):  # the documented refusals of misuse
             actions[code % len(actions)]()
@@ -372,6 +385,40 @@ def seeds() -> dict[str, bytes]:
             command(9, b"\x00\x00"),  # reset history
             command(13),  # close
             command(1, b"\x00\x00late"),
+        ],
+        "mcp": [
+            s.session_created(),
+            s.response_created("resp_1"),
+            s.event("mcp_list_tools.in_progress", item_id="mcpl_1"),
+            *[
+                s.event(kind, previous_item_id=None, item=item)
+                for item in (
+                    {"id": "mcpl_1", "type": "mcp_list_tools", "server_label": "d", "tools": []},
+                    {
+                        "id": "mcpr_1",
+                        "type": "mcp_approval_request",
+                        "server_label": "d",
+                        "name": "search",
+                        "arguments": "{}",
+                    },
+                )
+                for kind in ("conversation.item.added", "conversation.item.done")
+            ],
+            command(17, b"\x01\x00"),  # approve
+            s.event("response.mcp_call.in_progress", item_id="mcp_1", output_index=0),
+            s.event(
+                "conversation.item.done",
+                previous_item_id="mcpr_1",
+                item={
+                    "id": "mcp_1",
+                    "type": "mcp_call",
+                    "server_label": "d",
+                    "name": "search",
+                    "arguments": "{}",
+                    "output": "ok",
+                },
+            ),
+            s.response_done("resp_1"),
         ],
     }
     corpus: dict[str, bytes] = {}

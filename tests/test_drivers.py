@@ -46,6 +46,7 @@ from rtproto.session import (
     AudioInterrupted,
     ConnectionChange,
     ConnectionStatus,
+    McpApprovalRequested,
     ServerError,
     TurnDone,
 )
@@ -201,6 +202,41 @@ async def test_interrupt_uses_the_driver_clock(client: Client, loop: ServerLoop)
     assert isinstance(truncate["audio_end_ms"], int)
     assert 50 <= truncate["audio_end_ms"] <= 1000
     assert seen[-1].truncated[0].received_ms == 1000
+
+
+async def test_mcp_approval_round_trip(client: Client, loop: ServerLoop) -> None:
+    """The approval request arrives once as McpApprovalRequested; send_mcp_response answers
+    it through the driver, placed after the request."""
+    request = {
+        "id": "mcpr_1",
+        "type": "mcp_approval_request",
+        "server_label": "docs",
+        "name": "search",
+        "arguments": "{}",
+    }
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await ws.send(server.event("conversation.item.done", previous_item_id=None, item=request))
+        await receive_until(ws, record, "conversation.item.create")
+        async for _ in ws:
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url) as conn:
+                seen = await conn.until(lambda e: isinstance(e, McpApprovalRequested))
+                await conn.call("send_mcp_response", seen[-1].item, False, reason="no")
+                await conn.close()
+        await srv.record.wait_done()
+    create = srv.record.received[srv.record.types().index("conversation.item.create")]
+    assert create["previous_item_id"] == "mcpr_1"
+    assert create["item"] == {
+        "type": "mcp_approval_response",
+        "approval_request_id": "mcpr_1",
+        "approve": False,
+        "reason": "no",
+    }
 
 
 async def test_api_key_from_env_never_shown(

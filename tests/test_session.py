@@ -23,6 +23,9 @@ from rtproto.session import (
     ItemDeleted,
     ItemUpdate,
     Limits,
+    McpApprovalRequested,
+    McpToolCallCompleted,
+    McpToolsListed,
     Profile,
     ProtocolWarning,
     ServerError,
@@ -630,9 +633,14 @@ def test_mcp_approval_is_answered_after_its_request(h: Harness) -> None:
         "name": "search",
         "arguments": '{"q":"x"}',
     }
-    events = h.feed(h.server.event("conversation.item.done", previous_item_id=None, item=request))
-    (item,) = [e.item for e in events if isinstance(e, ItemUpdate)]
+    done = h.server.event("conversation.item.done", previous_item_id=None, item=request)
+    events = derived(h.feed(done))
+    assert [e.name for e in events] == ["item_update", "history_updated", "mcp_approval_request"]
+    assert isinstance(events[-1], McpApprovalRequested)
+    item = events[-1].item
     assert isinstance(item, M.McpApprovalRequestItem)
+    assert item == events[0].item
+    assert "mcp_approval_request" not in names(h.feed(done))  # asked once
     h.session.send_mcp_response(item, True)
     h.session.send_mcp_response("mcpr_1", False, reason="not now")
     assert h.sent() == [
@@ -662,6 +670,92 @@ def test_mcp_approval_is_answered_after_its_request(h: Harness) -> None:
         h.session.send_mcp_response(
             M.McpApprovalRequestItem(server_label="d", name="n", arguments=""), True
         )
+
+
+MCP_TOOLS = {
+    "id": "mcpl_1",
+    "type": "mcp_list_tools",
+    "server_label": "docs",
+    "tools": [{"name": "search", "input_schema": {"type": "object"}}],
+}
+MCP_CALL = {
+    "id": "mcp_1",
+    "type": "mcp_call",
+    "server_label": "docs",
+    "name": "search",
+    "arguments": '{"q":"x"}',
+    "output": "3 results",
+}
+
+
+def test_mcp_items_are_announced_once_when_done(h: Harness) -> None:
+    """The JS transport's mcp_tools_listed / mcp_approval_request / mcp_tool_call_completed."""
+    added = h.feed(h.server.event("conversation.item.added", previous_item_id=None, item=MCP_TOOLS))
+    assert names(added) == ["item_update", "history_updated"]  # nothing until done
+    done = h.server.event("conversation.item.done", previous_item_id=None, item=MCP_TOOLS)
+    events = derived(h.feed(done))
+    assert [e.name for e in events] == ["item_update", "history_updated", "mcp_tools_listed"]
+    listed = events[-1]
+    assert isinstance(listed, McpToolsListed)
+    assert listed.server_label == "docs"
+    assert [tool.name for tool in listed.tools] == ["search"]
+    assert listed.item.id == "mcpl_1"
+    assert names(h.feed(done)) == ["item_update", "history_updated"]  # a repeat: once only
+
+    call = h.server.event("conversation.item.done", previous_item_id="mcpl_1", item=MCP_CALL)
+    events = derived(h.feed(call))
+    assert isinstance(events[-1], McpToolCallCompleted)
+    assert events[-1].item.output == "3 results"
+    assert names(h.feed(call))[-1] != "mcp_tool_call_completed"
+    assert [item.id for item in h.session.history] == ["mcpl_1", "mcp_1"]
+    assert h.sent() == []
+
+
+def test_mcp_in_progress_reads_back_an_item_history_lacks(h: Harness) -> None:
+    """The JS transport retrieves on MCP in-progress signals; a known item needs no trip."""
+    h.feed(h.server.event("response.mcp_call.in_progress", item_id="mcp_1", output_index=0))
+    h.feed(h.server.event("mcp_list_tools.in_progress", item_id="mcpl_1"))
+    h.feed(h.server.event("mcp_list_tools.in_progress", item_id="mcpl_1"))  # asked already
+    assert h.sent() == [
+        {
+            "type": "conversation.item.retrieve",
+            "event_id": "rtproto_item_retrieve_2",
+            "item_id": "mcp_1",
+        },
+        {
+            "type": "conversation.item.retrieve",
+            "event_id": "rtproto_item_retrieve_3",
+            "item_id": "mcpl_1",
+        },
+    ]
+    retrieved = h.feed(h.server.event("conversation.item.retrieved", item=MCP_TOOLS))
+    assert names(retrieved) == ["item_update", "history_updated"]
+    h.feed(h.server.event("mcp_list_tools.in_progress", item_id="mcpl_1"))
+    assert h.sent() == []  # history has it now
+
+
+def test_unanswered_retrieves_are_remembered_within_a_bound(h: Harness) -> None:
+    """A retrieve the server never answers is not repeated, but the memory of it is bounded:
+    the oldest are forgotten (and may be asked again) once 256 wait."""
+    for n in range(300):
+        h.feed(h.server.event("mcp_list_tools.in_progress", item_id=f"mcpl_{n}"))
+    assert len(h.sent()) == 300
+    h.feed(h.server.event("mcp_list_tools.in_progress", item_id="mcpl_299"))
+    assert h.sent() == []  # still remembered
+    h.feed(h.server.event("mcp_list_tools.in_progress", item_id="mcpl_0"))
+    assert [m["item_id"] for m in h.sent()] == ["mcpl_0"]  # forgotten, asked again
+
+
+def test_a_message_without_status_gets_the_js_default(h: Harness) -> None:
+    """As the JS transport: in_progress when added, completed when done or retrieved."""
+    item = {"id": "item_1", "type": "message", "role": "user", "content": []}
+    h.feed(h.server.event("conversation.item.added", previous_item_id=None, item=item))
+    assert h.session.history[0].status == "in_progress"
+    h.feed(h.server.event("conversation.item.done", previous_item_id=None, item=item))
+    assert h.session.history[0].status == "completed"
+    incomplete = {**item, "id": "item_2", "status": "incomplete"}
+    h.feed(h.server.event("conversation.item.retrieved", item=incomplete))
+    assert h.session.history[1].status == "incomplete"  # a status given is kept
 
 
 def test_session_fuzz_corpus_runs_clean(monkeypatch: pytest.MonkeyPatch) -> None:

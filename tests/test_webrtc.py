@@ -22,6 +22,7 @@ from rtproto.session import (
     ConnectionChange,
     ConnectionStatus,
     ProtocolWarning,
+    ServerError,
 )
 from rtproto.wire.signalling import (
     CallExchange,
@@ -92,6 +93,15 @@ async def test_interrupt_clears_output(server: Any) -> None:
         await conn.interrupt()
         seen = await until(conn, lambda e: isinstance(e, E.OutputAudioBufferCleared))
         assert seen[-1].response_id
+
+
+async def test_mcp_response_goes_over_the_data_channel(server: Any) -> None:
+    """The emulator has no MCP request by that id: its error names the create we sent."""
+    async with connect_webrtc(calls_url(server), api_key="sk-test") as conn:
+        await conn.send_mcp_response("mcpr_missing", True)
+        seen = await until(conn, lambda e: isinstance(e, ServerError))
+        assert seen[-1].client_event_type == "conversation.item.create"
+        assert seen[-1].event.error.param == "previous_item_id"
 
 
 async def test_session_updated_timeout() -> None:

@@ -311,6 +311,12 @@ class AsyncConnection(CoreViews):
             "send_function_call_output", call_id, output, start_response=start_response
         )
 
+    async def send_mcp_response(
+        self, request: M.McpApprovalRequestItem | str, approved: bool, *, reason: str | None = None
+    ) -> None:
+        """Answer a hosted MCP tool's approval request (the request item, or its id)."""
+        await self._command("send_mcp_response", request, approved, reason=reason)
+
     async def create_response(
         self, options: M.ResponseCreateParams | Mapping[str, Any] | None = None
     ) -> None:

@@ -228,6 +228,12 @@ class SyncConnection(CoreViews):
         """Return a function call's result; by default a response follows."""
         self._command("send_function_call_output", call_id, output, start_response=start_response)
 
+    def send_mcp_response(
+        self, request: M.McpApprovalRequestItem | str, approved: bool, *, reason: str | None = None
+    ) -> None:
+        """Answer a hosted MCP tool's approval request (the request item, or its id)."""
+        self._command("send_mcp_response", request, approved, reason=reason)
+
     def create_response(
         self, options: M.ResponseCreateParams | Mapping[str, Any] | None = None
     ) -> None:

@@ -198,6 +198,12 @@ class WebRTCConnection:
     ) -> None:
         self._command("send_function_call_output", call_id, output, start_response=start_response)
 
+    async def send_mcp_response(
+        self, request: M.McpApprovalRequestItem | str, approved: bool, *, reason: str | None = None
+    ) -> None:
+        """Answer a hosted MCP tool's approval request (the request item, or its id)."""
+        self._command("send_mcp_response", request, approved, reason=reason)
+
     async def create_response(self, options: Any = None) -> None:
         self._command("create_response", options)
 

@@ -42,6 +42,9 @@ from .events import (
     HistoryUpdated,
     ItemDeleted,
     ItemUpdate,
+    McpApprovalRequested,
+    McpToolCallCompleted,
+    McpToolsListed,
     ProtocolWarning,
     ServerError,
     TextDelta,
@@ -255,7 +258,8 @@ class ClientSession:
         self._responses: OrderedDict[str, None] = OrderedDict()  # ids from response.created
         self._strangers: OrderedDict[str, None] = OrderedDict()  # unknown ids reported
         self._calls_seen: OrderedDict[str, None] = OrderedDict()  # function calls surfaced
-        self._retrieving: set[str] = set()
+        self._mcp_seen: OrderedDict[str, None] = OrderedDict()  # MCP items announced
+        self._retrieving: OrderedDict[str, None] = OrderedDict()  # retrieves unanswered
         self._connect_deadline: float | None = None
         self._grace_deadline: float | None = None  # a degraded transport must recover by then
         self._usage = UsageTotals()
@@ -751,7 +755,7 @@ class ClientSession:
     def _retrieve(self, item_id: str) -> None:
         if item_id in self._retrieving or self._state is not _CONNECTED:
             return
-        self._retrieving.add(item_id)
+        _remember(self._retrieving, item_id, limit=256)  # (a retrieve the server refused stays)
         self._write(
             E.ConversationItemRetrieve(item_id=item_id, event_id=self._new_id("item_retrieve"))
         )
@@ -865,14 +869,14 @@ class ClientSession:
         self, event: E.ConversationItemAdded | E.ConversationItemCreated, now: float
     ) -> None:
         previous = event.previous_item_id if isinstance(event.previous_item_id, str) else None
-        item = _without_audio(event.item)
+        item = _as_kept(event.item, "in_progress")
         if self._history.put(item, previous, place=True) and previous is not None:
             self._retrieve(previous)
         self._history_changed(item, previous)
 
     def _on_item_done(self, event: E.ConversationItemDone, now: float) -> None:
         previous = event.previous_item_id if isinstance(event.previous_item_id, str) else None
-        item = _without_audio(event.item)
+        item = _as_kept(event.item, "completed")
         if (
             not self._history.replace(item)
             and self._history.put(item, previous, place=True)
@@ -880,11 +884,38 @@ class ClientSession:
         ):
             self._retrieve(previous)
         self._history_changed(item, previous)
+        if isinstance(item, _MCP_ITEMS):
+            self._mcp_item_done(item)
+
+    def _mcp_item_done(
+        self, item: M.McpListToolsItem | M.McpApprovalRequestItem | M.McpCallItem
+    ) -> None:
+        """Announce a finished hosted-MCP item once (after its item_update), as the JS
+        transport does on ``conversation.item.done``."""
+        if isinstance(item.id, str):
+            if item.id in self._mcp_seen:
+                return
+            _remember(self._mcp_seen, item.id, limit=1024)
+        if isinstance(item, M.McpListToolsItem):
+            tools = tuple(item.tools) if isinstance(item.tools, list) else ()
+            self._push(McpToolsListed(server_label=item.server_label, tools=tools, item=item))
+        elif isinstance(item, M.McpApprovalRequestItem):
+            self._push(McpApprovalRequested(item=item))
+        else:
+            self._push(McpToolCallCompleted(item=item))
+
+    def _on_mcp_in_progress(
+        self, event: E.ResponseMcpCallInProgress | E.McpListToolsInProgress, now: float
+    ) -> None:
+        # The JS transport reads the item back so that history holds it while it runs; one
+        # the history already has needs no round trip.
+        if self._history.get(event.item_id) is None:
+            self._retrieve(event.item_id)
 
     def _on_item_retrieved(self, event: E.ConversationItemRetrieved, now: float) -> None:
-        item = _without_audio(event.item)
+        item = _as_kept(event.item, "completed")
         if isinstance(item.id, str):
-            self._retrieving.discard(item.id)
+            self._retrieving.pop(item.id, None)
         if not self._history.replace(item, keep_transcripts=True):
             self._history.put(item, None, place=False)
         kept = self._history.get(item.id) if isinstance(item.id, str) else None
@@ -924,6 +955,7 @@ class ClientSession:
 
 
 _AUDIO_DELTA = E.ResponseOutputAudioDelta
+_MCP_ITEMS = (M.McpListToolsItem, M.McpApprovalRequestItem, M.McpCallItem)
 _TRANSCRIPT_DELTA = E.ResponseOutputAudioTranscriptDelta
 
 #: What each server event changes in the session: ``handler(session, event, now)`` (one
@@ -947,6 +979,8 @@ _HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
     E.ConversationItemDeleted: ClientSession._on_item_deleted,
     E.InputAudioTranscriptionCompleted: ClientSession._on_transcription,
     E.InputAudioBufferSpeechStarted: ClientSession._on_speech_started,
+    E.ResponseMcpCallInProgress: ClientSession._on_mcp_in_progress,
+    E.McpListToolsInProgress: ClientSession._on_mcp_in_progress,
     E.InvalidEvent: ClientSession._on_invalid,
 }
 
@@ -996,20 +1030,25 @@ def _server_interrupts(session: M.SessionConfig | None) -> bool:
     return True
 
 
-def _without_audio(item: M.Item) -> M.Item:
-    """The item with audio bytes dropped from its parts (history keeps transcripts only)."""
+def _as_kept(item: M.Item, status: str) -> M.Item:
+    """The item as history keeps it: audio bytes dropped from its parts (transcripts stay),
+    and a message's missing ``status`` filled in as the JS transport does (``in_progress``
+    when added, ``completed`` when done or retrieved)."""
     if not isinstance(item, M.MessageItem):
         return item
     for part in item.content:
         if isinstance(part.audio, str):
+            content = [
+                msgspec.structs.replace(part, audio=msgspec.UNSET)
+                if isinstance(part.audio, str)
+                else part
+                for part in item.content
+            ]
+            item = msgspec.structs.replace(item, content=content)
             break
-    else:
-        return item
-    content = [
-        msgspec.structs.replace(part, audio=msgspec.UNSET) if isinstance(part.audio, str) else part
-        for part in item.content
-    ]
-    return msgspec.structs.replace(item, content=content)
+    if item.status is msgspec.UNSET:
+        item = msgspec.structs.replace(item, status=status)
+    return item
 
 
 _NO_INPUT_DETAILS = M.InputTokenDetails()

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from msgspec import Struct
 
 from ..events import ErrorEvent, ResponseOutputAudioDelta
-from ..models import Item, Response, Usage
+from ..models import (
+    Item,
+    McpApprovalRequestItem,
+    McpCallItem,
+    McpListToolsItem,
+    McpToolInfo,
+    Response,
+    Usage,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,6 +38,9 @@ __all__ = [
     "HistoryUpdated",
     "ItemDeleted",
     "ItemUpdate",
+    "McpApprovalRequested",
+    "McpToolCallCompleted",
+    "McpToolsListed",
     "ProtocolWarning",
     "ServerError",
     "TextDelta",
@@ -148,6 +159,31 @@ class FunctionCall(TransportEvent, frozen=True, kw_only=True, gc=False):
     arguments: str
     item_id: str
     response_id: str | None
+
+
+class McpToolsListed(TransportEvent, frozen=True, kw_only=True, gc=False):
+    """A hosted MCP server listed its tools (its ``mcp_list_tools`` item is done)."""
+
+    name: ClassVar[str] = "mcp_tools_listed"
+    server_label: str
+    tools: tuple[McpToolInfo, ...]
+    item: McpListToolsItem
+
+
+class McpApprovalRequested(TransportEvent, frozen=True, kw_only=True, gc=False):
+    """A hosted MCP tool call waits for approval (emitted once per request): answer with
+    :meth:`~rtproto.session.ClientSession.send_mcp_response` ``(event.item, approved)``."""
+
+    name: ClassVar[str] = "mcp_approval_request"
+    item: McpApprovalRequestItem
+
+
+class McpToolCallCompleted(TransportEvent, frozen=True, kw_only=True, gc=False):
+    """A hosted MCP tool call ended (emitted once per call): ``item.output`` holds its result,
+    ``item.error`` what went wrong."""
+
+    name: ClassVar[str] = "mcp_tool_call_completed"
+    item: McpCallItem
 
 
 class ItemUpdate(TransportEvent, frozen=True, kw_only=True, gc=False):
