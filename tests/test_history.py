@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rtproto import LocalProtocolError
 from rtproto import models as M
 from rtproto.session.history import History
 
@@ -94,3 +97,24 @@ def test_reset_history_diff_turns_current_into_wanted(
     assert result == {item.id: item for item in after}
     unchanged = [item for item in before if item in after]
     assert not deleted & {item.id for item in unchanged}  # nothing needlessly recreated
+
+
+def test_reset_history_diff_refuses_a_repeated_id() -> None:
+    from rtproto.session.history import diff_history
+
+    with pytest.raises(LocalProtocolError, match="'a' appears twice"):
+        diff_history([message("a", "x")], [message("a", "x"), message("a", "y")])
+
+
+def test_reset_history_diff_is_linear() -> None:
+    """It looked every item up among all the others: 0.66 s at 4096 items, about 16 s at
+    20,000. Now about 5 ms at 20,000, so the 2 s allowed here only fails when quadratic."""
+    from rtproto.session.history import diff_history
+
+    items = [message(f"item_{n}", str(n)) for n in range(20_000)]
+    wanted = [*items[1:], message("new", "")]
+    start = time.perf_counter()
+    deletes, creates, _ = diff_history(items, wanted)
+    assert time.perf_counter() - start < 2.0
+    assert [d.item_id for d in deletes] == ["item_0"]
+    assert [c.item.id for c in creates] == ["new"]

@@ -152,26 +152,31 @@ def diff_history(
     """The deletes and creates that turn ``current`` into ``wanted`` (by item id).
 
     Removed and changed items are deleted; added and changed messages are created again.
-    Assistant audio cannot be recreated (``LocalProtocolError``); other item kinds that
-    cannot be created are returned as warnings.
+    Assistant audio cannot be recreated and an id may appear only once in ``wanted``
+    (``LocalProtocolError``); other item kinds that cannot be created are returned as
+    warnings. Linear in the number of items.
     """
     before = {item_id_of(item): item for item in current}
+    wanted = list(wanted)
+    wanted_by_id: dict[str | None, Item] = {}
+    for item in wanted:
+        item_id = item_id_of(item)
+        if item_id is not None and item_id in wanted_by_id:
+            raise LocalProtocolError(
+                f"item id {item_id!r} appears twice in the history asked for",
+                event_type="conversation.item.create",
+            )
+        wanted_by_id[item_id] = item
     deletes: list[ConversationItemDelete] = []
     creates: list[ConversationItemCreate] = []
     warnings: list[str] = []
-    wanted = list(wanted)
-    wanted_ids = {item_id_of(item) for item in wanted}
     for item_id, item in before.items():
-        if item_id is not None and (item_id not in wanted_ids or _changed(item, wanted, item_id)):
+        if item_id is not None and wanted_by_id.get(item_id, _MISSING) != item:
             deletes.append(ConversationItemDelete(item_id=item_id))
     for item in wanted:
         item_id = item_id_of(item)
-        if (
-            item_id is not None
-            and item_id in before
-            and not _changed(before[item_id], wanted, item_id)
-        ):
-            continue
+        if item_id is not None and before.get(item_id, _MISSING) == item:
+            continue  # unchanged
         if not isinstance(item, MessageItem):
             warnings.append(f"cannot recreate a {item.type} item ({item_id})")
             continue
@@ -185,8 +190,7 @@ def diff_history(
     return deletes, creates, warnings
 
 
-def _changed(old: Item, wanted: list[Item], item_id: str) -> bool:
-    return next(item for item in wanted if item_id_of(item) == item_id) != old
+_MISSING = object()
 
 
 def _creatable(item: MessageItem) -> MessageItem:
