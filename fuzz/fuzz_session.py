@@ -107,6 +107,7 @@ CONFIGS = (
     (Profile.WEBSOCKET, BETA),
 )
 _REFUSALS = (rtproto.LocalProtocolError, rtproto.ConnectionClosed)
+_PNG = b"\x89PNG\r\n\x1a\n"
 _MCP_ANNOUNCEMENTS = (McpToolsListed, McpApprovalRequested, McpToolCallCompleted)
 _EVENT_CLASSES = (rtproto.events.Event, rtproto.UnknownEvent, rtproto.InvalidEvent, TransportEvent)
 
@@ -235,6 +236,11 @@ class _Run:
                 {"audio": {"output": {"format": "g711_ulaw" if number & 1 else "pcm16"}}}
             ),
             lambda: session.send_mcp_response(pick, bool(number & 1), reason=arg.hex() or None),
+            lambda: session.add_image(
+                arg[2:] if number & 1 else _PNG + arg[2:],  # (the bytes mostly refused)
+                detail=(None, "auto", "low", "high", "x")[number % 5],
+                trigger_response=bool(number & 2),
+            ),
         )
         with contextlib.suppress(*_REFUSALS):  # the documented refusals of misuse
             actions[code % len(actions)]()
@@ -405,6 +411,7 @@ def seeds() -> dict[str, bytes]:
                 for kind in ("conversation.item.added", "conversation.item.done")
             ],
             command(17, b"\x01\x00"),  # approve
+            command(18, b"\x02\x00"),  # an image (PNG, detail low) and a response
             s.event("response.mcp_call.in_progress", item_id="mcp_1", output_index=0),
             s.event(
                 "conversation.item.done",

@@ -239,6 +239,34 @@ async def test_mcp_approval_round_trip(client: Client, loop: ServerLoop) -> None
     }
 
 
+async def test_add_image_reaches_the_server(client: Client, loop: ServerLoop) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(8)
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await open_session(ws, record, server)
+        await receive_until(ws, record, "conversation.item.create")
+        async for _ in ws:
+            pass
+
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url) as conn:
+                # (closing before the server's session.updated went out would fail its send)
+                await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                await conn.call("add_image", png, detail="high", trigger_response=False)
+                await conn.close()
+        await srv.record.wait_done()
+    create = srv.record.received[srv.record.types().index("conversation.item.create")]
+    assert create["item"]["content"] == [
+        {
+            "type": "input_image",
+            "image_url": "data:image/png;base64," + base64.b64encode(png).decode(),
+            "detail": "high",
+        }
+    ]
+    assert "response.create" not in srv.record.types()
+
+
 async def test_api_key_from_env_never_shown(
     client: Client,
     loop: ServerLoop,

@@ -862,6 +862,76 @@ def test_webrtc_message_limit() -> None:
     assert "65536" in str(info.value)
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(8)
+
+
+def test_add_image_sends_a_user_message_with_one_image(h: Harness) -> None:
+    h.session.add_image("https://example.com/cat.png", detail="low", trigger_response=False)
+    h.session.add_image(PNG)
+    assert h.sent() == [
+        {
+            "type": "conversation.item.create",
+            "event_id": "rtproto_item_create_2",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {
+                        "type": "input_image",
+                        "image_url": "https://example.com/cat.png",
+                        "detail": "low",
+                    }
+                ],
+            },
+        },
+        {
+            "type": "conversation.item.create",
+            "event_id": "rtproto_item_create_3",
+            "item": {
+                "type": "message",
+                "role": "user",
+                "content": [
+                    {
+                        "type": "input_image",
+                        "image_url": "data:image/png;base64,iVBORw0KGgoAAAAAAAAAAA==",
+                    }
+                ],
+            },
+        },
+        {"type": "response.create", "event_id": "rtproto_response_create_4"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "mime"),
+    [
+        (b"\xff\xd8\xff\xe0" + bytes(4), "image/jpeg"),
+        (b"GIF89a" + bytes(4), "image/gif"),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", "image/webp"),
+        (bytearray(PNG), "image/png"),
+        (memoryview(PNG), "image/png"),
+    ],
+)
+def test_add_image_names_the_format_of_the_bytes(h: Harness, data: Any, mime: str) -> None:
+    h.session.add_image(data, trigger_response=False)
+    (create,) = h.sent()
+    assert create["item"]["content"][0]["image_url"].startswith(f"data:{mime};base64,")
+
+
+def test_add_image_refuses_what_it_cannot_name(h: Harness) -> None:
+    with pytest.raises(rtproto.LocalProtocolError, match="not PNG, JPEG, GIF or WebP"):
+        h.session.add_image(b"BM" + bytes(30))  # a BMP
+    with pytest.raises(rtproto.LocalProtocolError, match="detail must be one of"):
+        h.session.add_image(PNG, detail="medium")
+    webrtc = Harness(profile=Profile.WEBRTC)
+    webrtc.session.connection_made(0.0)
+    webrtc.feed(webrtc.server.session_updated())
+    webrtc.sent()
+    with pytest.raises(rtproto.LocalProtocolError, match="65536"):
+        webrtc.session.add_image(PNG + bytes(60_000))  # over the data channel's 64 KiB
+    assert h.sent() == [] and webrtc.sent() == []
+
+
 def test_sip_refuses_audio() -> None:
     harness = Harness(profile=Profile.SIP)
     harness.connect()

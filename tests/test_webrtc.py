@@ -95,9 +95,13 @@ async def test_interrupt_clears_output(server: Any) -> None:
         assert seen[-1].response_id
 
 
-async def test_mcp_response_goes_over_the_data_channel(server: Any) -> None:
-    """The emulator has no MCP request by that id: its error names the create we sent."""
+async def test_images_and_mcp_responses_go_over_the_data_channel(server: Any) -> None:
+    """An image becomes a user item; the emulator has no MCP request by that id, so its
+    error names the create we sent."""
     async with connect_webrtc(calls_url(server), api_key="sk-test") as conn:
+        await conn.add_image(b"\x89PNG\r\n\x1a\n" + bytes(8), trigger_response=False)
+        seen = await until(conn, lambda e: isinstance(e, E.ConversationItemAdded))
+        assert seen[-1].item.content[0].image_url.startswith("data:image/png;base64,")
         await conn.send_mcp_response("mcpr_missing", True)
         seen = await until(conn, lambda e: isinstance(e, ServerError))
         assert seen[-1].client_event_type == "conversation.item.create"

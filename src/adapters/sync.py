@@ -222,6 +222,16 @@ class SyncConnection(CoreViews):
         """Add a user message; by default a response follows."""
         self._command("send_message", message, trigger_response=trigger_response)
 
+    def add_image(
+        self,
+        image: str | bytes | bytearray | memoryview,
+        *,
+        detail: str | None = None,
+        trigger_response: bool = True,
+    ) -> None:
+        """Add a user message holding one image (a URL, or PNG/JPEG/GIF/WebP bytes)."""
+        self._command("add_image", image, detail=detail, trigger_response=trigger_response)
+
     def send_function_call_output(
         self, call_id: str, output: str, *, start_response: bool = True
     ) -> None:

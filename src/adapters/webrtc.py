@@ -193,6 +193,17 @@ class WebRTCConnection:
     async def send_message(self, message: Any, *, trigger_response: bool = True) -> None:
         self._command("send_message", message, trigger_response=trigger_response)
 
+    async def add_image(
+        self,
+        image: str | bytes | bytearray | memoryview,
+        *,
+        detail: str | None = None,
+        trigger_response: bool = True,
+    ) -> None:
+        """Add a user message holding one image (a URL, or PNG/JPEG/GIF/WebP bytes; the data
+        channel carries messages up to 64 KiB)."""
+        self._command("add_image", image, detail=detail, trigger_response=trigger_response)
+
     async def send_function_call_output(
         self, call_id: str, output: str, *, start_response: bool = True
     ) -> None:

@@ -7,6 +7,7 @@ and honour :meth:`ClientSession.get_timer`. It never reads a clock, touches a so
 
 from __future__ import annotations
 
+import base64
 import enum
 import itertools
 import math
@@ -543,6 +544,38 @@ class ClientSession:
         if trigger_response:
             self._request_response(None, manual=False)
 
+    def add_image(
+        self,
+        image: str | bytes | bytearray | memoryview,
+        *,
+        detail: str | None = None,
+        trigger_response: bool = True,
+    ) -> None:
+        """Add a user message holding one image: a URL or ``data:`` URL as text, or the bytes
+        of a PNG, JPEG, GIF or WebP file (sent as a data URL). ``detail`` is ``"auto"``,
+        ``"low"`` or ``"high"``."""
+        if detail is not None and detail not in _IMAGE_DETAILS:
+            raise LocalProtocolError(
+                f"detail must be one of {', '.join(map(repr, _IMAGE_DETAILS))}, not {detail!r}",
+                event_type="conversation.item.create",
+            )
+        if isinstance(image, str):
+            url = image
+        else:
+            data = bytes(image)
+            mime = _image_type(data)
+            if mime is None:
+                raise LocalProtocolError(
+                    "the image bytes are not PNG, JPEG, GIF or WebP",
+                    event_type="conversation.item.create",
+                    hint="pass a URL or a data: URL for other formats",
+                )
+            url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+        part = M.ContentPart(
+            type="input_image", image_url=url, detail=msgspec.UNSET if detail is None else detail
+        )
+        self.send_message([part], trigger_response=trigger_response)
+
     def send_function_call_output(
         self, call_id: str, output: str, *, start_response: bool = True
     ) -> None:
@@ -994,6 +1027,22 @@ def _create_event(request: PendingCreate, event_id: str) -> Any:
     if request.params is None:
         return E.ResponseCreate(event_id=event_id)
     return E.ResponseCreate(response=request.params, event_id=event_id)
+
+
+_IMAGE_DETAILS = ("auto", "low", "high")
+
+
+def _image_type(data: bytes) -> str | None:
+    """The MIME type of image bytes, from their signature (the formats the service takes)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _require_positive_int(name: str, value: object) -> None:
