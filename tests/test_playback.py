@@ -14,6 +14,7 @@ steps = st.lists(
         st.tuples(st.just("audio"), st.sampled_from(["a", "b", "c"]), st.integers(0, 96_000)),
         st.tuples(st.just("progress"), st.sampled_from(["a", "b", "z"]), st.floats(-10, 5000)),
         st.tuples(st.just("wait"), st.floats(0, 3)),
+        st.tuples(st.just("done"), st.sampled_from(["a", "b", "z"])),
     ),
     max_size=30,
 )
@@ -36,6 +37,8 @@ def test_played_positions_are_whole_ms_within_the_audio_received(
             item.received_bytes += step[2]
         elif step[0] == "progress":
             tracker.progress(step[1], step[2])
+        elif step[0] == "done":
+            tracker.complete(step[1])
         else:
             now += step[1]
         assert len(tracker.items) <= 2
@@ -46,5 +49,28 @@ def test_played_positions_are_whole_ms_within_the_audio_received(
             assert later[item.item_id] >= ms  # time only moves playback forward
             if not estimate and item.reported_ms is None:
                 assert ms == 0  # unreported audio counts as unheard without the estimate
+        # what is cut: every item still arriving (the server may hold more than was
+        # received), and complete items not played to the end
         unheard = {item.item_id for item, _ in tracker.unheard(now)}
-        assert unheard == {item.item_id for item, ms in played if ms < item.received_whole_ms}
+        assert unheard == {
+            item.item_id for item, ms in played if not item.complete or ms < item.received_whole_ms
+        }
+
+
+def test_an_item_still_arriving_is_cut_even_when_all_received_was_played() -> None:
+    """Found by replaying traces through the JS transport (tests/test_js_conformance.py): the
+    server may hold audio the client has not received yet, so the item is cut at what was
+    received; only a complete item played to the end is left alone."""
+    tracker = PlaybackTracker()
+    tracker.start("a", "r", 0, 0.0, 48_000).received_bytes = 4800  # 100 ms at 24 kHz
+    assert [(item.item_id, ms) for item, ms in tracker.unheard(5.0)] == [("a", 100)]
+    tracker.complete("a")
+    assert tracker.unheard(5.0) == []
+    assert [(item.item_id, ms) for item, ms in tracker.unheard(0.04)] == [("a", 40)]
+    tracker.start("b", "r", 0, 5.0, 48_000)  # a finished item is forgotten
+    assert list(tracker.items) == ["b"]
+    tracker.start("c", "r", 0, 5.0, 48_000)  # an unfinished one is kept
+    assert list(tracker.items) == ["b", "c"]
+    tracker.complete("z")  # unknown: nothing happens
+    tracker.response_done("r")  # every item of a finished response is complete
+    assert tracker.unheard(10.0) == []

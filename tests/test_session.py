@@ -334,12 +334,33 @@ def test_rejected_create_is_released_and_automatic_ones_retried(h: Harness) -> N
     (error,) = [e for e in events if isinstance(e, ServerError)]
     assert error.client_event_type == "response.create"
     assert error.event.error.code == "conversation_already_has_active_response"
+    # resp_X runs, unseen (it started before this session attached, say): retrying now
+    # would meet the same refusal, so the retry waits until a response shows up or ends
+    assert h.sent() == []
+    assert h.session.response_active
+    h.feed(s.response_done("resp_X"))
     assert h.sent() == [{"type": "response.create", "event_id": "rtproto_response_create_4"}]
+
+
+def test_create_response_without_options_joins_the_requests_waiting(h: Harness) -> None:
+    """As the JS transport's requestResponse(): one response answers them all; a request
+    with options gets its own."""
+    h.feed(h.server.response_created("resp_1"))
+    h.session.send_message("one")
+    h.session.create_response()
+    h.session.send_function_call_output("call_1", "{}")
+    h.session.create_response({"instructions": "in French"})
+    assert [m["type"] for m in h.sent()] == ["conversation.item.create"] * 2
+    h.feed(h.server.response_done("resp_1"))
+    assert [m.get("response") for m in h.sent()] == [None]
+    h.feed(h.server.response_created("resp_2"))
+    h.feed(h.server.response_done("resp_2"))
+    assert [m.get("response") for m in h.sent()] == [{"instructions": "in French"}]
 
 
 def test_manual_create_rejected_is_not_retried(h: Harness) -> None:
     s = h.server
-    h.session.create_response()
+    h.session.create_response({"instructions": "x"})
     (create,) = h.sent()
     h.feed(
         s.event(
@@ -1367,13 +1388,21 @@ def test_g711_output_is_accounted_at_8_bytes_per_ms() -> None:
     ctx = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
     mulaw = "/" * 1600  # 1200 bytes of mu-law: 150 ms
     harness.feed(s.event("response.output_audio.delta", **ctx, delta=mulaw), 0.0)
-    harness.session.interrupt(10.0)  # all played by the clock: capped at what was received
+    # all played by the clock, and more may be on the way: cut at what was received
+    harness.session.interrupt(10.0)
     assert harness.sent() == [
         {
             "type": "response.cancel",
             "event_id": "rtproto_response_cancel_2",
             "response_id": "resp_1",
-        }
+        },
+        {
+            "type": "conversation.item.truncate",
+            "event_id": "rtproto_item_truncate_3",
+            "item_id": "item_A1",
+            "content_index": 0,
+            "audio_end_ms": 150,
+        },
     ]
     harness.feed(s.response_created("resp_2"), 11.0)
     harness.feed(

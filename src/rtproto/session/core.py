@@ -614,7 +614,11 @@ class ClientSession:
     def create_response(
         self, options: M.ResponseCreateParams | Mapping[str, Any] | None = None
     ) -> None:
-        """Ask for a response; deferred while another one is active (never two in flight)."""
+        """Ask for a response; deferred while another one is active (never two in flight).
+
+        Without ``options`` it joins any other request waiting (one response answers them
+        all, as the JS transport's ``requestResponse()``); with options it gets its own.
+        """
         if options is not None and not isinstance(options, M.ResponseCreateParams):
             try:
                 options = msgspec.convert(dict(options), M.ResponseCreateParams)
@@ -622,7 +626,7 @@ class ClientSession:
                 raise LocalProtocolError(
                     f"invalid response options: {exc}", event_type="response.create"
                 ) from None
-        self._request_response(options, manual=True)
+        self._request_response(options, manual=options is not None)
 
     def interrupt(self, now: float, *, cancel: bool = True) -> None:
         """Stop the assistant: cancel the active response and cut what was not heard.
@@ -833,6 +837,7 @@ class ClientSession:
         self._check_response(response_id, event)
         self._sequencer.response_done(response_id)
         self._discarded.pop(response_id, None)
+        self._playback.response_done(response_id)
         usage = response.usage if isinstance(response.usage, M.Usage) else None
         if usage is not None:
             self._usage = _add_usage(self._usage, usage)
@@ -855,6 +860,7 @@ class ClientSession:
         )
 
     def _on_audio_done(self, event: E.ResponseOutputAudioDone, now: float) -> None:
+        self._playback.complete(event.item_id)
         if event.response_id not in self._discarded:
             self._push(
                 AudioDone(

@@ -29,6 +29,8 @@ class PlaybackItem:
     bytes_per_second: int
     received_bytes: int = 0
     reported_ms: float | None = None
+    #: ``response.output_audio.done`` arrived: the server has no more audio for it than this.
+    complete: bool = False
 
     @property
     def received_ms(self) -> float:
@@ -98,17 +100,35 @@ class PlaybackTracker:
         return result
 
     def unheard(self, now: float) -> list[tuple[PlaybackItem, int]]:
-        """The items with audio not yet played, and where to cut them."""
-        return [(item, ms) for item, ms in self.played(now) if ms < item.received_whole_ms]
+        """The items the user has not heard to the end, and where to cut them: every item
+        whose audio is still arriving (the server may hold more than was received, even when
+        all of that was played), and complete items not played to the end."""
+        return [
+            (item, ms)
+            for item, ms in self.played(now)
+            if not item.complete or ms < item.received_whole_ms
+        ]
+
+    def complete(self, item_id: str) -> None:
+        """The item's audio is all there (``response.output_audio.done``)."""
+        item = self.items.get(item_id)
+        if item is not None:
+            item.complete = True
+
+    def response_done(self, response_id: str) -> None:
+        """Every item of a finished response has all its audio."""
+        for item in self.items.values():
+            if item.response_id == response_id:
+                item.complete = True
 
     def clear(self) -> None:
         """Forget all items (after an interruption, or when the connection ends)."""
         self.items.clear()
 
     def _prune(self, now: float) -> None:
-        # drop items known to have finished playing, and keep the table bounded
+        # drop complete items known to have finished playing, and keep the table bounded
         for item, ms in self.played(now):
-            if ms >= item.received_whole_ms:
+            if item.complete and ms >= item.received_whole_ms:
                 del self.items[item.item_id]
         while len(self.items) >= self.max_items:
             del self.items[next(iter(self.items))]

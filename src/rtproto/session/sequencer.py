@@ -36,11 +36,14 @@ class ResponseSequencer:
     active: list[str] = field(default_factory=list)  # default-conversation responses running
     cancel_requested: bool = False
     pending: list[PendingCreate] = field(default_factory=list)
+    #: The server refused a create because a response this session never saw created is
+    #: running: nothing goes until a response starts or ends.
+    blocked: bool = False
 
     @property
     def busy(self) -> bool:
         """Whether a create is in flight or a response is active."""
-        return self.in_flight is not None or bool(self.active)
+        return self.in_flight is not None or bool(self.active) or self.blocked
 
     def request(self, params: ResponseCreateParams | None, *, manual: bool) -> None:
         """Queue a create; an automatic request coalesces with an automatic one queued last."""
@@ -65,6 +68,7 @@ class ResponseSequencer:
 
     def response_created(self, response_id: str, default_conversation: bool) -> None:
         """A response started (ours or the server's, e.g. after VAD)."""
+        self.blocked = False
         if default_conversation:
             self.in_flight = None
             self.in_flight_request = None
@@ -78,6 +82,7 @@ class ResponseSequencer:
 
     def response_done(self, response_id: str) -> None:
         """A response ended."""
+        self.blocked = False
         if response_id in self.active:
             self.active.remove(response_id)
         if not self.active:
@@ -101,6 +106,8 @@ class ResponseSequencer:
         request = self.in_flight_request
         self.in_flight = None
         self.in_flight_request = None
+        # Retrying at once would meet the same refusal: wait for that response to show.
+        self.blocked = code == "conversation_already_has_active_response"
         if request is not None and not request.manual:
             self.request(None, manual=False)
         return True
@@ -119,3 +126,4 @@ class ResponseSequencer:
         self.active.clear()
         self.cancel_requested = False
         self.pending.clear()
+        self.blocked = False

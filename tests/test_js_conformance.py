@@ -1,0 +1,604 @@
+"""The session core against OpenAI's JavaScript transport layer, trace by trace.
+
+``tests/interop/replay.mjs`` replays scripted traces (server events, app commands, time)
+through ``@openai/agents-realtime``'s ``OpenAIRealtimeWebSocket`` with an in-memory socket
+and a fake clock; the same traces run here through :class:`rtproto.session.ClientSession`.
+Both must send the same client messages and report the same transport events, except where
+rtproto differs on purpose: each difference is listed in :data:`DIFFERENCES` with its reason,
+and the test checks that the difference is exactly that one (so a change on either side shows).
+
+Payloads are reduced to what both libraries report; ``event_id``s are dropped (the JS
+transport stamps none). The comparison is per event kind, in order: the two libraries may
+interleave different kinds differently (rtproto reports a function call on
+``response.function_call_arguments.done`` when it comes first).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from rtproto import models as M
+from rtproto.session import (
+    AudioChunk,
+    AudioDone,
+    AudioInterrupted,
+    AudioTranscriptDelta,
+    ClientSession,
+    FunctionCall,
+    ItemDeleted,
+    ItemUpdate,
+    McpApprovalRequested,
+    McpToolCallCompleted,
+    McpToolsListed,
+    ServerError,
+    SessionOptions,
+    TextDelta,
+    TurnDone,
+    TurnStarted,
+    UsageUpdate,
+)
+
+from .samples import SESSION
+from .scripts import Server
+from .test_js_interop import INTEROP, node  # noqa: F401  (``node`` is a fixture)
+
+SCRIPT = INTEROP / "replay.mjs"
+NODE_TIMEOUT = 60.0
+
+Step = dict[str, Any]
+
+
+def server(text: str) -> Step:
+    return {"server": json.loads(text)}
+
+
+def advance(ms: int) -> Step:
+    return {"advance_ms": ms}
+
+
+def call(name: str, **arguments: Any) -> Step:
+    return {"call": name, **arguments}
+
+
+# ------------------------------------------------------------------------------ traces --
+
+
+def _scenarios() -> dict[str, list[Step]]:
+    s = Server()
+    traces: dict[str, list[Step]] = {}
+
+    traces["text turn"] = [
+        server(s.session_created()),
+        call("sendMessage", text="Hello"),
+        server(s.response_created("resp_1")),
+        *[
+            server(s.event(kind, response_id="resp_1", output_index=0, item=item))
+            for kind, item in (
+                (
+                    "response.output_item.added",
+                    {
+                        "id": "item_T",
+                        "type": "message",
+                        "role": "assistant",
+                        "status": "in_progress",
+                        "content": [],
+                    },
+                ),
+            )
+        ],
+        server(
+            s.event(
+                "conversation.item.added",
+                previous_item_id=None,
+                item={
+                    "id": "item_T",
+                    "type": "message",
+                    "role": "assistant",
+                    "status": "in_progress",
+                    "content": [],
+                },
+            )
+        ),
+        *[
+            server(
+                s.event(
+                    "response.output_text.delta",
+                    response_id="resp_1",
+                    item_id="item_T",
+                    output_index=0,
+                    content_index=0,
+                    delta=word,
+                )
+            )
+            for word in ("Hi", " there")
+        ],
+        server(
+            s.event(
+                "conversation.item.done",
+                previous_item_id=None,
+                item={
+                    "id": "item_T",
+                    "type": "message",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": "Hi there"}],
+                },
+            )
+        ),
+        server(s.response_done("resp_1")),
+    ]
+
+    traces["audio turn"] = [
+        server(s.session_created()),
+        *map(server, s.user_turn("item_U1")),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", "item_U1", [100, 100, 50])),
+        server(s.response_done("resp_1")),
+    ]
+
+    traces["barge-in"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [200, 200, 200])[:8]),
+        advance(250),
+        server(s.event("input_audio_buffer.speech_started", audio_start_ms=900, item_id="item_U2")),
+        server(
+            s.event(
+                "conversation.item.truncated",
+                item_id="item_A1",
+                content_index=0,
+                audio_end_ms=250,
+            )
+        ),
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
+
+    for who, server_cancels in (("the server", True), ("the client", False)):
+        audio = copy.deepcopy(SESSION["audio"])
+        audio["input"]["turn_detection"]["interrupt_response"] = server_cancels
+        traces[f"barge-in, {who} cancels"] = [
+            server(s.session_created()),
+            server(s.session_updated(audio=audio)),
+            server(s.response_created("resp_1")),
+            *map(server, s.assistant_audio("resp_1", "item_A1", None, [200, 200])[:6]),
+            advance(321),
+            server(s.event("input_audio_buffer.speech_started", audio_start_ms=9, item_id="u")),
+            server(s.response_done("resp_1", status="cancelled")),
+        ]
+
+    traces["interrupt after the audio is done"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [200])),
+        advance(90),
+        call("interrupt"),
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
+
+    traces["update session"] = [
+        server(s.session_created()),
+        call("updateSessionConfig", config={"voice": "marin", "instructions": "Be brief."}),
+    ]
+
+    traces["interrupt by the app"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [120, 80])[:5]),
+        advance(137),
+        call("interrupt"),
+        call("interrupt"),  # nothing left to interrupt
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
+
+    traces["interrupt past the audio received"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [100, 100])[:5]),
+        advance(1500),
+        call("interrupt"),
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
+
+    call_item = {
+        "id": "item_F1",
+        "type": "function_call",
+        "status": "completed",
+        "name": "lookup",
+        "call_id": "call_1",
+        "arguments": '{"q":"x"}',
+    }
+    traces["tool call"] = [
+        server(s.session_created()),
+        call("sendMessage", text="look it up"),
+        server(s.response_created("resp_1")),
+        server(
+            s.event(
+                "response.function_call_arguments.done",
+                response_id="resp_1",
+                item_id="item_F1",
+                output_index=0,
+                call_id="call_1",
+                name="lookup",
+                arguments='{"q":"x"}',
+            )
+        ),
+        server(
+            s.event(
+                "response.output_item.done", response_id="resp_1", output_index=0, item=call_item
+            )
+        ),
+        server(s.response_done("resp_1", output=[call_item])),
+        call("sendFunctionCallOutput", call_id="call_1", output='{"answer":42}', start=True),
+        server(s.response_created("resp_2")),
+        server(s.response_done("resp_2")),
+    ]
+
+    traces["one response at a time"] = [
+        server(s.session_created()),
+        call("sendMessage", text="first"),
+        call("sendMessage", text="second"),  # deferred until response.done
+        call("requestResponse"),  # coalesced with it
+        server(s.response_created("resp_1")),
+        call("sendMessage", text="third"),
+        server(s.response_done("resp_1")),
+        server(s.response_created("resp_2")),
+        server(s.response_done("resp_2")),
+    ]
+
+    traces["rejected create"] = [
+        server(s.session_created()),
+        call("sendMessage", text="first"),
+        call("sendMessage", text="second"),
+        server(
+            s.event(
+                "error",
+                error={
+                    "type": "invalid_request_error",
+                    "code": "conversation_already_has_active_response",
+                    "message": "Conversation already has an active response in progress.",
+                    "param": None,
+                    "event_id": None,
+                },
+            )
+        ),
+        server(s.response_created("resp_1")),
+        server(s.response_done("resp_1")),
+    ]
+
+    traces["transcripts and deletes"] = [
+        server(s.session_created()),
+        *map(server, s.user_turn("item_U1")),
+        server(
+            s.event(
+                "conversation.item.input_audio_transcription.completed",
+                item_id="item_U1",
+                content_index=0,
+                transcript="hello",
+            )
+        ),
+        server(s.event("conversation.item.deleted", item_id="item_U1")),
+    ]
+
+    tools = {
+        "id": "mcpl_1",
+        "type": "mcp_list_tools",
+        "server_label": "docs",
+        "tools": [{"name": "search", "description": "Search the docs", "input_schema": {}}],
+    }
+    request = {
+        "id": "mcpr_1",
+        "type": "mcp_approval_request",
+        "server_label": "docs",
+        "name": "search",
+        "arguments": "{}",
+    }
+    mcp_call = {
+        "id": "mcp_1",
+        "type": "mcp_call",
+        "server_label": "docs",
+        "name": "search",
+        "arguments": "{}",
+        "output": "3 hits",
+    }
+    traces["hosted mcp"] = [
+        server(s.session_created()),
+        server(s.event("mcp_list_tools.in_progress", item_id="mcpl_1")),
+        server(s.event("conversation.item.added", previous_item_id=None, item=tools)),
+        server(s.event("conversation.item.done", previous_item_id=None, item=tools)),
+        server(s.response_created("resp_1")),
+        server(s.event("conversation.item.added", previous_item_id="mcpl_1", item=request)),
+        server(s.event("conversation.item.done", previous_item_id="mcpl_1", item=request)),
+        server(s.response_done("resp_1")),
+        call("sendMcpResponse", item_id="mcpr_1", approved=True, reason="fine"),
+        server(s.response_created("resp_2")),
+        server(s.event("response.mcp_call.in_progress", item_id="mcp_1", output_index=0)),
+        server(s.event("conversation.item.done", previous_item_id="mcpr_1", item=mcp_call)),
+        server(s.response_done("resp_2")),
+    ]
+    return traces
+
+
+# --------------------------------------------------------------------------- rtproto side --
+
+
+def _reduced(event: Any) -> tuple[str, dict[str, Any]] | None:
+    """An rtproto transport event as the JS transport's name and payload (see replay.mjs)."""
+    reducers: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
+        AudioChunk: lambda e: ("audio", {"response_id": e.response_id, "bytes": len(e.audio)}),
+        AudioDone: lambda e: ("audio_done", {}),
+        AudioInterrupted: lambda e: ("audio_interrupted", {}),
+        AudioTranscriptDelta: lambda e: (
+            "audio_transcript_delta",
+            {"item_id": e.item_id, "response_id": e.response_id, "delta": e.delta},
+        ),
+        TextDelta: lambda e: (
+            "output_text_delta",
+            {"item_id": e.item_id, "response_id": e.response_id, "delta": e.delta},
+        ),
+        TurnStarted: lambda e: ("turn_started", {"response_id": e.response.id}),
+        TurnDone: lambda e: (
+            "turn_done",
+            {
+                "response_id": e.response.id,
+                "total_tokens": (e.usage.input_tokens + e.usage.output_tokens) if e.usage else 0,
+            },
+        ),
+        UsageUpdate: lambda e: (
+            "usage_update",
+            {
+                "input_tokens": e.usage.input_tokens,
+                "output_tokens": e.usage.output_tokens,
+                "total_tokens": e.usage.input_tokens + e.usage.output_tokens,
+            },
+        ),
+        FunctionCall: lambda e: (
+            "function_call",
+            {
+                "call_id": e.call_id,
+                "name": e.function,
+                "arguments": e.arguments,
+                "item_id": e.item_id,
+                "response_id": e.response_id,
+            },
+        ),
+        ItemUpdate: lambda e: (
+            "item_update",
+            {
+                "item_id": e.item.id,
+                "type": e.item.type,
+                "status": e.item.status or None,
+                "texts": [part.text or part.transcript or None for part in e.item.content]
+                if isinstance(e.item, M.MessageItem)
+                else None,
+            },
+        ),
+        ItemDeleted: lambda e: ("item_deleted", {"item_id": e.item_id}),
+        ServerError: lambda e: ("error", {"code": e.event.error.code}),
+        McpToolsListed: lambda e: (
+            "mcp_tools_listed",
+            {"server_label": e.server_label, "tools": [tool.name for tool in e.tools]},
+        ),
+        McpApprovalRequested: lambda e: (
+            "mcp_approval_request",
+            {"item_id": e.item.id, "name": e.item.name},
+        ),
+        McpToolCallCompleted: lambda e: (
+            "mcp_tool_call_completed",
+            {"item_id": e.item.id, "output": e.item.output or None},
+        ),
+    }
+    reduce = reducers.get(type(event))
+    return None if reduce is None else reduce(event)
+
+
+def replay_rtproto(steps: list[Step], config: dict[str, Any] | None = None) -> dict[str, Any]:
+    session = ClientSession(SessionOptions(model="gpt-realtime", session=config))
+    clock = 1000.0  # seconds, as the JS side's Date.now() (ms)
+    sent: list[list[Any]] = []  # [step, message]
+    events: list[list[Any]] = []
+
+    def drain(step_index: int) -> None:
+        sent.extend([step_index, json.loads(text)] for text in session.messages_to_send())
+        for event in session.take_events():
+            reduced = _reduced(event)
+            if reduced is not None:
+                events.append(list(reduced))
+
+    session.connection_made(clock)
+    drain(-1)
+    for step_index, step in enumerate(steps):
+        if "server" in step:
+            session.receive(json.dumps(step["server"]), clock)
+        elif "advance_ms" in step:
+            clock += step["advance_ms"] / 1000
+        elif step["call"] == "sendMessage":
+            session.send_message(step["text"], trigger_response=step.get("trigger", True))
+        elif step["call"] == "interrupt":
+            session.interrupt(clock)
+        elif step["call"] == "requestResponse":
+            session.create_response()
+        elif step["call"] == "sendFunctionCallOutput":
+            session.send_function_call_output(
+                step["call_id"], step["output"], start_response=step.get("start", True)
+            )
+        elif step["call"] == "sendMcpResponse":
+            session.send_mcp_response(step["item_id"], step["approved"], reason=step.get("reason"))
+        elif step["call"] == "updateSessionConfig":
+            session.update_session(step["config"])
+        else:
+            raise AssertionError(f"unknown step {step}")
+        drain(step_index)
+    return {"sent": sent, "events": events}
+
+
+def replay_js(node_path: str, scenarios: dict[str, list[Step]]) -> dict[str, dict[str, Any]]:
+    payload = json.dumps([{"name": name, "steps": steps} for name, steps in scenarios.items()])
+    try:
+        done = subprocess.run(
+            [node_path, str(SCRIPT)],
+            input=payload,
+            cwd=INTEROP,
+            capture_output=True,
+            text=True,
+            timeout=NODE_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"replay.mjs hung for {NODE_TIMEOUT:.0f} s:\n{exc.stderr!r}")
+    assert done.returncode == 0, f"replay.mjs exit {done.returncode}\n{done.stderr}"
+    results = json.loads(done.stdout)
+    return {result["name"]: result for result in results}
+
+
+def _without_ids(sent: list[list[Any]]) -> list[list[Any]]:
+    """[step, message] pairs without the messages' ``event_id``s."""
+    return [[step, {k: v for k, v in message.items() if k != "event_id"}] for step, message in sent]
+
+
+def _by_kind(events: list[list[Any]]) -> dict[str, list[Any]]:
+    kinds: dict[str, list[Any]] = {}
+    for name, payload in events:
+        kinds.setdefault(name, []).append(payload)
+    return kinds
+
+
+def _collapsed(updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Message item updates, repeats in a row collapsed (the JS transport reports a message
+    from both the response's output-item events and the conversation's item events)."""
+    out: list[dict[str, Any]] = []
+    for update in updates:
+        if update["type"] == "message" and (not out or out[-1] != update):
+            out.append(update)
+    return out
+
+
+# ------------------------------------------------------------------------- differences --
+
+TRACING = {"type": "session.update", "session": {"type": "realtime", "tracing": "auto"}}
+
+#: Where rtproto differs from the JS transport on purpose, and why. Each entry turns what the
+#: JS transport did into what rtproto must do instead; the test applies it and compares.
+DIFFERENCES: dict[str, str] = {
+    "tracing": (
+        "after session.created the JS transport sends session.update {tracing: 'auto'} unless "
+        "the configuration sets tracing: rtproto turns on server-side tracing (and its data "
+        "retention) only when the application configures it, in the initial session.update"
+    ),
+    "response.cancel names its response": (
+        "the JS transport sends response.cancel without response_id; rtproto names the "
+        "response it means, so a cancel arriving late cannot stop the next one"
+    ),
+    "item updates": (
+        "the JS transport reports items from the response's output-item events as well as the "
+        "conversation's item events (function calls only from the former, as 'in_progress', "
+        "then 'completed' locally when their output is sent; MCP list-tools items never); "
+        "rtproto reports every item, of any type, from the conversation's item events, each "
+        "with the server's status. Message items are compared, repeats in a row collapsed"
+    ),
+    "interrupt_response from session.created": (
+        "the JS transport reads turn_detection.interrupt_response only from session.updated "
+        "and otherwise cancels on speech_started itself; rtproto also reads session.created, "
+        "and the service's default is true (realtime-protocol.md 2.5): the server cancels"
+    ),
+    "transcripts attached locally": (
+        "on ...input_audio_transcription.completed the JS transport reads the item back with "
+        "conversation.item.retrieve; rtproto attaches the transcript to the item it has "
+        "(one round trip less, the same history) and reports the updated item"
+    ),
+    "interrupt after the audio is done": (
+        "the JS transport forgets the playing item on response.output_audio.done, so a later "
+        "interrupt() sends nothing, not even the cancel of the response still running "
+        "(transport-behaviour.md, pain point 1); rtproto cancels it and truncates the item at "
+        "what was heard while the client may still be playing it"
+    ),
+    "update_session sends only what changed": (
+        "the JS transport's updateSessionConfig() sends the whole configuration with its "
+        "defaults re-applied, which is how a voice change reverted phone audio to PCM "
+        "(pain point 4); rtproto's update_session() sends only the fields given, with the "
+        "same values"
+    ),
+}
+
+
+def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[Any]]]:
+    """What rtproto must send (``[step, message]``) and report for a trace, from what the JS
+    transport did, with the :data:`DIFFERENCES` applied."""
+    sent = _without_ids(js["sent"])
+    steps = SCENARIOS[name]
+    tracing = [pair for pair in sent if pair[1] == TRACING]  # "tracing"
+    assert [steps[step]["server"]["type"] for step, _ in tracing] == ["session.created"]
+    sent.remove(tracing[0])
+    for _, message in sent:  # "response.cancel names its response"
+        if message["type"] == "response.cancel":
+            message["response_id"] = "resp_1"
+    events = _by_kind(js["events"])
+    events["item_update"] = _collapsed(events.get("item_update", []))  # "item updates"
+    if name == "barge-in":  # "interrupt_response from session.created"
+        sent = [pair for pair in sent if pair[1]["type"] != "response.cancel"]
+    elif name == "transcripts and deletes":  # "transcripts attached locally"
+        step, message = sent.pop()
+        assert message == {"type": "conversation.item.retrieve", "item_id": "item_U1"}
+        events["item_update"].append({**events["item_update"][-1], "texts": ["hello"]})
+    elif name == "interrupt after the audio is done":
+        assert len(sent) == 1, "the JS transport sent nothing but the configuration"
+        step = next(i for i, s in enumerate(steps) if s.get("call") == "interrupt")
+        sent += [
+            [step, {"type": "response.cancel", "response_id": "resp_1"}],
+            [
+                step,
+                {
+                    "type": "conversation.item.truncate",
+                    "item_id": "item_A1",
+                    "content_index": 0,
+                    "audio_end_ms": 90,
+                },
+            ],
+        ]
+        events["audio_interrupted"] = [{}]
+    elif name == "update session":  # "update_session sends only what changed"
+        step, full = sent.pop()
+        session = full["session"]
+        assert session["audio"]["input"]["turn_detection"] == {"type": "semantic_vad"}
+        voice = session["audio"]["output"]["voice"]
+        changed = {"instructions": session["instructions"], "audio": {"output": {"voice": voice}}}
+        sent.append([step, {"type": "session.update", "session": {"type": "realtime", **changed}}])
+    return sent, events
+
+
+# ------------------------------------------------------------------------------- tests --
+
+SCENARIOS = _scenarios()
+
+
+@pytest.fixture(scope="module")
+def js_results(node: str) -> dict[str, dict[str, Any]]:  # noqa: F811  (the fixture)
+    return replay_js(node, SCENARIOS)
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_same_messages_and_events_as_the_js_transport(
+    name: str, js_results: dict[str, dict[str, Any]]
+) -> None:
+    js = js_results[name]
+    assert js["failure"] is None, js["failure"]
+    expected_sent, expected_events = _expected(name, js)
+    ours = replay_rtproto(SCENARIOS[name])
+    assert _without_ids(ours["sent"]) == expected_sent
+    events = _by_kind(ours["events"])
+    events["item_update"] = _collapsed(events.get("item_update", []))
+    assert events == expected_events
+
+
+def test_the_initial_configuration_is_the_js_transports(
+    js_results: dict[str, dict[str, Any]],
+) -> None:
+    """With no configuration given, the first session.update is the JS transport's own,
+    defaults included (the traces above compare it too; this says it on its own)."""
+    first = _without_ids(js_results["audio turn"]["sent"])[0]
+    assert first[1]["type"] == "session.update"
+    assert _without_ids(replay_rtproto([])["sent"]) == [first]
