@@ -15,6 +15,7 @@ interleave different kinds differently (rtproto reports a function call on
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import subprocess
@@ -184,6 +185,64 @@ def _scenarios() -> dict[str, list[Step]]:
     traces["update session"] = [
         server(s.session_created()),
         call("updateSessionConfig", config={"voice": "marin", "instructions": "Be brief."}),
+    ]
+
+    pcmu = copy.deepcopy(SESSION["audio"])
+    pcmu["output"]["format"] = {"type": "audio/pcmu"}
+    mulaw = base64.b64encode(b"\xff" * 800).decode()  # 100 ms at 8 kHz
+    ctx = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
+    traces["g711 output"] = [
+        server(s.session_created()),
+        server(s.session_updated(audio=pcmu)),
+        server(s.response_created("resp_1")),
+        *[server(s.event("response.output_audio.delta", **ctx, delta=mulaw)) for _ in range(3)],
+        advance(234),
+        call("interrupt"),
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
+
+    traces["several items queued"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [200])),
+        *map(server, s.assistant_audio("resp_1", "item_A2", "item_A1", [200, 200], index=1)[:6]),
+        advance(300),
+        call("interrupt"),
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
+
+    traces["a response with its own options"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        call("sendMessage", text="one"),
+        call("requestResponse", response={"instructions": "Answer in French."}),
+        call("sendMessage", text="two"),
+        server(s.response_done("resp_1")),
+        server(s.response_created("resp_2")),
+        server(s.response_done("resp_2")),
+        server(s.response_created("resp_3")),
+        server(s.response_done("resp_3")),
+    ]
+
+    done = json.loads(s.assistant_audio("resp_1", "item_A1", None, [400])[-2])["item"]
+    cut = {
+        **done,
+        "status": "incomplete",
+        "content": [{"type": "output_audio", "transcript": None}],
+    }
+    traces["a truncated item read back"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [400])),
+        server(s.response_done("resp_1")),
+        advance(100),
+        call("interrupt"),
+        server(
+            s.event(
+                "conversation.item.truncated", item_id="item_A1", content_index=0, audio_end_ms=100
+            )
+        ),
+        server(s.event("conversation.item.retrieved", item=cut)),
     ]
 
     traces["interrupt by the app"] = [
@@ -422,7 +481,7 @@ def replay_rtproto(steps: list[Step], config: dict[str, Any] | None = None) -> d
         elif step["call"] == "interrupt":
             session.interrupt(clock)
         elif step["call"] == "requestResponse":
-            session.create_response()
+            session.create_response(step.get("response"))
         elif step["call"] == "sendFunctionCallOutput":
             session.send_function_call_output(
                 step["call_id"], step["output"], start_response=step.get("start", True)
@@ -516,6 +575,16 @@ DIFFERENCES: dict[str, str] = {
         "(transport-behaviour.md, pain point 1); rtproto cancels it and truncates the item at "
         "what was heard while the client may still be playing it"
     ),
+    "several items queued": (
+        "the JS transport truncates only the last item, at the time since its first audio "
+        "arrived; rtproto plays queued items one after the other and cuts each at its own "
+        "position (here the first was heard whole and the second for 100 ms, not 300)"
+    ),
+    "transcripts kept across truncation": (
+        "an item read back after a truncate comes without its transcript; the JS transport "
+        "reports it so (its session layer restores it, pain point 3), rtproto's history "
+        "keeps the transcript it had"
+    ),
     "update_session sends only what changed": (
         "the JS transport's updateSessionConfig() sends the whole configuration with its "
         "defaults re-applied, which is how a voice change reverted phone audio to PCM "
@@ -560,6 +629,18 @@ def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[
             ],
         ]
         events["audio_interrupted"] = [{}]
+    elif name == "several items queued":
+        step, truncate = sent[-1]
+        assert truncate["item_id"] == "item_A2" and truncate["audio_end_ms"] == 300
+        sent[-1] = [step, {**truncate, "audio_end_ms": 100}]
+    elif name == "a truncated item read back":  # "interrupt after the audio is done"
+        step = next(i for i, s in enumerate(steps) if s.get("call") == "interrupt")
+        cut = {"type": "conversation.item.truncate", "item_id": "item_A1", "content_index": 0}
+        sent.insert(-1, [step, {**cut, "audio_end_ms": 100}])
+        events["audio_interrupted"] = [{}]
+        read_back = events["item_update"][-1]  # "transcripts kept across truncation"
+        assert read_back["status"] == "incomplete" and read_back["texts"] == [None]
+        read_back["texts"] = ["Hello there."]
     elif name == "update session":  # "update_session sends only what changed"
         step, full = sent.pop()
         session = full["session"]

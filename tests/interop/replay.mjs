@@ -12,7 +12,7 @@
 //   {"advance_ms": N}                        the clock moves on N ms
 //   {"call": "sendMessage", "text": T, "trigger": B}
 //   {"call": "interrupt"}
-//   {"call": "requestResponse"}
+//   {"call": "requestResponse", "response": OVERRIDES?}
 //   {"call": "sendFunctionCallOutput", "call_id": C, "output": O, "start": B}
 //   {"call": "sendMcpResponse", "item_id": I, "approved": B, "reason": R?}
 //   {"call": "updateSessionConfig", "config": CONFIG}
@@ -116,7 +116,7 @@ async function replay(scenario) {
       else if (step.call === 'sendMessage') {
         transport.sendMessage(step.text, {}, { triggerResponse: step.trigger ?? true });
       } else if (step.call === 'interrupt') transport.interrupt();
-      else if (step.call === 'requestResponse') transport.requestResponse();
+      else if (step.call === 'requestResponse') transport.requestResponse(step.response);
       else if (step.call === 'sendFunctionCallOutput') {
         transport.sendFunctionCallOutput(calls.get(step.call_id), step.output, step.start ?? true);
       } else if (step.call === 'sendMcpResponse') {
