@@ -1091,16 +1091,14 @@ def _as_kept(item: M.Item, status: str) -> M.Item:
     when added, ``completed`` when done or retrieved)."""
     if not isinstance(item, M.MessageItem):
         return item
-    for part in item.content:
-        if isinstance(part.audio, str):
-            content = [
-                msgspec.structs.replace(part, audio=msgspec.UNSET)
-                if isinstance(part.audio, str)
-                else part
-                for part in item.content
-            ]
-            item = msgspec.structs.replace(item, content=content)
-            break
+    if any(isinstance(part.audio, str) for part in item.content):
+        content = [
+            msgspec.structs.replace(part, audio=msgspec.UNSET)
+            if isinstance(part.audio, str)
+            else part
+            for part in item.content
+        ]
+        item = msgspec.structs.replace(item, content=content)
     if item.status is msgspec.UNSET:
         item = msgspec.structs.replace(item, status=status)
     return item
