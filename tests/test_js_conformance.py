@@ -1,8 +1,10 @@
 """The session core against OpenAI's JavaScript transport layer, trace by trace.
 
 ``tests/interop/replay.mjs`` replays scripted traces (server events, app commands, time)
-through ``@openai/agents-realtime``'s ``OpenAIRealtimeWebSocket`` with an in-memory socket
-and a fake clock; the same traces run here through :class:`rtproto.session.ClientSession`.
+through ``@openai/agents-realtime``'s ``OpenAIRealtimeWebSocket`` (an in-memory socket) or
+``OpenAIRealtimeWebRTC`` (an in-memory peer connection and data channel), with a fake clock;
+the same traces run here through :class:`rtproto.session.ClientSession` in the same profile.
+Messages are compared with the trace step that caused them.
 Both must send the same client messages and report the same transport events, except where
 rtproto differs on purpose: each difference is listed in :data:`DIFFERENCES` with its reason,
 and the test checks that the difference is exactly that one (so a change on either side shows).
@@ -380,7 +382,39 @@ def _scenarios() -> dict[str, list[Step]]:
         server(s.event("conversation.item.done", previous_item_id="mcpr_1", item=mcp_call)),
         server(s.response_done("resp_2")),
     ]
+    traces["webrtc: connect"] = [
+        server(s.session_created()),
+        server(s.session_updated()),
+        call("sendMessage", text="Hello"),
+        server(s.response_created("resp_1")),
+        server(s.response_done("resp_1")),
+    ]
+
+    traces["webrtc: a message while the configuration is applied"] = [
+        server(s.session_created()),
+        call("sendMessage", text="Hello"),
+        server(s.session_updated()),
+        server(s.response_created("resp_1")),
+        server(s.response_done("resp_1")),
+    ]
+
+    traces["webrtc: interrupt"] = [
+        server(s.session_created()),
+        server(s.session_updated()),
+        call("interrupt"),  # nothing running: the output buffer is cleared all the same
+        server(s.response_created("resp_1")),
+        server(s.event("output_audio_buffer.started", response_id="resp_1")),
+        server(s.event("input_audio_buffer.speech_started", audio_start_ms=9, item_id="u")),
+        call("interrupt"),
+        call("interrupt"),  # the cancel is on its way: not twice
+        server(s.response_done("resp_1", status="cancelled")),
+        call("sendMessage", text="go on"),
+    ]
     return traces
+
+
+#: Traces run over WebRTC (the data channel): the rest run over a WebSocket.
+WEBRTC = "webrtc: "
 
 
 # --------------------------------------------------------------------------- rtproto side --
@@ -456,8 +490,10 @@ def _reduced(event: Any) -> tuple[str, dict[str, Any]] | None:
     return None if reduce is None else reduce(event)
 
 
-def replay_rtproto(steps: list[Step], config: dict[str, Any] | None = None) -> dict[str, Any]:
-    session = ClientSession(SessionOptions(model="gpt-realtime", session=config))
+def replay_rtproto(
+    steps: list[Step], config: dict[str, Any] | None = None, profile: str = "websocket"
+) -> dict[str, Any]:
+    session = ClientSession(SessionOptions(model="gpt-realtime", session=config, profile=profile))
     clock = 1000.0  # seconds, as the JS side's Date.now() (ms)
     sent: list[list[Any]] = []  # [step, message]
     events: list[list[Any]] = []
@@ -497,7 +533,12 @@ def replay_rtproto(steps: list[Step], config: dict[str, Any] | None = None) -> d
 
 
 def replay_js(node_path: str, scenarios: dict[str, list[Step]]) -> dict[str, dict[str, Any]]:
-    payload = json.dumps([{"name": name, "steps": steps} for name, steps in scenarios.items()])
+    payload = json.dumps(
+        [
+            {"name": name, "transport": _profile(name), "steps": steps}
+            for name, steps in scenarios.items()
+        ]
+    )
     try:
         done = subprocess.run(
             [node_path, str(SCRIPT)],
@@ -512,6 +553,10 @@ def replay_js(node_path: str, scenarios: dict[str, list[Step]]) -> dict[str, dic
     assert done.returncode == 0, f"replay.mjs exit {done.returncode}\n{done.stderr}"
     results = json.loads(done.stdout)
     return {result["name"]: result for result in results}
+
+
+def _profile(name: str) -> str:
+    return "webrtc" if name.startswith(WEBRTC) else "websocket"
 
 
 def _without_ids(sent: list[list[Any]]) -> list[list[Any]]:
@@ -585,6 +630,16 @@ DIFFERENCES: dict[str, str] = {
         "reports it so (its session layer restores it, pain point 3), rtproto's history "
         "keeps the transcript it had"
     ),
+    "webrtc: messages wait for the configuration": (
+        "over WebRTC the JS transport's connect() waits for session.updated, but a message "
+        "sent meanwhile goes out at once; rtproto holds everything but the configuration (and "
+        "an interruption's cancel and clear) until session.updated, so nothing runs on the "
+        "server's defaults (pain point 7)"
+    ),
+    "webrtc: interruptions are reported": (
+        "the JS WebRTC transport emits no audio_interrupted; rtproto reports every "
+        "interruption that cancelled a response, whatever the transport"
+    ),
     "update_session sends only what changed": (
         "the JS transport's updateSessionConfig() sends the whole configuration with its "
         "defaults re-applied, which is how a voice change reverted phone audio to PCM "
@@ -592,6 +647,10 @@ DIFFERENCES: dict[str, str] = {
         "same values"
     ),
 }
+
+
+def _first_step(steps: list[Step], matches: Callable[[Step], object]) -> int:
+    return next(index for index, step in enumerate(steps) if matches(step))
 
 
 def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[Any]]]:
@@ -615,7 +674,7 @@ def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[
         events["item_update"].append({**events["item_update"][-1], "texts": ["hello"]})
     elif name == "interrupt after the audio is done":
         assert len(sent) == 1, "the JS transport sent nothing but the configuration"
-        step = next(i for i, s in enumerate(steps) if s.get("call") == "interrupt")
+        step = _first_step(steps, lambda step: step.get("call") == "interrupt")
         sent += [
             [step, {"type": "response.cancel", "response_id": "resp_1"}],
             [
@@ -634,13 +693,21 @@ def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[
         assert truncate["item_id"] == "item_A2" and truncate["audio_end_ms"] == 300
         sent[-1] = [step, {**truncate, "audio_end_ms": 100}]
     elif name == "a truncated item read back":  # "interrupt after the audio is done"
-        step = next(i for i, s in enumerate(steps) if s.get("call") == "interrupt")
+        step = _first_step(steps, lambda step: step.get("call") == "interrupt")
         cut = {"type": "conversation.item.truncate", "item_id": "item_A1", "content_index": 0}
         sent.insert(-1, [step, {**cut, "audio_end_ms": 100}])
         events["audio_interrupted"] = [{}]
         read_back = events["item_update"][-1]  # "transcripts kept across truncation"
         assert read_back["status"] == "incomplete" and read_back["texts"] == [None]
         read_back["texts"] = ["Hello there."]
+    elif name == "webrtc: a message while the configuration is applied":
+        # "webrtc: messages wait for the configuration"
+        updated = _first_step(
+            steps, lambda step: step.get("server", {}).get("type") == "session.updated"
+        )
+        sent = [[step if step < 0 else max(step, updated), message] for step, message in sent]
+    elif name == "webrtc: interrupt":  # "webrtc: interruptions are reported"
+        events["audio_interrupted"] = [{}]
     elif name == "update session":  # "update_session sends only what changed"
         step, full = sent.pop()
         session = full["session"]
@@ -668,7 +735,7 @@ def test_same_messages_and_events_as_the_js_transport(
     js = js_results[name]
     assert js["failure"] is None, js["failure"]
     expected_sent, expected_events = _expected(name, js)
-    ours = replay_rtproto(SCENARIOS[name])
+    ours = replay_rtproto(SCENARIOS[name], profile=_profile(name))
     assert _without_ids(ours["sent"]) == expected_sent
     events = _by_kind(ours["events"])
     events["item_update"] = _collapsed(events.get("item_update", []))

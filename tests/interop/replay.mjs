@@ -1,13 +1,15 @@
 // Replays scripted Realtime traces through OpenAI's own JavaScript transport layer,
-// @openai/agents-realtime's OpenAIRealtimeWebSocket, with no network: the transport's
-// `createWebSocket` hook hands it an in-memory socket, and Date.now() is a clock the trace
+// @openai/agents-realtime, with no network: OpenAIRealtimeWebSocket gets an in-memory socket
+// through its `createWebSocket` hook; OpenAIRealtimeWebRTC gets an in-memory peer connection,
+// data channel, microphone and `fetch` for the SDP exchange. Date.now() is a clock the trace
 // advances. tests/test_js_conformance.py runs the same traces through rtproto's ClientSession
 // and compares what both send and report.
 //
 //   node replay.mjs < scenarios.json > results.json
 //
-// Input: a JSON array of scenarios {"name", "config", "steps"}; "config" is the transport's
-// initialSessionConfig, each step one of
+// Input: a JSON array of scenarios {"name", "transport", "config", "steps"}; "transport" is
+// "websocket" (the default) or "webrtc" (the data channel opens before the first step),
+// "config" the transport's initialSessionConfig, each step one of
 //   {"server": EVENT}                       the server sends EVENT (a JSON object)
 //   {"advance_ms": N}                        the clock moves on N ms
 //   {"call": "sendMessage", "text": T, "trigger": B}
@@ -21,7 +23,7 @@
 // "events" the transport events in order as [name, payload] (payloads reduced to what both
 // libraries report), "failure" what threw.
 
-import { OpenAIRealtimeWebSocket } from '@openai/agents-realtime';
+import { OpenAIRealtimeWebRTC, OpenAIRealtimeWebSocket } from '@openai/agents-realtime';
 
 let clock = 1_000_000;
 Date.now = () => clock;
@@ -47,9 +49,39 @@ class MemorySocket {
     this.sent.push([this.step, JSON.parse(text)]);
   }
   close() {
+    this.readyState = 'closed';
     this.dispatch('close', { code: 1000, reason: '' });
   }
 }
+
+// What OpenAIRealtimeWebRTC touches of the browser's WebRTC, in memory: the peer connection
+// hands out the one data channel, the "call" answers any offer.
+let channel = null;
+class MemoryPeerConnection {
+  connectionState = 'new';
+  createDataChannel() {
+    channel = new MemorySocket();
+    channel.readyState = 'connecting';
+    return channel;
+  }
+  addTrack() {}
+  getSenders() {
+    return [];
+  }
+  async createOffer() {
+    return { type: 'offer', sdp: 'v=0\r\n' };
+  }
+  async setLocalDescription() {}
+  async setRemoteDescription() {}
+  close() {
+    this.connectionState = 'closed';
+  }
+}
+globalThis.RTCPeerConnection = MemoryPeerConnection;
+globalThis.fetch = async () =>
+  new Response('v=0\r\n', { status: 201, headers: { Location: '/v1/realtime/calls/rtc_1' } });
+const microphone = { getAudioTracks: () => [{ enabled: true, stop() {} }] };
+const settle = () => new Promise((resolve) => setImmediate(resolve)); // chained promises run
 
 // What each transport event carries that rtproto reports too (names as the JS transport's).
 const REPORTED = {
@@ -86,11 +118,11 @@ const REPORTED = {
 };
 
 async function replay(scenario) {
-  const socket = new MemorySocket();
-  const transport = new OpenAIRealtimeWebSocket({
-    createWebSocket: async () => socket,
-    skipOpenEventListeners: true,
-  });
+  const webrtc = scenario.transport === 'webrtc';
+  let socket = new MemorySocket();
+  const transport = webrtc
+    ? new OpenAIRealtimeWebRTC({ mediaStream: microphone, audioElement: {} })
+    : new OpenAIRealtimeWebSocket({ createWebSocket: async () => socket, skipOpenEventListeners: true });
   const events = [];
   const calls = new Map();
   const approvals = new Map();
@@ -103,12 +135,26 @@ async function replay(scenario) {
   }
   let failure = null;
   try {
-    await transport.connect({
+    const connecting = transport.connect({
       apiKey: 'sk-test',
       model: 'gpt-realtime',
-      url: 'ws://127.0.0.1:9/v1/realtime',
+      url: webrtc ? 'http://127.0.0.1:9/v1/realtime/calls' : 'ws://127.0.0.1:9/v1/realtime',
       initialSessionConfig: scenario.config ?? {},
     });
+    if (webrtc) {
+      // connect() resolves on session.updated, which a step sends: open the channel, go on
+      connecting.catch((error) => {
+        failure = `${error?.name}: ${error?.message}`;
+      });
+      while (channel === null) await settle();
+      socket = channel;
+      channel = null;
+      await settle();
+      socket.readyState = 'open';
+      socket.dispatch('open', {});
+    } else {
+      await connecting;
+    }
     for (const [index, step] of scenario.steps.entries()) {
       socket.step = index;
       if ('server' in step) socket.dispatch('message', { data: JSON.stringify(step.server) });
@@ -123,7 +169,7 @@ async function replay(scenario) {
         transport.sendMcpResponse(approvals.get(step.item_id), step.approved, step.reason);
       } else if (step.call === 'updateSessionConfig') transport.updateSessionConfig(step.config);
       else throw new Error(`unknown step ${JSON.stringify(step)}`);
-      await new Promise((resolve) => setImmediate(resolve)); // every promise it chained settles
+      await settle();
     }
     transport.close();
   } catch (error) {
