@@ -1146,6 +1146,25 @@ def test_event_limit_pauses_parsing_until_drained() -> None:
     assert conn.close_code == 1006
 
 
+def test_take_events_drains_as_next_event_does() -> None:
+    """take_events() hands over what next_event() would, in the same order, one batch per
+    call: held-back input is parsed when the queue is empty, so the caller repeats until an
+    empty list, and the pong behind the pause goes out."""
+    session = SessionOptions(limits=Limits(max_pending_events=5))
+    conn, peer = open_conn(options(), session)
+    drain(conn)
+    peer.received()
+    data = b"".join(peer.text(json.dumps({"type": "n", "i": i})) for i in range(12))
+    conn.receive_data(data + peer.ws.send(wse.Ping(b"late")), 1.0)
+    batches = []
+    while batch := conn.take_events():
+        batches.append([e.raw["i"] for e in batch if isinstance(e, UnknownEvent)])
+    assert [i for batch in batches for i in batch] == list(range(12))
+    assert len(batches) > 1  # parsed in turns, within the bound
+    assert wse.Pong in [type(e) for e in peer.received()]
+    assert conn.take_events() == []
+
+
 def test_event_limit_pause_resumes_on_receive() -> None:
     session = SessionOptions(limits=Limits(max_pending_events=3))
     conn, peer = open_conn(options(), session)

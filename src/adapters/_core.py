@@ -484,24 +484,34 @@ class DriverCore:
         if ws is None:
             return
         while True:
+            events = ws.take_events()  # (may parse input held back: take its output after)
             data = ws.data_to_send()
             if data:
                 self._out += data
-            event = ws.next_event()
-            if event is None:
-                break
-            if isinstance(event, ConnectionChange):
-                if event.status is ConnectionStatus.DISCONNECTED:
-                    if self.disconnected:
-                        continue  # reported already
-                    self.disconnected = True
-                    if not self._began:
-                        continue  # a failed upgrade: its error says it all
-                    self.close_code = event.code
-                    self.close_reason = event.reason
-                else:
-                    self._began = True
-            self._append(event)
+            if not events:
+                return
+            if self.closing or ConnectionChange in map(type, events):
+                for event in events:
+                    if type(event) is not ConnectionChange or self._connection_change(event):
+                        self._append(event)
+            elif self._events is None:
+                self._events = deque(events)
+            else:
+                self._events.extend(events)
+
+    def _connection_change(self, event: ConnectionChange) -> bool:
+        """Record what a connection change says; False when it is not to be reported."""
+        if event.status is not ConnectionStatus.DISCONNECTED:
+            self._began = True
+            return True
+        if self.disconnected:
+            return False  # reported already
+        self.disconnected = True
+        if not self._began:
+            return False  # a failed upgrade: its error says it all
+        self.close_code = event.code
+        self.close_reason = event.reason
+        return True
 
     def _ensure_disconnected(self, code: int, reason: str) -> None:
         if not self.disconnected:

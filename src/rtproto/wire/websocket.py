@@ -558,6 +558,21 @@ class RealtimeWebSocket:
         self._events = None  # (empty)
         return self.session.next_event()
 
+    def take_events(self) -> list[SessionEvent]:
+        """Every event waiting, in order (an empty list when none): :meth:`next_event` until
+        ``None``, in one call. Input held back by backpressure is parsed once the queue is
+        empty, as :meth:`next_event` does: call again until it returns an empty list."""
+        events = self._events
+        if not events and self._paused:
+            self._resume()
+            events = self._events
+        self._events = None
+        taken = list(events) if events else []
+        pending = self.session.take_events()
+        if pending:
+            taken.extend(pending)
+        return taken
+
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due (same clock as ``now``), or ``None``."""
         deadline = self.session.get_timer()
