@@ -4,10 +4,10 @@
 through ``@openai/agents-realtime``'s ``OpenAIRealtimeWebSocket`` (an in-memory socket) or
 ``OpenAIRealtimeWebRTC`` (an in-memory peer connection and data channel), with a fake clock;
 the same traces run here through :class:`rtproto.session.ClientSession` in the same profile.
-Messages are compared with the trace step that caused them.
-Both must send the same client messages and report the same transport events, except where
-rtproto differs on purpose: each difference is listed in :data:`DIFFERENCES` with its reason,
-and the test checks that the difference is exactly that one (so a change on either side shows).
+Both must send the same client messages, each at the trace step that caused it, and report
+the same transport events, except where rtproto differs on purpose: each difference is
+listed in :data:`DIFFERENCES` with its reason, and the test checks that the difference is
+exactly that one (so a change on either side shows).
 
 Payloads are reduced to what both libraries report; ``event_id``s are dropped (the JS
 transport stamps none). The comparison is per event kind, in order: the two libraries may
@@ -76,64 +76,32 @@ def _scenarios() -> dict[str, list[Step]]:
     s = Server()
     traces: dict[str, list[Step]] = {}
 
+    text_item = {
+        "id": "item_T",
+        "type": "message",
+        "role": "assistant",
+        "status": "in_progress",
+        "content": [],
+    }
+    text_done = {
+        **text_item,
+        "status": "completed",
+        "content": [{"type": "output_text", "text": "Hi there"}],
+    }
+    text_ctx = {"response_id": "resp_1", "item_id": "item_T", "output_index": 0, "content_index": 0}
     traces["text turn"] = [
         server(s.session_created()),
         call("sendMessage", text="Hello"),
         server(s.response_created("resp_1")),
-        *[
-            server(s.event(kind, response_id="resp_1", output_index=0, item=item))
-            for kind, item in (
-                (
-                    "response.output_item.added",
-                    {
-                        "id": "item_T",
-                        "type": "message",
-                        "role": "assistant",
-                        "status": "in_progress",
-                        "content": [],
-                    },
-                ),
-            )
-        ],
         server(
             s.event(
-                "conversation.item.added",
-                previous_item_id=None,
-                item={
-                    "id": "item_T",
-                    "type": "message",
-                    "role": "assistant",
-                    "status": "in_progress",
-                    "content": [],
-                },
+                "response.output_item.added", response_id="resp_1", output_index=0, item=text_item
             )
         ),
-        *[
-            server(
-                s.event(
-                    "response.output_text.delta",
-                    response_id="resp_1",
-                    item_id="item_T",
-                    output_index=0,
-                    content_index=0,
-                    delta=word,
-                )
-            )
-            for word in ("Hi", " there")
-        ],
-        server(
-            s.event(
-                "conversation.item.done",
-                previous_item_id=None,
-                item={
-                    "id": "item_T",
-                    "type": "message",
-                    "role": "assistant",
-                    "status": "completed",
-                    "content": [{"type": "output_text", "text": "Hi there"}],
-                },
-            )
-        ),
+        server(s.event("conversation.item.added", previous_item_id=None, item=text_item)),
+        server(s.event("response.output_text.delta", **text_ctx, delta="Hi")),
+        server(s.event("response.output_text.delta", **text_ctx, delta=" there")),
+        server(s.event("conversation.item.done", previous_item_id=None, item=text_done)),
         server(s.response_done("resp_1")),
     ]
 
