@@ -152,6 +152,50 @@ def _scenarios() -> dict[str, list[Step]]:
         server(s.response_done("resp_1", status="cancelled")),
     ]
 
+    traces["interrupt, then a message"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [300])[:4]),
+        advance(120),
+        call("interrupt"),
+        call("sendMessage", text="stop, and tell me something else"),
+        server(s.response_done("resp_1", status="cancelled")),
+        server(s.response_created("resp_2")),
+        server(s.response_done("resp_2")),
+    ]
+
+    client_cancels = copy.deepcopy(SESSION["audio"])
+    client_cancels["input"]["turn_detection"]["interrupt_response"] = False
+    traces["speech after the response is done"] = [
+        server(s.session_created()),
+        server(s.session_updated(audio=client_cancels)),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [500])[:4]),
+        server(s.response_done("resp_1")),
+        advance(200),
+        server(s.event("input_audio_buffer.speech_started", audio_start_ms=9, item_id="u")),
+    ]
+
+    traces["a create refused outright is retried"] = [
+        server(s.session_created()),
+        call("sendMessage", text="one"),
+        call("sendMessage", text="two"),
+        server(
+            s.event(
+                "error",
+                error={
+                    "type": "invalid_request_error",
+                    "code": "invalid_value",
+                    "message": "Invalid value in response.create.",
+                    "param": None,
+                    "event_id": None,
+                },
+            )
+        ),
+        server(s.response_created("resp_1")),
+        server(s.response_done("resp_1")),
+    ]
+
     traces["update session"] = [
         server(s.session_created()),
         call("updateSessionConfig", config={"voice": "marin", "instructions": "Be brief."}),
