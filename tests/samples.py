@@ -81,6 +81,29 @@ CALL_ITEM = {
     "call_id": "call_Ijb5",
     "arguments": '{"city":"Paris"}',
 }
+# Hosted MCP items (realtime-protocol.md 4.2); the JS transport's schema needs a tool's
+# description, so it is given.
+MCP_TOOLS_ITEM = {
+    "id": "mcpl_1",
+    "type": "mcp_list_tools",
+    "server_label": "docs",
+    "tools": [{"name": "search", "description": "Search the docs", "input_schema": {}}],
+}
+MCP_APPROVAL_ITEM = {
+    "id": "mcpr_1",
+    "type": "mcp_approval_request",
+    "server_label": "docs",
+    "name": "search",
+    "arguments": "{}",
+}
+MCP_CALL_ITEM = {
+    "id": "mcp_1",
+    "type": "mcp_call",
+    "server_label": "docs",
+    "name": "search",
+    "arguments": "{}",
+    "output": "3 results",
+}
 RESPONSE = {
     "object": "realtime.response",
     "id": "resp_R1",

@@ -66,6 +66,7 @@ from .driver_fixtures import (
     scripted,
     server_frame,
 )
+from .samples import MCP_APPROVAL_ITEM
 from .scripts import Server
 
 pytestmark = pytest.mark.anyio
@@ -207,17 +208,12 @@ async def test_interrupt_uses_the_driver_clock(client: Client, loop: ServerLoop)
 async def test_mcp_approval_round_trip(client: Client, loop: ServerLoop) -> None:
     """The approval request arrives once as McpApprovalRequested; send_mcp_response answers
     it through the driver, placed after the request."""
-    request = {
-        "id": "mcpr_1",
-        "type": "mcp_approval_request",
-        "server_label": "docs",
-        "name": "search",
-        "arguments": "{}",
-    }
 
     async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
         await open_session(ws, record, server)
-        await ws.send(server.event("conversation.item.done", previous_item_id=None, item=request))
+        await ws.send(
+            server.event("conversation.item.done", previous_item_id=None, item=MCP_APPROVAL_ITEM)
+        )
         await receive_until(ws, record, "conversation.item.create")
         async for _ in ws:
             pass

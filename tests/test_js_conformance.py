@@ -47,7 +47,7 @@ from rtproto.session import (
     UsageUpdate,
 )
 
-from .samples import SESSION
+from .samples import MCP_APPROVAL_ITEM, MCP_CALL_ITEM, MCP_TOOLS_ITEM, SESSION
 from .scripts import Server
 from .test_js_interop import INTEROP, node  # noqa: F401  (``node`` is a fixture)
 
@@ -358,40 +358,23 @@ def _scenarios() -> dict[str, list[Step]]:
         server(s.event("conversation.item.deleted", item_id="item_U1")),
     ]
 
-    tools = {
-        "id": "mcpl_1",
-        "type": "mcp_list_tools",
-        "server_label": "docs",
-        "tools": [{"name": "search", "description": "Search the docs", "input_schema": {}}],
-    }
-    request = {
-        "id": "mcpr_1",
-        "type": "mcp_approval_request",
-        "server_label": "docs",
-        "name": "search",
-        "arguments": "{}",
-    }
-    mcp_call = {
-        "id": "mcp_1",
-        "type": "mcp_call",
-        "server_label": "docs",
-        "name": "search",
-        "arguments": "{}",
-        "output": "3 hits",
-    }
     traces["hosted mcp"] = [
         server(s.session_created()),
         server(s.event("mcp_list_tools.in_progress", item_id="mcpl_1")),
-        server(s.event("conversation.item.added", previous_item_id=None, item=tools)),
-        server(s.event("conversation.item.done", previous_item_id=None, item=tools)),
+        server(s.event("conversation.item.added", previous_item_id=None, item=MCP_TOOLS_ITEM)),
+        server(s.event("conversation.item.done", previous_item_id=None, item=MCP_TOOLS_ITEM)),
         server(s.response_created("resp_1")),
-        server(s.event("conversation.item.added", previous_item_id="mcpl_1", item=request)),
-        server(s.event("conversation.item.done", previous_item_id="mcpl_1", item=request)),
+        server(
+            s.event("conversation.item.added", previous_item_id="mcpl_1", item=MCP_APPROVAL_ITEM)
+        ),
+        server(
+            s.event("conversation.item.done", previous_item_id="mcpl_1", item=MCP_APPROVAL_ITEM)
+        ),
         server(s.response_done("resp_1")),
         call("sendMcpResponse", item_id="mcpr_1", approved=True, reason="fine"),
         server(s.response_created("resp_2")),
         server(s.event("response.mcp_call.in_progress", item_id="mcp_1", output_index=0)),
-        server(s.event("conversation.item.done", previous_item_id="mcpr_1", item=mcp_call)),
+        server(s.event("conversation.item.done", previous_item_id="mcpr_1", item=MCP_CALL_ITEM)),
         server(s.response_done("resp_2")),
     ]
     traces["webrtc: connect"] = [

@@ -39,6 +39,7 @@ from rtproto.session import (
 )
 
 from .fuzzing import FUZZ, load_harness
+from .samples import MCP_APPROVAL_ITEM, MCP_CALL_ITEM, MCP_TOOLS_ITEM
 from .scripts import Server
 
 
@@ -647,14 +648,7 @@ def test_a_repeated_response_created_is_one_response(h: Harness) -> None:
 
 
 def test_mcp_approval_is_answered_after_its_request(h: Harness) -> None:
-    request = {
-        "id": "mcpr_1",
-        "type": "mcp_approval_request",
-        "server_label": "docs",
-        "name": "search",
-        "arguments": '{"q":"x"}',
-    }
-    done = h.server.event("conversation.item.done", previous_item_id=None, item=request)
+    done = h.server.event("conversation.item.done", previous_item_id=None, item=MCP_APPROVAL_ITEM)
     events = derived(h.feed(done))
     assert [e.name for e in events] == ["item_update", "history_updated", "mcp_approval_request"]
     assert isinstance(events[-1], McpApprovalRequested)
@@ -693,27 +687,13 @@ def test_mcp_approval_is_answered_after_its_request(h: Harness) -> None:
         )
 
 
-MCP_TOOLS = {
-    "id": "mcpl_1",
-    "type": "mcp_list_tools",
-    "server_label": "docs",
-    "tools": [{"name": "search", "input_schema": {"type": "object"}}],
-}
-MCP_CALL = {
-    "id": "mcp_1",
-    "type": "mcp_call",
-    "server_label": "docs",
-    "name": "search",
-    "arguments": '{"q":"x"}',
-    "output": "3 results",
-}
-
-
 def test_mcp_items_are_announced_once_when_done(h: Harness) -> None:
     """The JS transport's mcp_tools_listed / mcp_approval_request / mcp_tool_call_completed."""
-    added = h.feed(h.server.event("conversation.item.added", previous_item_id=None, item=MCP_TOOLS))
+    added = h.feed(
+        h.server.event("conversation.item.added", previous_item_id=None, item=MCP_TOOLS_ITEM)
+    )
     assert names(added) == ["item_update", "history_updated"]  # nothing until done
-    done = h.server.event("conversation.item.done", previous_item_id=None, item=MCP_TOOLS)
+    done = h.server.event("conversation.item.done", previous_item_id=None, item=MCP_TOOLS_ITEM)
     events = derived(h.feed(done))
     assert [e.name for e in events] == ["item_update", "history_updated", "mcp_tools_listed"]
     listed = events[-1]
@@ -723,7 +703,7 @@ def test_mcp_items_are_announced_once_when_done(h: Harness) -> None:
     assert listed.item.id == "mcpl_1"
     assert names(h.feed(done)) == ["item_update", "history_updated"]  # a repeat: once only
 
-    call = h.server.event("conversation.item.done", previous_item_id="mcpl_1", item=MCP_CALL)
+    call = h.server.event("conversation.item.done", previous_item_id="mcpl_1", item=MCP_CALL_ITEM)
     events = derived(h.feed(call))
     assert isinstance(events[-1], McpToolCallCompleted)
     assert events[-1].item.output == "3 results"
@@ -749,7 +729,7 @@ def test_mcp_in_progress_reads_back_an_item_history_lacks(h: Harness) -> None:
             "item_id": "mcpl_1",
         },
     ]
-    retrieved = h.feed(h.server.event("conversation.item.retrieved", item=MCP_TOOLS))
+    retrieved = h.feed(h.server.event("conversation.item.retrieved", item=MCP_TOOLS_ITEM))
     assert names(retrieved) == ["item_update", "history_updated"]
     h.feed(h.server.event("mcp_list_tools.in_progress", item_id="mcpl_1"))
     assert h.sent() == []  # history has it now
