@@ -343,6 +343,26 @@ def test_rejected_create_is_released_and_automatic_ones_retried(h: Harness) -> N
     assert h.sent() == [{"type": "response.create", "event_id": "rtproto_response_create_4"}]
 
 
+def test_the_beta_services_busy_refusal_is_recognised_by_its_message(h: Harness) -> None:
+    """In January 2025 the service said it with code null and a short message
+    (service-observations.md 10): still no retry until a response starts or ends."""
+    h.session.send_message("hi")
+    create = h.sent()[-1]
+    error = {
+        "type": "invalid_request_error",
+        "code": None,
+        "message": "Conversation already has an active response",
+        "param": None,
+        "event_id": create["event_id"],
+    }
+    h.feed(h.server.event("error", error=error))
+    assert h.sent() == []
+    h.feed(h.server.response_created("resp_X"))
+    assert h.sent() == []  # it runs now, known
+    h.feed(h.server.response_done("resp_X"))
+    assert [m["type"] for m in h.sent()] == ["response.create"]
+
+
 def test_create_response_without_options_joins_the_requests_waiting(h: Harness) -> None:
     """As the JS transport's requestResponse(): one response answers them all; a request
     with options gets its own."""

@@ -96,18 +96,20 @@ class ResponseSequencer:
         if self.in_flight is None:
             return False
         linked = event_id is not None and event_id == self.in_flight
-        about_create = (
-            "response_create" in (code or "")
-            or code == "conversation_already_has_active_response"
-            or "response.create" in message
+        # a response runs that this session never saw start (the beta service said so with
+        # code null and the message alone: service-observations.md 10)
+        busy = (
+            code == "conversation_already_has_active_response"
+            or "already has an active response" in message
         )
+        about_create = busy or "response_create" in (code or "") or "response.create" in message
         if not (linked or (event_id is None and about_create)):
             return False
         request = self.in_flight_request
         self.in_flight = None
         self.in_flight_request = None
         # Retrying at once would meet the same refusal: wait for that response to show.
-        self.blocked = code == "conversation_already_has_active_response"
+        self.blocked = busy
         if request is not None and not request.manual:
             self.request(None, manual=False)
         return True
