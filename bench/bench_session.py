@@ -15,7 +15,8 @@ median of the repeats:
   one derived ``AudioChunk`` per audio delta, the same two drain calls after every message,
   and no logic at all. ``session / floor`` is the price of the behaviour itself.
 
-Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py``.
+Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py``;
+``--breakdown`` shows the session's extra cost over the floor per message type instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -158,13 +160,63 @@ def time_floor(messages: list[bytes], turns: int) -> float:
     return (time.perf_counter() - start) / turns
 
 
+def breakdown(messages: list[bytes], turns: int, repeats: int) -> None:
+    """Where the session's time goes: its extra cost over the floor per message type (each
+    message timed on its own, which adds the same clock overhead to both sides)."""
+    kinds = [json.loads(message)["type"] for message in messages]
+    clock = time.perf_counter_ns
+
+    def per_kind(receivers: list[Any]) -> dict[str, int]:
+        spent = dict.fromkeys(kinds, 0)
+        for receiver in receivers:
+            receive, take, to_send = (
+                receiver.receive,
+                receiver.take_events,
+                receiver.messages_to_send,
+            )
+            for kind, message in zip(kinds, messages, strict=True):
+                start = clock()
+                receive(message, 1.0)
+                take()
+                to_send()
+                spent[kind] += clock() - start
+        return spent
+
+    extra: dict[str, list[float]] = {kind: [] for kind in kinds}
+    for _ in range(repeats):
+        floor = per_kind([Floor() for _ in range(turns)])
+        sessions = []
+        for _ in range(turns):
+            session = ClientSession(SessionOptions(model="gpt-realtime"))
+            session.connection_made(0.0)
+            session.messages_to_send()
+            session.take_events()
+            sessions.append(session)
+        spent = per_kind(sessions)
+        for kind in extra:
+            extra[kind].append((spent[kind] - floor[kind]) / turns / 1000)
+    counts = {kind: kinds.count(kind) for kind in extra}
+    print("| message type | per turn | session - floor, µs per turn | ns per message |")
+    print("|---|---:|---:|---:|")
+    rows = sorted(extra.items(), key=lambda item: -statistics.median(item[1]))
+    for kind, values in rows:
+        median = statistics.median(values)
+        print(f"| {kind} | {counts[kind]} | {median:.2f} | {median * 1000 / counts[kind]:.0f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chunks", type=int, default=50, help="100 ms audio deltas per turn")
     parser.add_argument("--turns", type=int, default=200, help="turns per timing")
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--breakdown", action="store_true", help="the session's extra cost per message type"
+    )
     args = parser.parse_args()
     messages = turn(args.chunks)
+    if args.breakdown:
+        breakdown(messages, args.turns, args.repeats)
+        return 0
     codec, session, batched, one_by_one, floor = [], [], [], [], []
     for _ in range(args.repeats):  # interleaved so noise hits all alike
         codec.append(time_codec(messages, args.turns))
