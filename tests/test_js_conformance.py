@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import random
 import subprocess
 from collections.abc import Callable
 from typing import Any
@@ -745,3 +746,64 @@ def test_the_initial_configuration_is_the_js_transports(
     first = _without_ids(js_results["audio turn"]["sent"])[0]
     assert first[1]["type"] == "session.update"
     assert _without_ids(replay_rtproto([])["sent"]) == [first]
+
+
+# ------------------------------------------------------- random traces: the sequencer --
+
+RANDOM_TRACES = 150
+
+
+def _random_sequencer_trace(seed: int) -> list[Step]:
+    """App requests and server answers in a random order a real server could produce (a
+    response starts only when none runs, ends only when one runs; refusals name
+    ``response.create``), with no audio: what decides when ``response.create`` goes."""
+    rng = random.Random(seed)
+    s = Server()
+    steps: list[Step] = [server(s.session_created()), server(s.session_updated())]
+    active: str | None = None
+    responses = 0
+    for _ in range(rng.randint(4, 24)):
+        roll = rng.random()
+        if roll < 0.3:
+            steps.append(call("sendMessage", text=f"m{len(steps)}", trigger=rng.random() < 0.8))
+        elif roll < 0.4:
+            steps.append(call("requestResponse"))
+        elif roll < 0.45:
+            steps.append(call("requestResponse", response={"instructions": f"r{len(steps)}"}))
+        elif roll < 0.7 and active is None:
+            responses += 1
+            active = f"resp_{responses}"
+            steps.append(server(s.response_created(active)))
+        elif roll < 0.9 and active is not None:
+            steps.append(server(s.response_done(active)))
+            active = None
+        elif active is None:
+            error = {
+                "type": "invalid_request_error",
+                "code": "invalid_value",
+                "message": "Invalid value in response.create.",
+                "param": None,
+                "event_id": None,
+            }
+            steps.append(server(s.event("error", error=error)))
+    return steps
+
+
+def _creates(sent: list[list[Any]]) -> list[list[Any]]:
+    """The response.create messages, with the step that sent each."""
+    return [
+        [step, message]
+        for step, message in _without_ids(sent)
+        if message["type"] == "response.create"
+    ]
+
+
+def test_random_traces_send_response_create_when_the_js_transport_does(node: str) -> None:  # noqa: F811
+    """Pain point 5 (conversation_already_has_active_response) is the sequencer's to solve:
+    over random request/response interleavings both send the same creates at the same steps."""
+    traces = {f"random {seed}": _random_sequencer_trace(seed) for seed in range(RANDOM_TRACES)}
+    js = replay_js(node, traces)
+    for name, steps in traces.items():
+        assert js[name]["failure"] is None, (name, js[name]["failure"])
+        ours = _creates(replay_rtproto(steps)["sent"])
+        assert ours == _creates(js[name]["sent"]), (name, steps)

@@ -363,6 +363,36 @@ def test_the_beta_services_busy_refusal_is_recognised_by_its_message(h: Harness)
     assert [m["type"] for m in h.sent()] == ["response.create"]
 
 
+def test_a_refused_create_is_not_sent_again_but_what_it_absorbed_is(h: Harness) -> None:
+    """Found by random traces against the JS transport: an automatic create refused for
+    itself (not because a response runs) was sent again at once, and refused again, forever.
+    As in the JS sequencer, only requests it had absorbed get a create of their own."""
+
+    def refuse(event_id: str) -> None:
+        error = {
+            "type": "invalid_request_error",
+            "code": "invalid_value",
+            "message": "Invalid value in response.create.",
+            "param": None,
+            "event_id": event_id,
+        }
+        h.feed(h.server.event("error", error=error))
+
+    h.session.send_message("one")
+    refuse(h.sent()[-1]["event_id"])
+    assert h.sent() == [] and not h.session.response_active  # dropped, not looping
+    h.feed(h.server.response_created("resp_1"))
+    h.session.send_message("two")
+    h.session.send_message("three")  # coalesced with "two": one create answers both
+    h.feed(h.server.response_done("resp_1"))
+    (create,) = [m for m in h.sent() if m["type"] == "response.create"]
+    refuse(create["event_id"])
+    (retry,) = h.sent()  # "three" gets a create of its own
+    assert retry["type"] == "response.create"
+    refuse(retry["event_id"])
+    assert h.sent() == [] and not h.session.response_active
+
+
 def test_create_response_without_options_joins_the_requests_waiting(h: Harness) -> None:
     """As the JS transport's requestResponse(): one response answers them all; a request
     with options gets its own."""

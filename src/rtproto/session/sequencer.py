@@ -6,7 +6,7 @@ what to send; it never sends anything itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..models import ResponseCreateParams
 
@@ -20,6 +20,8 @@ class PendingCreate:
     params: ResponseCreateParams | None
     manual: bool
     extra: dict[str, object] | None = None
+    #: How many requests this one create answers (automatic requests coalesce).
+    requests: int = 1
 
 
 @dataclass
@@ -48,6 +50,8 @@ class ResponseSequencer:
     def request(self, params: ResponseCreateParams | None, *, manual: bool) -> None:
         """Queue a create; an automatic request coalesces with an automatic one queued last."""
         if not manual and self.pending and not self.pending[-1].manual:
+            last = self.pending[-1]
+            self.pending[-1] = replace(last, requests=last.requests + 1)
             return
         self.pending.append(PendingCreate(params, manual))
 
@@ -91,7 +95,10 @@ class ResponseSequencer:
     def create_failed(self, event_id: str | None, code: str | None, message: str) -> bool:
         """An error may answer the in-flight create; returns whether it did.
 
-        Automatic requests are put back to be retried after the active response.
+        As in the JS sequencer, the refused request is dropped (sent again it would meet the
+        same refusal, forever) and the automatic requests it had absorbed get a create of
+        their own, ahead of the queue. After a busy refusal (a response this session never
+        saw start is running) the automatic ones all wait for a response to start or end.
         """
         if self.in_flight is None:
             return False
@@ -111,7 +118,13 @@ class ResponseSequencer:
         # Retrying at once would meet the same refusal: wait for that response to show.
         self.blocked = busy
         if request is not None and not request.manual:
-            self.request(None, manual=False)
+            retried = request.requests if busy else request.requests - 1
+            if retried:
+                first = self.pending[0] if self.pending else None
+                if first is not None and not first.manual:
+                    self.pending[0] = replace(first, requests=first.requests + retried)
+                else:
+                    self.pending.insert(0, PendingCreate(None, False, requests=retried))
         return True
 
     def begin_cancel(self) -> str | None:
