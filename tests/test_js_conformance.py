@@ -755,55 +755,78 @@ RANDOM_TRACES = 150
 
 def _random_sequencer_trace(seed: int) -> list[Step]:
     """App requests and server answers in a random order a real server could produce (a
-    response starts only when none runs, ends only when one runs; refusals name
-    ``response.create``), with no audio: what decides when ``response.create`` goes."""
+    response starts only when none runs and ends only when one runs, function calls come
+    within a response, refusals name ``response.create``), with no audio: what decides when
+    ``response.create`` goes, and the items the app adds meanwhile."""
     rng = random.Random(seed)
     s = Server()
     steps: list[Step] = [server(s.session_created()), server(s.session_updated())]
     active: str | None = None
     responses = 0
+    calls: list[str] = []  # function calls made, not answered yet
+    refusal = {
+        "type": "invalid_request_error",
+        "code": "invalid_value",
+        "message": "Invalid value in response.create.",
+        "param": None,
+        "event_id": None,
+    }
     for _ in range(rng.randint(4, 24)):
-        roll = rng.random()
-        if roll < 0.3:
-            steps.append(call("sendMessage", text=f"m{len(steps)}", trigger=rng.random() < 0.8))
-        elif roll < 0.4:
-            steps.append(call("requestResponse"))
-        elif roll < 0.45:
-            steps.append(call("requestResponse", response={"instructions": f"r{len(steps)}"}))
-        elif roll < 0.7 and active is None:
+        n = len(steps)
+        moves: list[tuple[float, Step]] = [
+            (3, call("sendMessage", text=f"m{n}", trigger=rng.random() < 0.8)),
+            (1, call("requestResponse")),
+            (0.5, call("requestResponse", response={"instructions": f"r{n}"})),
+        ]
+        if active is None:
+            moves += [(2.5, {"start": True}), (1, server(s.event("error", error=refusal)))]
+        else:
+            moves += [(2, {"end": True}), (1, {"function call": True})]
+        if calls:
+            moves.append((1.5, {"output": True}))
+        weights, choices = zip(*moves, strict=True)
+        move = rng.choices(choices, weights)[0]
+        if "start" in move:
             responses += 1
             active = f"resp_{responses}"
             steps.append(server(s.response_created(active)))
-        elif roll < 0.9 and active is not None:
-            steps.append(server(s.response_done(active)))
+        elif "end" in move:
+            steps.append(server(s.response_done(str(active))))
             active = None
-        elif active is None:
-            error = {
-                "type": "invalid_request_error",
-                "code": "invalid_value",
-                "message": "Invalid value in response.create.",
-                "param": None,
-                "event_id": None,
+        elif "function call" in move:
+            call_id = f"call_{n}"
+            item = {
+                "id": f"item_F{n}",
+                "type": "function_call",
+                "status": "completed",
+                "name": "lookup",
+                "call_id": call_id,
+                "arguments": "{}",
             }
-            steps.append(server(s.event("error", error=error)))
+            output_item = {"response_id": active, "output_index": 0, "item": item}
+            steps.append(server(s.event("response.output_item.done", **output_item)))
+            calls.append(call_id)
+        elif "output" in move:
+            call_id = calls.pop(rng.randrange(len(calls)))
+            start = rng.random() < 0.8
+            steps.append(call("sendFunctionCallOutput", call_id=call_id, output="{}", start=start))
+        else:
+            steps.append(move)
     return steps
 
 
-def _creates(sent: list[list[Any]]) -> list[list[Any]]:
-    """The response.create messages, with the step that sent each."""
-    return [
-        [step, message]
-        for step, message in _without_ids(sent)
-        if message["type"] == "response.create"
-    ]
+def _all_but_tracing(sent: list[list[Any]]) -> list[list[Any]]:
+    """Every message with the step that sent it, but the JS transport's tracing update."""
+    return [pair for pair in _without_ids(sent) if pair[1] != TRACING]
 
 
 def test_random_traces_send_response_create_when_the_js_transport_does(node: str) -> None:  # noqa: F811
     """Pain point 5 (conversation_already_has_active_response) is the sequencer's to solve:
-    over random request/response interleavings both send the same creates at the same steps."""
+    over random interleavings of requests, responses, function calls and their outputs,
+    both send the same messages at the same steps (but the JS transport's tracing update)."""
     traces = {f"random {seed}": _random_sequencer_trace(seed) for seed in range(RANDOM_TRACES)}
     js = replay_js(node, traces)
     for name, steps in traces.items():
         assert js[name]["failure"] is None, (name, js[name]["failure"])
-        ours = _creates(replay_rtproto(steps)["sent"])
-        assert ours == _creates(js[name]["sent"]), (name, steps)
+        ours = _all_but_tracing(replay_rtproto(steps)["sent"])
+        assert ours == _all_but_tracing(js[name]["sent"]), (name, steps)
