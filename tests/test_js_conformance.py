@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import math
 import random
 import subprocess
 from collections.abc import Callable
@@ -195,6 +196,30 @@ def _scenarios() -> dict[str, list[Step]]:
         ),
         server(s.response_created("resp_1")),
         server(s.response_done("resp_1")),
+    ]
+
+    exact = copy.deepcopy(SESSION["audio"])
+    exact["input"]["turn_detection"]["interrupt_response"] = False
+    traces["audio counted exactly"] = [
+        server(s.session_created()),
+        server(s.session_updated(audio=exact)),
+        server(s.response_created("resp_1")),
+        *[
+            server(
+                s.event(
+                    "response.output_audio.delta",
+                    response_id="resp_1",
+                    item_id="item_A1",
+                    output_index=0,
+                    content_index=0,
+                    delta=base64.b64encode(bytes(size)).decode(),
+                )
+            )
+            for size in (2510, 3744, 4064, 290)  # 10,608 bytes: 221 ms exactly
+        ],
+        advance(1000),
+        call("interrupt"),
+        server(s.response_done("resp_1", status="cancelled")),
     ]
 
     traces["update session"] = [
@@ -636,6 +661,11 @@ DIFFERENCES: dict[str, str] = {
         "the JS WebRTC transport emits no audio_interrupted; rtproto reports every "
         "interruption that cancelled a response, whatever the transport"
     ),
+    "audio is counted exactly": (
+        "the JS transport adds each delta's length in milliseconds as a float, and the sum can "
+        "fall just short of a whole number (10,608 bytes at 24 kHz: 220.999... ms, cut at 220); "
+        "rtproto counts bytes in integers (221 ms)"
+    ),
     "update_session sends only what changed": (
         "the JS transport's updateSessionConfig() sends the whole configuration with its "
         "defaults re-applied, which is how a voice change reverted phone audio to PCM "
@@ -704,6 +734,10 @@ def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[
         sent = [[step if step < 0 else max(step, updated), message] for step, message in sent]
     elif name == "webrtc: interrupt":  # "webrtc: interruptions are reported"
         events["audio_interrupted"] = [{}]
+    elif name == "audio counted exactly":
+        step, truncate = sent[-1]
+        assert truncate["audio_end_ms"] == 220  # 220.99999999999997, floored
+        sent[-1] = [step, {**truncate, "audio_end_ms": 221}]
     elif name == "update session":  # "update_session sends only what changed"
         step, full = sent.pop()
         session = full["session"]
@@ -815,9 +849,44 @@ def _random_sequencer_trace(seed: int) -> list[Step]:
     return steps
 
 
+def _random_barge_in_trace(seed: int) -> list[Step]:
+    """One response's audio in random chunks and at random times, then the user interrupts
+    (the app, or the server's VAD leaving the cancel to the client): where to cut."""
+    rng = random.Random(seed)
+    s = Server()
+    client_cancels = copy.deepcopy(SESSION["audio"])
+    client_cancels["input"]["turn_detection"]["interrupt_response"] = False
+    steps = [
+        server(s.session_created()),
+        server(s.session_updated(audio=client_cancels)),
+        server(s.response_created("resp_1")),
+        *map(server, s.assistant_audio("resp_1", "item_A1", None, [])[:3]),
+    ]
+    ctx = {"response_id": "resp_1", "item_id": "item_A1", "output_index": 0, "content_index": 0}
+    for _ in range(rng.randint(1, 8)):
+        pcm = bytes(rng.randrange(2, 9600, 2))  # up to 200 ms of 24 kHz PCM16
+        delta = base64.b64encode(pcm).decode()
+        steps.append(server(s.event("response.output_audio.delta", **ctx, delta=delta)))
+        steps.append(advance(rng.randrange(0, 400)))
+    if rng.random() < 0.5:
+        steps.append(call("interrupt"))
+    else:
+        speech = s.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u")
+        steps.append(server(speech))
+    steps.append(server(s.response_done("resp_1", status="cancelled")))
+    return steps
+
+
 def _all_but_tracing(sent: list[list[Any]]) -> list[list[Any]]:
-    """Every message with the step that sent it, but the JS transport's tracing update."""
-    return [pair for pair in _without_ids(sent) if pair[1] != TRACING]
+    """Every message with the step that sent it, but the JS transport's tracing update, and
+    without the response a cancel names (see "response.cancel names its response")."""
+    return [
+        [step, {k: v for k, v in message.items() if k != "response_id"}]
+        if message["type"] == "response.cancel"
+        else [step, message]
+        for step, message in _without_ids(sent)
+        if message != TRACING
+    ]
 
 
 def test_random_traces_send_response_create_when_the_js_transport_does(node: str) -> None:  # noqa: F811
@@ -830,3 +899,40 @@ def test_random_traces_send_response_create_when_the_js_transport_does(node: str
         assert js[name]["failure"] is None, (name, js[name]["failure"])
         ours = _all_but_tracing(replay_rtproto(steps)["sent"])
         assert ours == _all_but_tracing(js[name]["sent"]), (name, steps)
+
+
+def _audio_lengths(steps: list[Step]) -> tuple[float, int, int]:
+    """The audio length as the JS transport adds it up, delta by delta, in float ms
+    (24 kHz PCM16: ``byteLength / 2 / 24000 * 1000``, as it computes it); the exact length in
+    whole ms; the ms elapsed from the first delta to the end of the trace."""
+    js_ms, total, elapsed, started = 0.0, 0, 0, False
+    for step in steps:
+        event = step.get("server", {})
+        if event.get("type") == "response.output_audio.delta":
+            size = len(base64.b64decode(event["delta"]))
+            js_ms += size / 2 / 24000 * 1000
+            total += size
+            started = True
+        elif started:
+            elapsed += step.get("advance_ms", 0)
+    return js_ms, total * 1000 // 48000, elapsed
+
+
+def test_random_barge_ins_cut_where_the_js_transport_does(node: str) -> None:  # noqa: F811
+    """Pain point 2 (a fractional audio_end_ms crashed sessions) and the clamp: over random
+    chunk sizes and timings, the same cancel and the same truncate at the same step, but
+    where the JS transport's float sum falls short of a whole millisecond ("audio is counted
+    exactly")."""
+    traces = {f"barge-in {seed}": _random_barge_in_trace(seed) for seed in range(RANDOM_TRACES)}
+    js = replay_js(node, traces)
+    for name, steps in traces.items():
+        assert js[name]["failure"] is None, (name, js[name]["failure"])
+        expected = _all_but_tracing(js[name]["sent"])
+        step, truncate = expected[-1]
+        if truncate["type"] == "conversation.item.truncate":
+            js_ms, exact_ms, elapsed = _audio_lengths(steps)
+            cut_by_length = elapsed >= exact_ms
+            if cut_by_length and math.floor(js_ms) == exact_ms - 1 == truncate["audio_end_ms"]:
+                expected[-1] = [step, {**truncate, "audio_end_ms": exact_ms}]
+        ours = _all_but_tracing(replay_rtproto(steps)["sent"])
+        assert ours == expected, (name, steps)
