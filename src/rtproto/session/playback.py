@@ -29,7 +29,8 @@ class PlaybackItem:
     bytes_per_second: int
     received_bytes: int = 0
     reported_ms: float | None = None
-    #: ``response.output_audio.done`` arrived: the server has no more audio for it than this.
+    #: All its audio arrived (``response.output_audio.done``, or its ``response.done``): the
+    #: server holds no more of it than was received.
     complete: bool = False
 
     @property
