@@ -393,6 +393,24 @@ def test_a_refused_create_is_not_sent_again_but_what_it_absorbed_is(h: Harness) 
     assert h.sent() == [] and not h.session.response_active
 
 
+def test_an_unrelated_error_leaves_the_create_in_flight(h: Harness) -> None:
+    h.session.send_message("hi")
+    h.sent()
+    error = {
+        "type": "invalid_request_error",
+        "code": "invalid_value",
+        "message": "Invalid value: 'loud'. Supported values are: 'alloy', 'marin'.",
+        "param": "session.audio.output.voice",
+        "event_id": None,
+    }
+    h.feed(h.server.event("error", error=error))
+    h.session.create_response({"instructions": "x"})
+    assert h.sent() == [] and h.session.response_active  # still waiting for its answer
+    h.feed(h.server.response_created("resp_1"))
+    h.feed(h.server.response_done("resp_1"))
+    assert [m["type"] for m in h.sent()] == ["response.create"]
+
+
 def test_create_response_without_options_joins_the_requests_waiting(h: Harness) -> None:
     """As the JS transport's requestResponse(): one response answers them all; a request
     with options gets its own."""
@@ -760,6 +778,14 @@ def test_mcp_items_are_announced_once_when_done(h: Harness) -> None:
     assert names(h.feed(call))[-1] != "mcp_tool_call_completed"
     assert [item.id for item in h.session.history] == ["mcpl_1", "mcp_1"]
     assert h.sent() == []
+
+
+def test_an_mcp_item_without_id_is_announced_each_time(h: Harness) -> None:
+    """Nothing to recognise a repeat by: each done is reported (never silently dropped)."""
+    anonymous = {k: v for k, v in MCP_CALL_ITEM.items() if k != "id"}
+    done = h.server.event("conversation.item.done", previous_item_id=None, item=anonymous)
+    assert names(h.feed(done))[-1] == "mcp_tool_call_completed"
+    assert names(h.feed(done))[-1] == "mcp_tool_call_completed"
 
 
 def test_mcp_in_progress_reads_back_an_item_history_lacks(h: Harness) -> None:
