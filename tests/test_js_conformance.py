@@ -787,7 +787,7 @@ def test_the_initial_configuration_is_the_js_transports(
 RANDOM_TRACES = 150
 
 
-def _random_sequencer_trace(seed: int) -> list[Step]:
+def _random_sequencer_trace(seed: int, interrupts: bool = False) -> list[Step]:
     """App requests and server answers in a random order a real server could produce (a
     response starts only when none runs and ends only when one runs, function calls come
     within a response, refusals name ``response.create``), with no audio: what decides when
@@ -818,6 +818,8 @@ def _random_sequencer_trace(seed: int) -> list[Step]:
             moves += [(2, {"end": True}), (1, {"function call": True})]
         if calls:
             moves.append((1.5, {"output": True}))
+        if interrupts:
+            moves.append((1, call("interrupt")))
         weights, choices = zip(*moves, strict=True)
         move = rng.choices(choices, weights)[0]
         if "start" in move:
@@ -898,6 +900,20 @@ def test_random_traces_send_response_create_when_the_js_transport_does(node: str
     for name, steps in traces.items():
         assert js[name]["failure"] is None, (name, js[name]["failure"])
         ours = _all_but_tracing(replay_rtproto(steps)["sent"])
+        assert ours == _all_but_tracing(js[name]["sent"]), (name, steps)
+
+
+def test_random_webrtc_traces_send_what_the_js_transport_does(node: str) -> None:  # noqa: F811
+    """The same over the WebRTC data channel, with interrupts too: a guarded
+    ``response.cancel`` and always ``output_audio_buffer.clear``."""
+    traces = {
+        f"{WEBRTC}random {seed}": _random_sequencer_trace(seed, interrupts=True)
+        for seed in range(RANDOM_TRACES)
+    }
+    js = replay_js(node, traces)
+    for name, steps in traces.items():
+        assert js[name]["failure"] is None, (name, js[name]["failure"])
+        ours = _all_but_tracing(replay_rtproto(steps, profile="webrtc")["sent"])
         assert ours == _all_but_tracing(js[name]["sent"]), (name, steps)
 
 
