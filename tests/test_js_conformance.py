@@ -879,6 +879,20 @@ def _random_barge_in_trace(seed: int) -> list[Step]:
     return steps
 
 
+def _turn_events(events: list[list[Any]]) -> dict[str, list[Any]]:
+    """The events of the turns, by kind: responses, usage, function calls, errors and
+    interruptions (item updates differ on purpose, see "item updates")."""
+    kinds = {
+        "turn_started",
+        "turn_done",
+        "usage_update",
+        "function_call",
+        "error",
+        "audio_interrupted",
+    }
+    return {kind: payloads for kind, payloads in _by_kind(events).items() if kind in kinds}
+
+
 def _all_but_tracing(sent: list[list[Any]]) -> list[list[Any]]:
     """Every message with the step that sent it, but the JS transport's tracing update, and
     without the response a cancel names (see "response.cancel names its response")."""
@@ -899,8 +913,9 @@ def test_random_traces_send_response_create_when_the_js_transport_does(node: str
     js = replay_js(node, traces)
     for name, steps in traces.items():
         assert js[name]["failure"] is None, (name, js[name]["failure"])
-        ours = _all_but_tracing(replay_rtproto(steps)["sent"])
-        assert ours == _all_but_tracing(js[name]["sent"]), (name, steps)
+        ours = replay_rtproto(steps)
+        assert _all_but_tracing(ours["sent"]) == _all_but_tracing(js[name]["sent"]), (name, steps)
+        assert _turn_events(ours["events"]) == _turn_events(js[name]["events"]), (name, steps)
 
 
 def test_random_webrtc_traces_send_what_the_js_transport_does(node: str) -> None:  # noqa: F811
@@ -913,8 +928,12 @@ def test_random_webrtc_traces_send_what_the_js_transport_does(node: str) -> None
     js = replay_js(node, traces)
     for name, steps in traces.items():
         assert js[name]["failure"] is None, (name, js[name]["failure"])
-        ours = _all_but_tracing(replay_rtproto(steps, profile="webrtc")["sent"])
-        assert ours == _all_but_tracing(js[name]["sent"]), (name, steps)
+        ours = replay_rtproto(steps, profile="webrtc")
+        assert _all_but_tracing(ours["sent"]) == _all_but_tracing(js[name]["sent"]), (name, steps)
+        # "webrtc: interruptions are reported" (by rtproto only)
+        reported = _turn_events(ours["events"])
+        reported.pop("audio_interrupted", None)
+        assert reported == _turn_events(js[name]["events"]), (name, steps)
 
 
 def _audio_lengths(steps: list[Step]) -> tuple[float, int, int]:
