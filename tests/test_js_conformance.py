@@ -222,6 +222,13 @@ def _scenarios() -> dict[str, list[Step]]:
         server(s.response_done("resp_1", status="cancelled")),
     ]
 
+    traces["interrupt before any audio"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        call("interrupt"),
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
+
     traces["update session"] = [
         server(s.session_created()),
         call("updateSessionConfig", config={"voice": "marin", "instructions": "Be brief."}),
@@ -666,6 +673,10 @@ DIFFERENCES: dict[str, str] = {
         "fall just short of a whole number (10,608 bytes at 24 kHz: 220.999... ms, cut at 220); "
         "rtproto counts bytes in integers (221 ms)"
     ),
+    "interrupt before any audio": (
+        "the JS WebSocket transport's interrupt() does nothing until audio has arrived, even "
+        "while a response runs; rtproto cancels the response the user interrupted"
+    ),
     "update_session sends only what changed": (
         "the JS transport's updateSessionConfig() sends the whole configuration with its "
         "defaults re-applied, which is how a voice change reverted phone audio to PCM "
@@ -733,6 +744,11 @@ def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[
         )
         sent = [[step if step < 0 else max(step, updated), message] for step, message in sent]
     elif name == "webrtc: interrupt":  # "webrtc: interruptions are reported"
+        events["audio_interrupted"] = [{}]
+    elif name == "interrupt before any audio":
+        assert len(sent) == 1, "the JS transport sent nothing but the configuration"
+        step = _first_step(steps, lambda step: step.get("call") == "interrupt")
+        sent.append([step, {"type": "response.cancel", "response_id": "resp_1"}])
         events["audio_interrupted"] = [{}]
     elif name == "audio counted exactly":
         step, truncate = sent[-1]
