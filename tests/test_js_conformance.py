@@ -1,9 +1,10 @@
 """The session core against OpenAI's JavaScript transport layer, trace by trace.
 
 ``tests/interop/replay.mjs`` replays scripted traces (server events, app commands, time)
-through ``@openai/agents-realtime``'s ``OpenAIRealtimeWebSocket`` (an in-memory socket) or
-``OpenAIRealtimeWebRTC`` (an in-memory peer connection and data channel), with a fake clock;
-the same traces run here through :class:`rtproto.session.ClientSession` in the same profile.
+through ``@openai/agents-realtime``'s ``OpenAIRealtimeWebSocket`` or ``OpenAIRealtimeSIP``
+(an in-memory socket) or ``OpenAIRealtimeWebRTC`` (an in-memory peer connection and data
+channel), with a fake clock; the same traces run here through
+:class:`rtproto.session.ClientSession` in the same profile.
 Both must send the same client messages, each at the trace step that caused it, and report
 the same transport events, except where rtproto differs on purpose: each difference is
 listed in :data:`DIFFERENCES` with its reason, and the test checks that the difference is
@@ -438,11 +439,29 @@ def _scenarios() -> dict[str, list[Step]]:
         server(s.response_done("resp_1", status="cancelled")),
         call("sendMessage", text="go on"),
     ]
+    traces["sip: a turn"] = [
+        server(s.session_created()),
+        server(s.session_updated()),
+        call("sendMessage", text="Hello"),
+        server(s.response_created("resp_1")),
+        server(s.response_done("resp_1")),
+    ]
+
+    traces["sip: interrupt"] = [
+        server(s.session_created()),
+        server(s.session_updated()),
+        server(s.response_created("resp_1")),
+        server(s.event("output_audio_buffer.started", response_id="resp_1")),
+        call("interrupt"),
+        server(s.response_done("resp_1", status="cancelled")),
+    ]
     return traces
 
 
-#: Traces run over WebRTC (the data channel): the rest run over a WebSocket.
+#: Traces run over WebRTC (the data channel) or a SIP call's sideband WebSocket: the rest
+#: run over a plain WebSocket.
 WEBRTC = "webrtc: "
+SIP = "sip: "
 
 
 # --------------------------------------------------------------------------- rtproto side --
@@ -584,7 +603,10 @@ def replay_js(node_path: str, scenarios: dict[str, list[Step]]) -> dict[str, dic
 
 
 def _profile(name: str) -> str:
-    return "webrtc" if name.startswith(WEBRTC) else "websocket"
+    for prefix in (WEBRTC, SIP):
+        if name.startswith(prefix):
+            return prefix.rstrip(": ")
+    return "websocket"
 
 
 def _without_ids(sent: list[list[Any]]) -> list[list[Any]]:
@@ -677,6 +699,11 @@ DIFFERENCES: dict[str, str] = {
         "the JS WebSocket transport's interrupt() does nothing until audio has arrived, even "
         "while a response runs; rtproto cancels the response the user interrupted"
     ),
+    "sip: interrupt stops the call's audio": (
+        "the JS SIP transport inherits the WebSocket interrupt(), which waits for audio events "
+        "that never come on a SIP call's sideband: it does nothing; rtproto cancels the "
+        "response and clears the server's output buffer, which plays to the phone line"
+    ),
     "update_session sends only what changed": (
         "the JS transport's updateSessionConfig() sends the whole configuration with its "
         "defaults re-applied, which is how a voice change reverted phone audio to PCM "
@@ -749,6 +776,14 @@ def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[
         assert len(sent) == 1, "the JS transport sent nothing but the configuration"
         step = _first_step(steps, lambda step: step.get("call") == "interrupt")
         sent.append([step, {"type": "response.cancel", "response_id": "resp_1"}])
+        events["audio_interrupted"] = [{}]
+    elif name == "sip: interrupt":
+        assert len(sent) == 1, "the JS transport sent nothing but the configuration"
+        step = _first_step(steps, lambda step: step.get("call") == "interrupt")
+        sent += [
+            [step, {"type": "response.cancel", "response_id": "resp_1"}],
+            [step, {"type": "output_audio_buffer.clear"}],
+        ]
         events["audio_interrupted"] = [{}]
     elif name == "audio counted exactly":
         step, truncate = sent[-1]

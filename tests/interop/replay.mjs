@@ -8,7 +8,8 @@
 //   node replay.mjs < scenarios.json > results.json
 //
 // Input: a JSON array of scenarios {"name", "transport", "config", "steps"}; "transport" is
-// "websocket" (the default) or "webrtc" (the data channel opens before the first step),
+// "websocket" (the default), "sip" (the WebSocket sideband of a SIP call) or "webrtc" (the
+// data channel opens before the first step),
 // "config" the transport's initialSessionConfig, each step one of
 //   {"server": EVENT}                       the server sends EVENT (a JSON object)
 //   {"advance_ms": N}                        the clock moves on N ms
@@ -23,7 +24,11 @@
 // "events" the transport events in order as [name, payload] (payloads reduced to what both
 // libraries report), "failure" what threw.
 
-import { OpenAIRealtimeWebRTC, OpenAIRealtimeWebSocket } from '@openai/agents-realtime';
+import {
+  OpenAIRealtimeSIP,
+  OpenAIRealtimeWebRTC,
+  OpenAIRealtimeWebSocket,
+} from '@openai/agents-realtime';
 
 let clock = 1_000_000;
 Date.now = () => clock;
@@ -120,9 +125,12 @@ const REPORTED = {
 async function replay(scenario) {
   const webrtc = scenario.transport === 'webrtc';
   let socket = new MemorySocket();
+  const socketOptions = { createWebSocket: async () => socket, skipOpenEventListeners: true };
   const transport = webrtc
     ? new OpenAIRealtimeWebRTC({ mediaStream: microphone, audioElement: {} })
-    : new OpenAIRealtimeWebSocket({ createWebSocket: async () => socket, skipOpenEventListeners: true });
+    : scenario.transport === 'sip'
+      ? new OpenAIRealtimeSIP(socketOptions)
+      : new OpenAIRealtimeWebSocket(socketOptions);
   const events = [];
   const calls = new Map();
   const approvals = new Map();
@@ -140,6 +148,7 @@ async function replay(scenario) {
       model: 'gpt-realtime',
       url: webrtc ? 'http://127.0.0.1:9/v1/realtime/calls' : 'ws://127.0.0.1:9/v1/realtime',
       initialSessionConfig: scenario.config ?? {},
+      callId: 'rtc_1', // (the SIP transport's sideband needs the call's id)
     });
     if (webrtc) {
       // connect() resolves on session.updated, which a step sends: open the channel, go on
