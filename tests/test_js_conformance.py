@@ -439,6 +439,7 @@ def _scenarios() -> dict[str, list[Step]]:
         server(s.response_done("resp_1", status="cancelled")),
         call("sendMessage", text="go on"),
     ]
+
     traces["sip: a turn"] = [
         server(s.session_created()),
         server(s.session_updated()),
@@ -467,73 +468,75 @@ SIP = "sip: "
 # --------------------------------------------------------------------------- rtproto side --
 
 
+#: Each rtproto transport event as the JS transport's name and payload (see replay.mjs).
+_REDUCERS: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
+    AudioChunk: lambda e: ("audio", {"response_id": e.response_id, "bytes": len(e.audio)}),
+    AudioDone: lambda e: ("audio_done", {}),
+    AudioInterrupted: lambda e: ("audio_interrupted", {}),
+    AudioTranscriptDelta: lambda e: (
+        "audio_transcript_delta",
+        {"item_id": e.item_id, "response_id": e.response_id, "delta": e.delta},
+    ),
+    TextDelta: lambda e: (
+        "output_text_delta",
+        {"item_id": e.item_id, "response_id": e.response_id, "delta": e.delta},
+    ),
+    TurnStarted: lambda e: ("turn_started", {"response_id": e.response.id}),
+    TurnDone: lambda e: (
+        "turn_done",
+        {
+            "response_id": e.response.id,
+            "total_tokens": (e.usage.input_tokens + e.usage.output_tokens) if e.usage else 0,
+        },
+    ),
+    UsageUpdate: lambda e: (
+        "usage_update",
+        {
+            "input_tokens": e.usage.input_tokens,
+            "output_tokens": e.usage.output_tokens,
+            "total_tokens": e.usage.input_tokens + e.usage.output_tokens,
+        },
+    ),
+    FunctionCall: lambda e: (
+        "function_call",
+        {
+            "call_id": e.call_id,
+            "name": e.function,
+            "arguments": e.arguments,
+            "item_id": e.item_id,
+            "response_id": e.response_id,
+        },
+    ),
+    ItemUpdate: lambda e: (
+        "item_update",
+        {
+            "item_id": e.item.id,
+            "type": e.item.type,
+            "status": e.item.status or None,
+            "texts": [part.text or part.transcript or None for part in e.item.content]
+            if isinstance(e.item, M.MessageItem)
+            else None,
+        },
+    ),
+    ItemDeleted: lambda e: ("item_deleted", {"item_id": e.item_id}),
+    ServerError: lambda e: ("error", {"code": e.event.error.code}),
+    McpToolsListed: lambda e: (
+        "mcp_tools_listed",
+        {"server_label": e.server_label, "tools": [tool.name for tool in e.tools]},
+    ),
+    McpApprovalRequested: lambda e: (
+        "mcp_approval_request",
+        {"item_id": e.item.id, "name": e.item.name},
+    ),
+    McpToolCallCompleted: lambda e: (
+        "mcp_tool_call_completed",
+        {"item_id": e.item.id, "output": e.item.output or None},
+    ),
+}
+
+
 def _reduced(event: Any) -> tuple[str, dict[str, Any]] | None:
-    """An rtproto transport event as the JS transport's name and payload (see replay.mjs)."""
-    reducers: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
-        AudioChunk: lambda e: ("audio", {"response_id": e.response_id, "bytes": len(e.audio)}),
-        AudioDone: lambda e: ("audio_done", {}),
-        AudioInterrupted: lambda e: ("audio_interrupted", {}),
-        AudioTranscriptDelta: lambda e: (
-            "audio_transcript_delta",
-            {"item_id": e.item_id, "response_id": e.response_id, "delta": e.delta},
-        ),
-        TextDelta: lambda e: (
-            "output_text_delta",
-            {"item_id": e.item_id, "response_id": e.response_id, "delta": e.delta},
-        ),
-        TurnStarted: lambda e: ("turn_started", {"response_id": e.response.id}),
-        TurnDone: lambda e: (
-            "turn_done",
-            {
-                "response_id": e.response.id,
-                "total_tokens": (e.usage.input_tokens + e.usage.output_tokens) if e.usage else 0,
-            },
-        ),
-        UsageUpdate: lambda e: (
-            "usage_update",
-            {
-                "input_tokens": e.usage.input_tokens,
-                "output_tokens": e.usage.output_tokens,
-                "total_tokens": e.usage.input_tokens + e.usage.output_tokens,
-            },
-        ),
-        FunctionCall: lambda e: (
-            "function_call",
-            {
-                "call_id": e.call_id,
-                "name": e.function,
-                "arguments": e.arguments,
-                "item_id": e.item_id,
-                "response_id": e.response_id,
-            },
-        ),
-        ItemUpdate: lambda e: (
-            "item_update",
-            {
-                "item_id": e.item.id,
-                "type": e.item.type,
-                "status": e.item.status or None,
-                "texts": [part.text or part.transcript or None for part in e.item.content]
-                if isinstance(e.item, M.MessageItem)
-                else None,
-            },
-        ),
-        ItemDeleted: lambda e: ("item_deleted", {"item_id": e.item_id}),
-        ServerError: lambda e: ("error", {"code": e.event.error.code}),
-        McpToolsListed: lambda e: (
-            "mcp_tools_listed",
-            {"server_label": e.server_label, "tools": [tool.name for tool in e.tools]},
-        ),
-        McpApprovalRequested: lambda e: (
-            "mcp_approval_request",
-            {"item_id": e.item.id, "name": e.item.name},
-        ),
-        McpToolCallCompleted: lambda e: (
-            "mcp_tool_call_completed",
-            {"item_id": e.item.id, "output": e.item.output or None},
-        ),
-    }
-    reduce = reducers.get(type(event))
+    reduce = _REDUCERS.get(type(event))
     return None if reduce is None else reduce(event)
 
 
