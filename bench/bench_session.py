@@ -91,16 +91,19 @@ def reads_of(messages: list[bytes], size: int = 65536) -> list[list[bytes]]:
     return groups
 
 
+def open_session() -> ClientSession:
+    """A connected session with its opening output drained."""
+    session = ClientSession(SessionOptions(model="gpt-realtime"))
+    session.connection_made(0.0)
+    session.messages_to_send()
+    session.take_events()
+    return session
+
+
 def time_session(
     messages: list[bytes], turns: int, per_read: bool = False, one_by_one: bool = False
 ) -> float:
-    sessions = []
-    for _ in range(turns):
-        session = ClientSession(SessionOptions(model="gpt-realtime"))
-        session.connection_made(0.0)
-        session.messages_to_send()
-        session.take_events()
-        sessions.append(session)
+    sessions = [open_session() for _ in range(turns)]
     groups = reads_of(messages) if per_read else [[m] for m in messages]
     start = time.perf_counter()
     for session in sessions:
@@ -185,14 +188,7 @@ def breakdown(messages: list[bytes], turns: int, repeats: int) -> None:
     extra: dict[str, list[float]] = {kind: [] for kind in kinds}
     for _ in range(repeats):
         floor = per_kind([Floor() for _ in range(turns)])
-        sessions = []
-        for _ in range(turns):
-            session = ClientSession(SessionOptions(model="gpt-realtime"))
-            session.connection_made(0.0)
-            session.messages_to_send()
-            session.take_events()
-            sessions.append(session)
-        spent = per_kind(sessions)
+        spent = per_kind([open_session() for _ in range(turns)])
         for kind in extra:
             extra[kind].append((spent[kind] - floor[kind]) / turns / 1000)
     counts = {kind: kinds.count(kind) for kind in extra}
