@@ -1,13 +1,45 @@
-"""What every fuzz harness shares: walking a seed corpus and replaying it once."""
+"""What every fuzz harness shares: its instrumented imports, walking a seed corpus and
+replaying it once, its command line."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["corpus_files", "fuzz_or_replay", "harness_main", "replay"]
+__all__ = [
+    "corpus_files",
+    "fuzz_or_replay",
+    "fuzzing",
+    "harness_main",
+    "replay",
+    "target_imports",
+]
+
+
+def fuzzing(module_name: str, fuzzer: Any) -> bool:
+    """Whether this run fuzzes: the harness runs as a script, atheris is installed, and it
+    was not asked only to replay the corpus or to write its seeds."""
+    return (
+        module_name == "__main__"
+        and fuzzer is not None
+        and not {"--corpus-only", "--write-seeds"} & set(sys.argv[1:])
+    )
+
+
+def target_imports(
+    module_name: str, fuzzer: Any, include: Sequence[str] = ("rtproto",)
+) -> contextlib.AbstractContextManager[Any]:
+    """Wrap a harness's imports of the code under test: instrumented by atheris when
+    :func:`fuzzing` (import heavy dependencies before, so that only ``include`` is traced).
+    A harness run as a script imports the working tree's ``src/``."""
+    if module_name == "__main__":
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+    if fuzzing(module_name, fuzzer):
+        return fuzzer.instrument_imports(include=list(include))  # type: ignore[no-any-return]
+    return contextlib.nullcontext()
 
 
 def corpus_files(paths: Iterable[str | Path]) -> Iterator[Path]:

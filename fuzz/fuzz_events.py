@@ -47,19 +47,11 @@ import pybase64  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import harness_main, replay  # noqa: E402
+from _corpus import fuzzing, harness_main, replay, target_imports  # noqa: E402
 
-_FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
+_FUZZING = fuzzing(__name__, atheris)
 
-if __name__ == "__main__":
-    # Run against the working tree even when rtproto is not installed.
-    sys.path.insert(0, str(_HERE.parent / "src"))
-
-if _FUZZING:
-    with atheris.instrument_imports(include=["rtproto"]):
-        import rtproto
-        from rtproto import events as E
-else:
+with target_imports(__name__, atheris):
     import rtproto
     from rtproto import events as E
 

@@ -43,25 +43,9 @@ import numpy as np
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import harness_main, replay  # noqa: E402
+from _corpus import harness_main, replay, target_imports  # noqa: E402
 
-_FUZZING = __name__ == "__main__" and atheris is not None and "--corpus-only" not in sys.argv[1:]
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(_HERE.parent / "src"))
-
-if _FUZZING:
-    with atheris.instrument_imports(include=["rtproto"]):
-        import rtproto
-        from rtproto.server import (
-            FunctionCallPart,
-            HookResponder,
-            ResponsePlan,
-            ServerOptions,
-            ServerSession,
-            SpeechPart,
-        )
-else:
+with target_imports(__name__, atheris):
     import rtproto
     from rtproto.server import (
         FunctionCallPart,

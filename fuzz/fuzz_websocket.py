@@ -51,26 +51,11 @@ import numpy  # noqa: F401
 
 _HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(_HERE))  # the shared fuzz/_corpus.py
-from _corpus import harness_main, replay  # noqa: E402
+from _corpus import harness_main, replay, target_imports  # noqa: E402
 
-_FUZZING = (
-    __name__ == "__main__"
-    and atheris is not None
-    and not {"--corpus-only", "--write-seeds"} & set(sys.argv[1:])
-)
+with target_imports(__name__, atheris, include=["rtproto", "h11"]):
+    import h11  # noqa: F401
 
-if __name__ == "__main__":
-    sys.path.insert(0, str(_HERE.parent / "src"))
-
-if _FUZZING:
-    with atheris.instrument_imports(include=["rtproto", "h11"]):
-        import h11  # noqa: F401
-
-        import rtproto
-        from rtproto.session import ConnectionChange, ConnectionStatus, Limits, SessionOptions
-        from rtproto.wire import RealtimeWebSocket, WebSocketOptions, WebSocketState
-        from rtproto.wire._frames import accept_token
-else:
     import rtproto
     from rtproto.session import ConnectionChange, ConnectionStatus, Limits, SessionOptions
     from rtproto.wire import RealtimeWebSocket, WebSocketOptions, WebSocketState
