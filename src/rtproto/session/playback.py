@@ -43,6 +43,11 @@ class PlaybackItem:
         """Whole milliseconds of audio received (floor, in integers: exact)."""
         return self.received_bytes * 1000 // self.bytes_per_second
 
+    def heard_to_the_end(self, played_ms: int) -> bool:
+        """Whether, played up to ``played_ms``, the user heard all of it: all its audio
+        arrived and was played."""
+        return self.complete and played_ms >= self.received_whole_ms
+
 
 class PlaybackTracker:
     """Tracks the items whose audio is playing or queued, oldest first.
@@ -104,11 +109,7 @@ class PlaybackTracker:
         """The items the user has not heard to the end, and where to cut them: every item
         whose audio is still arriving (the server may hold more than was received, even when
         all of that was played), and complete items not played to the end."""
-        return [
-            (item, ms)
-            for item, ms in self.played(now)
-            if not item.complete or ms < item.received_whole_ms
-        ]
+        return [(item, ms) for item, ms in self.played(now) if not item.heard_to_the_end(ms)]
 
     def complete(self, item_id: str) -> None:
         """The item's audio is all there (``response.output_audio.done``)."""
@@ -129,7 +130,7 @@ class PlaybackTracker:
     def _prune(self, now: float) -> None:
         # drop complete items known to have finished playing, and keep the table bounded
         for item, ms in self.played(now):
-            if item.complete and ms >= item.received_whole_ms:
+            if item.heard_to_the_end(ms):
                 del self.items[item.item_id]
         while len(self.items) >= self.max_items:
             del self.items[next(iter(self.items))]

@@ -49,11 +49,17 @@ class ResponseSequencer:
 
     def request(self, params: ResponseCreateParams | None, *, manual: bool) -> None:
         """Queue a create; an automatic request coalesces with an automatic one queued last."""
-        if not manual and self.pending and not self.pending[-1].manual:
-            last = self.pending[-1]
-            self.pending[-1] = replace(last, requests=last.requests + 1)
-            return
-        self.pending.append(PendingCreate(params, manual))
+        if manual or not self._coalesce(-1, 1):
+            self.pending.append(PendingCreate(params, manual))
+
+    def _coalesce(self, index: int, requests: int) -> bool:
+        """Let the create at ``index`` of the queue answer ``requests`` more, if it is an
+        automatic one; False when it is not (or the queue is empty)."""
+        if not self.pending or self.pending[index].manual:
+            return False
+        create = self.pending[index]
+        self.pending[index] = replace(create, requests=create.requests + requests)
+        return True
 
     def request_raw(self, extra: dict[str, object]) -> None:
         """Queue a raw ``response.create`` object from the application (always manual)."""
@@ -119,12 +125,8 @@ class ResponseSequencer:
         self.blocked = busy
         if request is not None and not request.manual:
             retried = request.requests if busy else request.requests - 1
-            if retried:
-                first = self.pending[0] if self.pending else None
-                if first is not None and not first.manual:
-                    self.pending[0] = replace(first, requests=first.requests + retried)
-                else:
-                    self.pending.insert(0, PendingCreate(None, False, requests=retried))
+            if retried and not self._coalesce(0, retried):
+                self.pending.insert(0, PendingCreate(None, False, requests=retried))
         return True
 
     def begin_cancel(self) -> str | None:

@@ -546,10 +546,7 @@ class RealtimeWebSocket:
         When ``max_pending_events`` events were waiting, :meth:`receive_data` held the rest
         of the input back; it is parsed here once the queue is empty, so this call can raise
         what :meth:`receive_data` raises and queue output (drain :meth:`data_to_send`)."""
-        events = self._events
-        if not events and self._paused:
-            self._resume()
-            events = self._events
+        events = self._events or self._waiting()
         if events:
             event = events.popleft()
             if not events:
@@ -562,16 +559,20 @@ class RealtimeWebSocket:
         """Every event waiting, in order (an empty list when none): :meth:`next_event` until
         ``None``, in one call. Input held back by backpressure is parsed once the queue is
         empty, as :meth:`next_event` does: call again until it returns an empty list."""
-        events = self._events
-        if not events and self._paused:
-            self._resume()
-            events = self._events
+        events = self._events or self._waiting()
         self._events = None
         taken = list(events) if events else []
         pending = self.session.take_events()
         if pending:
             taken.extend(pending)
         return taken
+
+    def _waiting(self) -> deque[SessionEvent] | None:
+        """When no parsed event waits: parse the input held back by backpressure, if any,
+        and return what it queued."""
+        if self._paused:
+            self._resume()
+        return self._events
 
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` is next due (same clock as ``now``), or ``None``."""
