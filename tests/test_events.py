@@ -159,6 +159,68 @@ def test_missing_required_field_is_reported() -> None:
     assert isinstance(event, rtproto.InvalidEvent) and "delta" in event.problem
 
 
+def malformed_response_done() -> dict[str, Any]:
+    raw = json.loads(json.dumps(SERVER_SAMPLES["response.done"]))
+    raw["response"]["usage"]["output_token_details"] = None
+    raw["response"]["output"] = [
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": 1}]},
+        {"type": "function_call", "id": "item_2", "call_id": "c", "name": "f", "arguments": "{}"},
+    ]
+    return raw
+
+
+def test_salvage_drops_what_did_not_fit_and_keeps_what_arrived() -> None:
+    raw = malformed_response_done()
+    event = rtproto.parse_server_event(json.dumps(raw))
+    assert isinstance(event, rtproto.InvalidEvent)
+    salvaged = rtproto.codec.salvage(event)
+    assert isinstance(salvaged, E.ResponseDone)
+    assert salvaged.response.id == raw["response"]["id"]
+    usage = salvaged.response.usage
+    assert isinstance(usage, M.Usage) and usage.output_token_details is msgspec.UNSET
+    assert usage.input_tokens == raw["response"]["usage"]["input_tokens"]
+    message, call = salvaged.response.output
+    assert isinstance(message, M.MessageItem) and message.content[0].text is msgspec.UNSET
+    assert isinstance(call, M.FunctionCallItem) and call.call_id == "c"
+    assert rtproto.event_raw(salvaged) == raw  # as it arrived
+    assert json.loads(rtproto.serialize_server_event(salvaged)) == raw
+
+
+def test_salvage_drops_a_list_element_that_cannot_be_typed() -> None:
+    raw = malformed_response_done()
+    raw["response"]["output"].insert(0, 7)
+    salvaged = rtproto.codec.salvage(rtproto.parse_server_event(json.dumps(raw)))
+    assert isinstance(salvaged, E.ResponseDone)
+    assert [item.type for item in salvaged.response.output] == ["message", "function_call"]
+
+
+def test_salvage_gives_up_on_required_fields_and_after_its_bound() -> None:
+    for raw in (
+        {"type": "response.done", "response": 5},
+        {**SERVER_SAMPLES["response.output_audio.delta"], "item_id": 5},
+    ):
+        event = rtproto.parse_server_event(json.dumps(raw))
+        assert isinstance(event, rtproto.InvalidEvent)
+        assert rtproto.codec.salvage(event) is None
+    raw = json.loads(json.dumps(SERVER_SAMPLES["response.done"]))
+    raw["response"]["output"] = [7] * 9
+    event = rtproto.parse_server_event(json.dumps(raw))
+    assert isinstance(event, rtproto.InvalidEvent)
+    assert rtproto.codec.salvage(event) is None  # nine bad elements, eight drops allowed
+    assert isinstance(rtproto.codec.salvage(event, max_dropped=9), E.ResponseDone)
+
+
+def test_salvage_in_the_beta_dialect() -> None:
+    from rtproto.dialect import to_beta
+
+    beta = to_beta(malformed_response_done())
+    event = rtproto.parse_server_event(json.dumps(beta), dialect=Dialect.BETA)
+    assert isinstance(event, rtproto.InvalidEvent)
+    salvaged = rtproto.codec.salvage(event, dialect=Dialect.BETA)
+    assert isinstance(salvaged, E.ResponseDone)
+    assert rtproto.event_raw(salvaged) == beta
+
+
 @pytest.mark.parametrize(
     "data",
     [

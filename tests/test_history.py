@@ -118,3 +118,55 @@ def test_reset_history_diff_is_linear() -> None:
     assert time.perf_counter() - start < 2.0
     assert [d.item_id for d in deletes] == ["item_0"]
     assert [c.item.id for c in creates] == ["new"]
+
+
+def test_an_item_with_no_previous_item_goes_first() -> None:
+    """``previous_item_id: null`` is the conversation's root (the service's answer to an item
+    created at ``"root"``), even when items are already there."""
+    history = History()
+    history.put(message("a", ""), None, place=True)
+    history.put(message("b", ""), "a", place=True)
+    history.put(message("r", ""), None, place=True)
+    assert [i.id for i in history.items()] == ["r", "a", "b"]
+
+
+def test_items_far_from_the_end_are_found() -> None:
+    history = History()
+    for n in range(10):
+        history.put(message(f"i{n}", ""), f"i{n - 1}" if n else None, place=True)
+    assert history.replace(message("i1", "changed"))
+    assert history.items()[1] == message("i1", "changed")
+    assert history.delete("i2")
+    history.put(message("x", ""), "i0", place=True)
+    assert [i.id for i in history.items()][:4] == ["i0", "x", "i1", "i3"]
+
+
+def test_a_known_item_put_without_placement_is_replaced_where_it_is() -> None:
+    history = History()
+    history.put(message("a", ""), None, place=True)
+    history.put(message("b", ""), "a", place=True)
+    assert history.put(message("a", "new"), "unknown", place=False)  # previous unknown: said
+    assert not history.put(message("a", "newer"), None, place=False)
+    assert history.items() == (message("a", "newer"), message("b", ""))
+
+
+def test_forgotten_items_leave_nothing_behind() -> None:
+    """Evicted and deleted items drop their placement too: memory stays bounded."""
+    history = History(max_items=3)
+    for n in range(100):
+        history.put(message(f"i{n}", ""), f"i{n - 1}" if n else None, place=True)
+    assert history.delete("i99")
+    assert set(history._previous) == set(history._items) == {"i97", "i98"}
+
+
+def test_replacing_keeps_old_transcripts_only_when_asked_and_only_where_missing() -> None:
+    def parts(*transcripts: str | None) -> M.MessageItem:
+        content = [M.ContentPart(type="output_audio", transcript=t) for t in transcripts]
+        return M.MessageItem(id="a", role="assistant", content=content)
+
+    history = History()
+    history.put(parts("old one", "old two"), None, place=True)
+    assert history.replace(parts(None, "new two"), keep_transcripts=True)
+    assert history.get("a") == parts("old one", "new two")
+    assert history.replace(parts(None, None))  # the server's version, as it is
+    assert history.get("a") == parts(None, None)

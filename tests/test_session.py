@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -35,6 +36,7 @@ from rtproto.session import (
     TruncatedItem,
     TurnDone,
     TurnStarted,
+    UsageTotals,
     UsageUpdate,
 )
 
@@ -155,6 +157,37 @@ def test_close_refuses_further_commands() -> None:
     assert not isinstance(info.value, rtproto.ConnectionClosed)
 
 
+def test_nothing_is_received_once_the_connection_is_lost() -> None:
+    harness = Harness()
+    harness.connect()
+    harness.session.connection_lost("gone", 1.0)
+    harness.events()
+    with pytest.raises(rtproto.LocalProtocolError, match="open connection"):
+        harness.session.receive(harness.server.session_created(), 2.0)
+
+
+def test_a_response_asked_for_before_connecting_is_refused() -> None:
+    harness = Harness()
+    with pytest.raises(rtproto.LocalProtocolError, match="connection_made"):
+        harness.session.create_response()
+    harness.connect()
+    assert harness.sent() == []  # nothing was queued by the refused call
+
+
+def test_update_session_sends_only_what_changed(h: Harness) -> None:
+    h.session.update_session({"instructions": "Be terse."})
+    assert h.sent() == [
+        {
+            "type": "session.update",
+            "event_id": "rtproto_session_update_2",
+            "session": {"type": "realtime", "instructions": "Be terse."},
+        }
+    ]
+    # config stays what connection_made() asked for: the full normalised configuration
+    assert h.session.config.model == "gpt-realtime"
+    assert h.session.config.output_modalities == ["audio"]
+
+
 # --- an audio turn (server VAD) -------------------------------------------------------------
 
 
@@ -217,9 +250,28 @@ def test_usage_accumulates(h: Harness) -> None:
     s = h.server
     for n in (1, 2):
         h.feed([s.response_created(f"resp_{n}"), s.response_done(f"resp_{n}")])
-    assert h.session.usage.responses == 2
-    assert h.session.usage.total_tokens == 2 * 253
-    assert h.session.usage.input_text_tokens == 2 * 119
+    # a usage with counts missing or null (a cancelled response, say): they count as 0
+    sparse = json.loads(s.response_done("resp_3"))
+    sparse["response"]["usage"] = {
+        "total_tokens": 7,
+        "input_tokens": 5,
+        "output_tokens": 2,
+        "input_token_details": {"text_tokens": None, "audio_tokens": 5},
+        "output_token_details": None,
+    }
+    h.feed([s.response_created("resp_3"), json.dumps(sparse)])
+    assert h.session.usage == UsageTotals(
+        responses=3,
+        input_tokens=2 * 132 + 5,
+        output_tokens=2 * 121 + 2,
+        total_tokens=2 * 253 + 7,
+        input_text_tokens=2 * 119,
+        input_audio_tokens=2 * 13 + 5,
+        input_image_tokens=0,
+        cached_tokens=2 * 64,
+        output_text_tokens=2 * 30,
+        output_audio_tokens=2 * 91,
+    )
 
 
 # --- a text turn and a tool-call turn -----------------------------------------------------------
@@ -287,6 +339,14 @@ def test_function_call_name_from_output_item_when_arguments_done_lacks_it(h: Har
     assert not [e for e in events if isinstance(e, FunctionCall)]
     events = h.feed(s.function_call("resp_1", "item_F9", "c9", None)[-1])
     assert [e.call_id for e in events if isinstance(e, FunctionCall)] == ["c9"]
+
+
+def test_a_function_call_is_announced_as_soon_as_its_arguments_are_done(h: Harness) -> None:
+    script = h.server.function_call("resp_1", "item_F1", "call_1", None)
+    arguments_done = next(i for i, m in enumerate(script) if "arguments.done" in m)
+    events = h.feed(script[: arguments_done + 1])
+    assert [e.call_id for e in events if isinstance(e, FunctionCall)] == ["call_1"]
+    assert not [e for e in h.feed(script[arguments_done + 1 :]) if isinstance(e, FunctionCall)]
 
 
 # --- response sequencing ------------------------------------------------------------------------
@@ -448,6 +508,85 @@ def test_manual_create_rejected_is_not_retried(h: Harness) -> None:
     h.session.create_response()
     assert h.sent()[0]["type"] == "response.create"
     assert create["event_id"] != "rtproto_response_create_9"
+
+
+def refusal(h: Harness, event_id: str | None, *, busy: bool = False) -> str:
+    """The server's error refusing the client event ``event_id``."""
+    code = "conversation_already_has_active_response" if busy else "invalid_value"
+    message = "Conversation already has an active response" if busy else "Invalid value."
+    error = {"type": "invalid_request_error", "code": code, "message": message}
+    return h.server.event("error", error={**error, "param": None, "event_id": event_id})
+
+
+def creates(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in sent if m["type"] == "response.create"]
+
+
+def test_an_error_about_another_client_event_leaves_the_create_in_flight(h: Harness) -> None:
+    h.session.send_message("hi")
+    item_create, _create = h.sent()
+    h.feed(refusal(h, item_create["event_id"]))  # the item was refused, not the create
+    h.session.create_response({"instructions": "x"})
+    assert h.sent() == [] and h.session.response_active  # the first create still waits
+    h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
+    assert [m.get("response") for m in creates(h.sent())] == [{"instructions": "x"}]
+
+
+def test_a_manual_create_refused_as_busy_is_dropped_too(h: Harness) -> None:
+    h.session.create_response({"instructions": "x"})
+    (create,) = h.sent()
+    h.feed(refusal(h, create["event_id"], busy=True))
+    h.feed([h.server.response_created("resp_X"), h.server.response_done("resp_X")])
+    assert h.sent() == []
+
+
+def test_a_create_refused_as_busy_joins_the_automatic_request_waiting(h: Harness) -> None:
+    h.session.send_message("one")
+    (create,) = creates(h.sent())
+    h.session.send_message("two")  # waits: a create is in flight
+    h.feed(refusal(h, create["event_id"], busy=True))
+    h.session.send_message("three")  # joins them too
+    h.feed(h.server.response_done("resp_X"))  # the unseen response ends
+    assert len(creates(h.sent())) == 1  # one response answers all three
+    h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
+    assert h.sent() == []
+
+
+def test_a_create_refused_as_busy_stays_automatic(h: Harness) -> None:
+    h.session.send_message("one")
+    (create,) = creates(h.sent())
+    h.feed(refusal(h, create["event_id"], busy=True))
+    h.session.send_message("two")  # joins the retry
+    h.feed(h.server.response_done("resp_X"))
+    assert len(creates(h.sent())) == 1
+    h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
+    assert h.sent() == []
+
+
+def test_a_raw_create_is_never_merged_with_automatic_requests(h: Harness) -> None:
+    h.feed(h.server.response_created("resp_1"))
+    h.session.send_event({"type": "response.create", "response": {"instructions": "x"}})
+    h.session.send_message("hi")
+    h.feed(h.server.response_done("resp_1"))
+    assert [m.get("response") for m in creates(h.sent())] == [{"instructions": "x"}]
+    h.feed([h.server.response_created("resp_2"), h.server.response_done("resp_2")])
+    assert [m.get("response") for m in creates(h.sent())] == [None]
+
+
+def test_a_typed_raw_create_goes_through_the_sequencer(h: Harness) -> None:
+    h.feed(h.server.response_created("resp_1"))
+    params = M.ResponseCreateParams(instructions="x")
+    h.session.send_event(rtproto.events.ResponseCreate(response=params))
+    assert h.sent() == []  # a response runs: it waits
+    h.feed(h.server.response_done("resp_1"))
+    assert [m.get("response") for m in creates(h.sent())] == [{"instructions": "x"}]
+
+
+def test_a_raw_cancel_counts_as_the_cancel(h: Harness) -> None:
+    h.feed(h.server.response_created("resp_1"))
+    h.session.send_event({"type": "response.cancel"})
+    h.session.interrupt(1.0)
+    assert [m["type"] for m in h.sent()] == ["response.cancel"]  # not a second one
 
 
 def test_cancel_only_while_active(h: Harness) -> None:
@@ -633,6 +772,63 @@ def test_gap_between_items_delays_the_estimate(h: Harness) -> None:
     )
     h.session.interrupt(2.25)
     assert [m.get("audio_end_ms") for m in h.sent()] == [None, 250]
+
+
+def test_audio_of_a_response_cancelled_before_its_audio_is_dropped(h: Harness) -> None:
+    h.feed(h.server.response_created("resp_1"), now=1.0)
+    h.session.interrupt(1.0)
+    assert [m["type"] for m in h.sent()] == ["response.cancel"]
+    late = h.feed(h.server.assistant_audio("resp_1", "item_A1", None, [100]), now=1.1)
+    assert not [e for e in late if isinstance(e, AudioChunk)]
+
+
+def test_an_item_whose_response_ended_is_complete_without_its_audio_done(h: Harness) -> None:
+    script = h.server.assistant_audio("resp_1", "item_A1", None, [200])
+    audio = [m for m in script if "output_audio.delta" in m]
+    h.feed([h.server.response_created("resp_1"), *audio, h.server.response_done("resp_1")], 0.0)
+    h.session.interrupt(5.0)  # all of it arrived and was played: nothing to cut or cancel
+    assert h.sent() == []
+
+
+def audio_delta(h: Harness, item_id: str, pcm_bytes: int, response_id: str = "resp_1") -> str:
+    ctx = {"response_id": response_id, "item_id": item_id, "output_index": 0}
+    delta = base64.b64encode(bytes(pcm_bytes)).decode()
+    return h.server.event("response.output_audio.delta", **ctx, content_index=0, delta=delta)
+
+
+@pytest.mark.parametrize("pcm_bytes", [4797, 4798, 4799, 4800])
+def test_received_audio_counts_the_base64_padding(h: Harness, pcm_bytes: int) -> None:
+    """4800 bytes are 100 ms at 24 kHz; one or two bytes fewer end in "=" or "==" and
+    fall short of it (a truncate beyond the audio received is refused by the service)."""
+    h.feed([h.server.response_created("resp_1"), audio_delta(h, "item_A1", pcm_bytes)], 0.0)
+    h.session.interrupt(10.0)
+    (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
+    assert cut["audio_end_ms"] == pcm_bytes * 1000 // 48000
+
+
+def test_played_progress_of_zero_is_taken(h: Harness) -> None:
+    h.feed([h.server.response_created("resp_1"), audio_delta(h, "item_A1", 4800)], 0.0)
+    assert h.session.playback_progress("item_A1", 0)
+    h.session.interrupt(10.0)
+    (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
+    assert cut["audio_end_ms"] == 0
+
+
+def test_the_servers_output_format_sets_the_audio_accounting(h: Harness) -> None:
+    """The server may answer with another format than asked for: its word counts."""
+    h.feed(h.server.session_updated(audio={"output": {"format": {"type": "audio/pcma"}}}))
+    h.feed([h.server.response_created("resp_1"), audio_delta(h, "item_A1", 800)], 0.0)
+    h.session.interrupt(10.0)
+    (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
+    assert cut["audio_end_ms"] == 100  # 800 bytes of G.711 at 8 bytes per ms
+
+
+def test_an_output_rate_that_makes_no_sense_counts_as_24_khz(h: Harness) -> None:
+    h.feed(h.server.session_updated(audio={"output": {"format": {"type": "audio/pcm", "rate": 0}}}))
+    h.feed([h.server.response_created("resp_1"), audio_delta(h, "item_A1", 4800)], 0.0)
+    h.session.interrupt(10.0)
+    (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
+    assert cut["audio_end_ms"] == 100
 
 
 # --- WebRTC, SIP and limits ----------------------------------------------------------------------
@@ -939,6 +1135,55 @@ def test_webrtc_message_limit() -> None:
     assert "65536" in str(info.value)
 
 
+def test_a_message_exactly_at_the_limit_goes() -> None:
+    harness = Harness(limits=Limits(max_outgoing_message_size=500))
+    harness.connect()
+    harness.session.send_event({"type": "x", "pad": "p" * (500 - len('{"type":"x","pad":""}'))})
+    assert len(harness.session.messages_to_send()[0]) == 500
+    with pytest.raises(rtproto.LocalProtocolError, match="at most 500"):
+        harness.session.send_event({"type": "x", "pad": "p" * 480})
+
+
+def test_webrtc_session_created_is_not_yet_connected() -> None:
+    harness = Harness(profile=Profile.WEBRTC)
+    harness.session.connection_made(0.0)
+    harness.feed(harness.server.session_created())
+    assert harness.session.state is SessionState.CONNECTING  # session.updated connects
+
+
+def test_the_documented_limits() -> None:
+    """docs/session.md promises these defaults."""
+    assert Limits() == Limits(
+        max_message_size=16 * 1024 * 1024,
+        max_outgoing_message_size=None,
+        max_pending_events=10_000,
+        max_pending_messages=10_000,
+        max_history_items=4096,
+        max_tracked_items=64,
+    )
+    Limits(max_pending_events=1, max_tracked_items=1)  # the smallest bounds are allowed
+    with pytest.raises(rtproto.LocalProtocolError, match="max_history_items"):
+        Limits(max_history_items=0)
+
+
+def test_send_audio_appends_without_committing(h: Harness) -> None:
+    h.session.send_audio(b"\x01\x00")
+    assert h.sent() == [{"type": "input_audio_buffer.append", "audio": "AQA="}]
+
+
+def test_audio_exactly_at_the_services_append_limit_goes() -> None:
+    """15 MiB is 20 MiB of base64: more than the default 16 MiB message limit, which stops
+    it first; with room for it, the service's own limit is the bound."""
+    from rtproto.session.core import MAX_APPEND_AUDIO_BYTES
+
+    harness = Harness(limits=Limits(max_outgoing_message_size=32 * 1024 * 1024))
+    harness.connect()
+    harness.session.send_audio(bytes(MAX_APPEND_AUDIO_BYTES))
+    assert len(harness.sent()) == 1
+    with pytest.raises(rtproto.LocalProtocolError, match="15 MiB"):
+        harness.session.send_audio(bytes(MAX_APPEND_AUDIO_BYTES + 1))
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(8)
 
 
@@ -998,6 +1243,10 @@ def test_add_image_names_the_format_of_the_bytes(h: Harness, data: Any, mime: st
 def test_add_image_refuses_what_it_cannot_name(h: Harness) -> None:
     with pytest.raises(rtproto.LocalProtocolError, match="not PNG, JPEG, GIF or WebP"):
         h.session.add_image(b"BM" + bytes(30))  # a BMP
+    with pytest.raises(rtproto.LocalProtocolError, match="not PNG, JPEG, GIF or WebP"):
+        h.session.add_image(b"RIFF\x24\x00\x00\x00WAVEfmt ")  # RIFF, but a WAV file
+    with pytest.raises(rtproto.LocalProtocolError, match="no id"):
+        h.session.send_mcp_response("", True)
     with pytest.raises(rtproto.LocalProtocolError, match="detail must be one of"):
         h.session.add_image(PNG, detail="medium")
     webrtc = Harness(profile=Profile.WEBRTC)
@@ -1239,6 +1488,24 @@ def test_reset_history_deletes_then_creates(h: Harness) -> None:
     assert names(h.events()) == ["warning"]
 
 
+def test_an_item_done_after_an_unknown_item_reads_that_one_back(h: Harness) -> None:
+    item = {
+        "id": "item_2",
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "hi"}],
+    }
+    h.feed(h.server.event("conversation.item.done", previous_item_id="item_1", item=item))
+    assert h.sent() == [
+        {
+            "type": "conversation.item.retrieve",
+            "event_id": "rtproto_item_retrieve_2",
+            "item_id": "item_1",
+        }
+    ]
+
+
 # --- tolerance and dialects ----------------------------------------------------------------------
 
 
@@ -1252,6 +1519,34 @@ def test_unknown_and_malformed_events(h: Harness) -> None:
     assert len(events) == 3
     with pytest.raises(rtproto.RemoteProtocolError):
         h.session.receive("not json", 0.0)
+
+
+def test_a_malformed_response_done_still_ends_its_response(h: Harness) -> None:
+    """A mistyped detail (a null count) used to leave the response running for ever: every
+    later response.create waited behind it."""
+    h.feed(h.server.response_created("resp_1"))
+    h.session.send_message("next")
+    h.sent()
+    done = json.loads(h.server.response_done("resp_1"))
+    done["response"]["usage"]["output_token_details"] = None
+    events = h.feed(json.dumps(done))
+    warning, raw, *derived_events = events
+    assert isinstance(warning, ProtocolWarning)
+    assert warning.message.startswith("malformed response.done, handled without")
+    assert isinstance(warning.event, rtproto.InvalidEvent)
+    assert isinstance(raw, rtproto.events.ResponseDone) and rtproto.event_raw(raw) == done
+    assert names(derived_events) == ["usage_update", "turn_done"]
+    assert [m["type"] for m in h.sent()] == ["response.create"]
+    # the same, handed over already parsed, and in the beta dialect
+    beta = Harness(dialect=Dialect.BETA)
+    beta.connect()
+    beta.feed(json.dumps(to_beta(json.loads(beta.server.response_created("resp_1")))))
+    assert beta.session.response_active
+    beta.session.receive(
+        rtproto.parse_server_event(json.dumps(to_beta(done)), dialect=Dialect.BETA), 0.0
+    )
+    assert names(beta.events()) == ["warning", "usage_update", "turn_done"]
+    assert not beta.session.response_active
 
 
 def test_parsed_events_can_be_fed_directly(h: Harness) -> None:
@@ -1424,6 +1719,11 @@ def test_events_of_an_unknown_response_are_reported_once_and_still_handled(h: Ha
     # a response seen created is not reported
     events = h.feed([s.response_created("resp_1"), *s.assistant_audio("resp_1", "i", None, [100])])
     assert "warning" not in names(events)
+    # nor is its end; the end of one never seen is, by itself too
+    assert names(h.feed(s.response_done("resp_1"))) == ["usage_update", "turn_done"]
+    events = h.feed(s.response_done("resp_Z"))
+    assert names(events) == ["warning", "usage_update", "turn_done"]
+    assert "response.done for unknown response 'resp_Z'" in events[1].message
 
 
 def test_received_audio_is_counted_exactly_whatever_the_rate() -> None:

@@ -12,6 +12,7 @@ from .codec import (
     event_raw,
     parse_client_event,
     parse_server_event,
+    salvage,
     serialize_client_event,
     serialize_server_event,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "event_raw",
     "parse_client_event",
     "parse_server_event",
+    "salvage",
     "serialize_client_event",
     "serialize_server_event",
 ]

@@ -10,6 +10,7 @@ sent as ``null``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -40,6 +41,7 @@ __all__ = [
     "event_raw",
     "parse_client_event",
     "parse_server_event",
+    "salvage",
     "serialize_client_event",
     "serialize_server_event",
     "server_parser",
@@ -173,6 +175,64 @@ def encode_audio_append(
         + audio
         + '"}'
     )
+
+
+def salvage(
+    event: InvalidEvent, *, dialect: Dialect = Dialect.GA, max_dropped: int = 8
+) -> TypedServerEvent | None:
+    """The event typed without the fields that did not match their types, or ``None``.
+
+    Drops the field the validation error names (a list element: the element), up to
+    ``max_dropped`` times, until the rest fits: a ``response.done`` whose usage has a
+    ``null`` count still says which response ended. ``None`` when a required field is what
+    is wrong. The result's raw object (:func:`event_raw`) is still the one that arrived.
+    """
+    obj = msgspec.json.decode(_encoder.encode(event.raw))  # a copy to cut from
+    if dialect is not _GA:
+        obj = from_beta(obj)
+    problem = event.problem
+    for _ in range(max_dropped):
+        if not _drop(obj, _error_path(problem)):
+            return None
+        try:
+            salvaged: TypedServerEvent = msgspec.convert(obj, TypedServerEvent)
+        except msgspec.ValidationError as exc:
+            problem = str(exc)
+            continue
+        salvaged.__dict__[_SOURCE[dialect]] = _encoder.encode(event.raw)
+        return salvaged
+    return None
+
+
+def _error_path(problem: str) -> list[str | int]:
+    """``$.response.output[0].name`` in a validation error, as keys and indexes."""
+    found = re.search(r" - at `\$((?:\.\w+|\[\d+\])*)`$", problem)
+    if found is None:
+        return []
+    return [
+        int(index) if index else key
+        for key, index in re.findall(r"\.(\w+)|\[(\d+)\]", found.group(1))
+    ]
+
+
+def _drop(obj: Any, path: list[str | int]) -> bool:
+    """Remove what ``path`` names; False when it names nothing removable (the root, a
+    field that is not there)."""
+    if not path:
+        return False
+    for step in path[:-1]:
+        try:
+            obj = obj[step]
+        except (KeyError, IndexError, TypeError):
+            return False
+    last = path[-1]
+    if isinstance(obj, dict) and last in obj:
+        del obj[last]
+        return True
+    if isinstance(obj, list) and isinstance(last, int) and last < len(obj):
+        del obj[last]
+        return True
+    return False
 
 
 def event_raw(event: Event | UnknownEvent | InvalidEvent) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..codec import (
     GA_SOURCE,
     decode_ga_server_event,
     encode_audio_append,
+    salvage,
     serialize_client_event,
     server_parser,
 )
@@ -435,12 +436,16 @@ class ClientSession:
                 event = decode_ga_server_event(data)
             except DECODE_ERRORS:
                 event = self._parse(data)  # the codec classifies what is wrong
+                if type(event) is _INVALID:
+                    event = self._salvage(event)
             else:
                 event.__dict__[GA_SOURCE] = data
         elif isinstance(data, (bytes, str, bytearray, memoryview)):
             event = self._parse(data)
+            if type(event) is _INVALID:
+                event = self._salvage(event)
         else:
-            event = data
+            event = self._salvage(data) if type(data) is _INVALID else data
         events.append(event)
         event_class = type(event)
         if event_class is not _AUDIO_DELTA:
@@ -472,6 +477,22 @@ class ClientSession:
             size -= 2 if delta[-2:] == "==" else 1
         playing.received_bytes += size
         events.append(AudioChunk(audio.response_id, audio.item_id, audio.content_index, audio))
+
+    def _salvage(self, event: E.InvalidEvent) -> E.ServerEvent:
+        """A known event with a mistyped field: typed without what did not fit when the
+        rest fits (a ``response.done`` with a ``null`` count still ends its response), with
+        a warning first; else as it is (the warning comes from its handler)."""
+        salvaged = salvage(event, dialect=self.options.dialect)
+        if salvaged is None:
+            return event
+        self._push(
+            ProtocolWarning(
+                message=f"malformed {event.type}, handled without what did not fit: "
+                + event.problem,
+                event=event,
+            )
+        )
+        return salvaged
 
     def _make_room(self) -> None:
         """receive()'s slow path: the connection is not open, or the list is full. Events
@@ -994,6 +1015,7 @@ class ClientSession:
 
 
 _AUDIO_DELTA = E.ResponseOutputAudioDelta
+_INVALID = E.InvalidEvent
 _MCP_ITEMS = (M.McpListToolsItem, M.McpApprovalRequestItem, M.McpCallItem)
 _TRANSCRIPT_DELTA = E.ResponseOutputAudioTranscriptDelta
 
