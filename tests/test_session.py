@@ -88,6 +88,17 @@ def h() -> Harness:
     return harness
 
 
+def test_transport_events_are_immutable() -> None:
+    import msgspec
+
+    from rtproto.session import events
+
+    classes = [getattr(events, name) for name in events.__all__]
+    structs = [c for c in classes if isinstance(c, type) and issubclass(c, msgspec.Struct)]
+    assert len(structs) >= 20
+    assert [c.__name__ for c in structs if not c.__struct_config__.frozen] == []
+
+
 # --- connecting ---------------------------------------------------------------------------
 
 
@@ -248,6 +259,18 @@ def test_audio_turn(h: Harness) -> None:
 
 def test_usage_accumulates(h: Harness) -> None:
     s = h.server
+    assert h.session.usage == UsageTotals(
+        responses=0,
+        input_tokens=0,
+        output_tokens=0,
+        total_tokens=0,
+        input_text_tokens=0,
+        input_audio_tokens=0,
+        input_image_tokens=0,
+        cached_tokens=0,
+        output_text_tokens=0,
+        output_audio_tokens=0,
+    )
     for n in (1, 2):
         h.feed([s.response_created(f"resp_{n}"), s.response_done(f"resp_{n}")])
     # a usage with counts missing or null (a cancelled response, say): they count as 0
