@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from typing import Any
 
@@ -573,6 +574,17 @@ def test_a_create_refused_as_busy_joins_the_automatic_request_waiting(h: Harness
     assert len(creates(h.sent())) == 1  # one response answers all three
     h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
     assert h.sent() == []
+
+
+def test_a_refused_automatic_create_is_retried_ahead_of_the_queue(h: Harness) -> None:
+    h.session.send_message("one")
+    (create,) = creates(h.sent())
+    h.session.create_response({"instructions": "x"})  # queued behind the one in flight
+    h.feed(refusal(h, create["event_id"], busy=True))
+    h.feed(h.server.response_done("resp_X"))
+    assert [m.get("response") for m in creates(h.sent())] == [None]  # the retry first
+    h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
+    assert [m.get("response") for m in creates(h.sent())] == [{"instructions": "x"}]
 
 
 def test_a_create_refused_as_busy_stays_automatic(h: Harness) -> None:
@@ -1185,6 +1197,9 @@ def test_the_documented_limits() -> None:
         max_tracked_items=64,
     )
     Limits(max_pending_events=1, max_tracked_items=1)  # the smallest bounds are allowed
+    for frozen in (Limits(), SessionOptions()):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            frozen.model = "x"
     with pytest.raises(rtproto.LocalProtocolError, match="max_history_items"):
         Limits(max_history_items=0)
 
@@ -1199,6 +1214,7 @@ def test_audio_exactly_at_the_services_append_limit_goes() -> None:
     it first; with room for it, the service's own limit is the bound."""
     from rtproto.session.core import MAX_APPEND_AUDIO_BYTES
 
+    assert MAX_APPEND_AUDIO_BYTES == 15 * 1024 * 1024
     harness = Harness(limits=Limits(max_outgoing_message_size=32 * 1024 * 1024))
     harness.connect()
     harness.session.send_audio(bytes(MAX_APPEND_AUDIO_BYTES))
@@ -1435,7 +1451,8 @@ def msgspec_unset() -> Any:
 
 def test_transcripts_attach_and_survive_truncation(h: Harness) -> None:
     s = h.server
-    h.feed(s.user_turn("item_U1"))
+    h.feed(s.user_turn("item_U0"))
+    h.feed(s.user_turn("item_U1", previous="item_U0"))
     events = h.feed(
         s.event(
             "conversation.item.input_audio_transcription.completed",
@@ -1445,7 +1462,8 @@ def test_transcripts_attach_and_survive_truncation(h: Harness) -> None:
         )
     )
     assert [e.name for e in derived(events)] == ["item_update", "history_updated"]
-    user = h.session.history[0]
+    assert derived(events)[0].previous_item_id == "item_U0"  # where the item still is
+    user = h.session.history[1]
     assert isinstance(user, M.MessageItem) and user.content[0].transcript == "Hello."
     # a retrieved item without the transcript (after a truncate) keeps the known one
     bare = {
@@ -1454,8 +1472,9 @@ def test_transcripts_attach_and_survive_truncation(h: Harness) -> None:
         "role": "user",
         "content": [{"type": "input_audio"}],
     }
-    h.feed(s.event("conversation.item.retrieved", item=bare))
-    user = h.session.history[0]
+    events = h.feed(s.event("conversation.item.retrieved", item=bare))
+    assert derived(events)[0].previous_item_id == "item_U0"
+    user = h.session.history[1]
     assert isinstance(user, M.MessageItem) and user.content[0].transcript == "Hello."
     # transcripts of unknown items are reported, not fatal
     events = h.feed(
@@ -1806,14 +1825,20 @@ def test_g711_output_is_accounted_at_8_bytes_per_ms() -> None:
         ({"input": {"turn_detection": {"type": "semantic_vad"}}}, False),
         ({"input": {"turn_detection": None}}, True),
         ({"output": {"voice": "alloy"}}, False),
+        (None, False),  # no audio configuration at all
+        ({"input": {"format": {"type": "audio/pcm", "rate": 24000}}}, False),
+        # a kind of turn detection this version does not know: the server's default holds
+        ({"input": {"turn_detection": {"type": "future_vad"}}}, False),
     ],
 )
-def test_who_cancels_on_speech(audio: dict[str, Any], cancels: bool) -> None:
+def test_who_cancels_on_speech(audio: dict[str, Any] | None, cancels: bool) -> None:
     harness = Harness()
     harness.connect()
     s = harness.server
     session = {key: value for key, value in s_session().items() if key != "audio"}
-    harness.feed(s.event("session.updated", session={**session, "audio": audio}), 0.0)
+    if audio is not None:
+        session["audio"] = audio
+    harness.feed(s.event("session.updated", session=session), 0.0)
     harness.feed(s.response_created("resp_1"), 0.0)
     harness.feed(s.assistant_audio("resp_1", "item_A1", None, [300])[:4], 0.0)
     harness.feed(s.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="u"), 0.1)
