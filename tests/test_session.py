@@ -182,8 +182,22 @@ def test_a_response_asked_for_before_connecting_is_refused() -> None:
     harness = Harness()
     with pytest.raises(rtproto.LocalProtocolError, match="connection_made"):
         harness.session.create_response()
+    with pytest.raises(rtproto.LocalProtocolError, match="connection_made"):
+        harness.session.send_event({"type": "response.create"})
     harness.connect()
-    assert harness.sent() == []  # nothing was queued by the refused call
+    assert harness.sent() == []  # nothing was queued by the refused calls
+
+
+def test_the_ids_remembered_to_name_errors_are_bounded(h: Harness) -> None:
+    for _ in range(1000):
+        h.session.commit_audio()
+    sent = h.sent()
+    assert len(h.session._sent_types) == 256
+    error = {"type": "invalid_request_error", "code": "x", "message": "y", "param": None}
+    for event_id, known in ((sent[-1]["event_id"], True), (sent[0]["event_id"], False)):
+        events = h.feed(h.server.event("error", error={**error, "event_id": event_id}))
+        (reported,) = [e for e in events if isinstance(e, ServerError)]
+        assert reported.client_event_type == ("input_audio_buffer.commit" if known else None)
 
 
 def test_update_session_sends_only_what_changed(h: Harness) -> None:
@@ -280,7 +294,7 @@ def test_usage_accumulates(h: Harness) -> None:
         "total_tokens": 7,
         "input_tokens": 5,
         "output_tokens": 2,
-        "input_token_details": {"text_tokens": None, "audio_tokens": 5},
+        "input_token_details": {"text_tokens": None, "audio_tokens": 5, "image_tokens": 3},
         "output_token_details": None,
     }
     h.feed([s.response_created("resp_3"), json.dumps(sparse)])
@@ -291,7 +305,7 @@ def test_usage_accumulates(h: Harness) -> None:
         total_tokens=2 * 253 + 7,
         input_text_tokens=2 * 119,
         input_audio_tokens=2 * 13 + 5,
-        input_image_tokens=0,
+        input_image_tokens=3,
         cached_tokens=2 * 64,
         output_text_tokens=2 * 30,
         output_audio_tokens=2 * 91,
@@ -612,9 +626,12 @@ def test_a_typed_raw_create_goes_through_the_sequencer(h: Harness) -> None:
     h.feed(h.server.response_created("resp_1"))
     params = M.ResponseCreateParams(instructions="x")
     h.session.send_event(rtproto.events.ResponseCreate(response=params))
-    assert h.sent() == []  # a response runs: it waits
+    h.session.send_message("and this")  # an automatic request: never merged into that one
+    assert [m["type"] for m in h.sent()] == ["conversation.item.create"]  # a response runs
     h.feed(h.server.response_done("resp_1"))
     assert [m.get("response") for m in creates(h.sent())] == [{"instructions": "x"}]
+    h.feed([h.server.response_created("resp_2"), h.server.response_done("resp_2")])
+    assert [m.get("response") for m in creates(h.sent())] == [None]
 
 
 def test_a_raw_cancel_counts_as_the_cancel(h: Harness) -> None:
@@ -831,14 +848,28 @@ def audio_delta(h: Harness, item_id: str, pcm_bytes: int, response_id: str = "re
     return h.server.event("response.output_audio.delta", **ctx, content_index=0, delta=delta)
 
 
-@pytest.mark.parametrize("pcm_bytes", [4797, 4798, 4799, 4800])
-def test_received_audio_counts_the_base64_padding(h: Harness, pcm_bytes: int) -> None:
-    """4800 bytes are 100 ms at 24 kHz; one or two bytes fewer end in "=" or "==" and
-    fall short of it (a truncate beyond the audio received is refused by the service)."""
-    h.feed([h.server.response_created("resp_1"), audio_delta(h, "item_A1", pcm_bytes)], 0.0)
+@pytest.mark.parametrize(
+    ("output_format", "audio_bytes"),
+    [
+        ("audio/pcm", 4800),  # 100 ms at 24 kHz: no padding
+        ("audio/pcm", 4799),  # ends in "=": 99.98 ms
+        ("audio/pcm", 4798),  # ends in "=="
+        ("audio/pcmu", 23),  # "=": 2.875 ms at 8 bytes per ms, one byte from 3
+        ("audio/pcmu", 400),  # "==": exactly 50 ms, one byte over 49
+        ("audio/pcmu", 799),  # "==": one byte short of 100 ms
+    ],
+)
+def test_received_audio_counts_the_base64_padding(
+    h: Harness, output_format: str, audio_bytes: int
+) -> None:
+    """A chunk ending in "=" or "==" holds one or two bytes fewer than its base64 length
+    says: counted exactly, the cut never passes the audio received (the service refuses)."""
+    h.feed(h.server.session_updated(audio={"output": {"format": {"type": output_format}}}))
+    h.feed([h.server.response_created("resp_1"), audio_delta(h, "item_A1", audio_bytes)], 0.0)
     h.session.interrupt(10.0)
     (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
-    assert cut["audio_end_ms"] == pcm_bytes * 1000 // 48000
+    bytes_per_ms = 48 if output_format == "audio/pcm" else 8
+    assert cut["audio_end_ms"] == audio_bytes // bytes_per_ms
 
 
 def test_played_progress_of_zero_is_taken(h: Harness) -> None:
@@ -1528,6 +1559,21 @@ def test_reset_history_deletes_then_creates(h: Harness) -> None:
     h.session.reset_history([kept, M.FunctionCallItem(id="f", name="x", arguments="{}")])
     assert [m["type"] for m in h.sent()] == ["conversation.item.delete"]
     assert names(h.events()) == ["warning"]
+
+
+def test_an_item_first_seen_done_goes_after_its_previous_item(h: Harness) -> None:
+    h.feed(h.server.user_turn("item_A"))
+    h.feed(h.server.user_turn("item_B", previous="item_A"))
+    item = {
+        "id": "item_X",
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "hi"}],
+    }
+    h.feed(h.server.event("conversation.item.done", previous_item_id="item_A", item=item))
+    assert [i.id for i in h.session.history] == ["item_A", "item_X", "item_B"]
+    assert h.sent() == []
 
 
 def test_an_item_done_after_an_unknown_item_reads_that_one_back(h: Harness) -> None:
