@@ -219,6 +219,7 @@ def main() -> int:
                 counts[status] = counts.get(status, 0) + 1
                 row = {"module": module, "line": line, "what": what, "status": status}
                 out.write(json.dumps(row) + "\n")
+                out.flush()  # a long run can be read while it goes
                 if status != "killed":
                     print(f"{status}: src/{module}:{line}: {what}", flush=True)
     print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())))

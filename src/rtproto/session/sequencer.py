@@ -85,7 +85,7 @@ class ResponseSequencer:
             if response_id not in self.active:  # (a repeated response.created is one response)
                 self.active.append(response_id)
             self.cancel_requested = False
-        elif self.in_flight is not None and self.in_flight_request is not None:
+        elif self.in_flight is not None:  # (sent() sets both in-flight fields, or neither)
             # an out-of-band response answers our create too
             self.in_flight = None
             self.in_flight_request = None
