@@ -406,6 +406,24 @@ def seeds() -> dict[str, bytes]:
             ),
             s.response_done("resp_1"),
         ],
+        "malformed": [  # known events with a mistyped detail: salvaged, not ignored
+            s.session_created(),
+            s.event(
+                "session.updated",
+                session={"type": "realtime", "audio": {"input": {"turn_detection": {"type": "x"}}}},
+            ),
+            s.response_created("resp_1"),
+            command(1, b"\x00\x00hi"),  # a message: its create waits for the response
+            s.event(
+                "response.done",
+                response={
+                    "id": "resp_1",
+                    "status": "completed",
+                    "output": [7, {"type": "message", "role": "assistant", "content": [5]}],
+                    "usage": {"input_tokens": None, "output_token_details": None},
+                },
+            ),
+        ],
     }
     corpus: dict[str, bytes] = {}
     for name, lines in sessions.items():

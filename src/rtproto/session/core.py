@@ -435,15 +435,11 @@ class ClientSession:
             try:
                 event = decode_ga_server_event(data)
             except DECODE_ERRORS:
-                event = self._parse(data)  # the codec classifies what is wrong
-                if type(event) is _INVALID:
-                    event = self._salvage(event)
+                event = self._parse_slowly(data)
             else:
                 event.__dict__[GA_SOURCE] = data
         elif isinstance(data, (bytes, str, bytearray, memoryview)):
-            event = self._parse(data)
-            if type(event) is _INVALID:
-                event = self._salvage(event)
+            event = self._parse_slowly(data)
         else:
             event = self._salvage(data) if type(data) is _INVALID else data
         events.append(event)
@@ -477,6 +473,11 @@ class ClientSession:
             size -= 2 if delta[-2:] == "==" else 1
         playing.received_bytes += size
         events.append(AudioChunk(audio.response_id, audio.item_id, audio.content_index, audio))
+
+    def _parse_slowly(self, data: str | bytes | bytearray | memoryview) -> E.ServerEvent:
+        """The codec's full parse (it classifies what is wrong), mistyped events salvaged."""
+        event = self._parse(data)
+        return self._salvage(event) if type(event) is _INVALID else event
 
     def _salvage(self, event: E.InvalidEvent) -> E.ServerEvent:
         """A known event with a mistyped field: typed without what did not fit when the
