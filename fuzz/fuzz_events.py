@@ -12,7 +12,9 @@ The contract under test, for ANY input (``bytes`` or ``str``), in both direction
 * decoding audio (``ResponseOutputAudioDelta.audio`` / ``.pcm``,
   ``InputAudioBufferAppend.audio_bytes``) raises nothing but ``RemoteProtocolError``;
 * a message longer than ``max_size`` is refused with ``RemoteProtocolError``;
-* ``rtproto.codec.server_parser`` (options bound once) returns the same as the plain call.
+* ``rtproto.codec.server_parser`` (options bound once) returns the same as the plain call;
+* ``rtproto.salvage`` of a server ``InvalidEvent`` raises nothing and gives ``None`` or the
+  same event type, whose ``event_raw`` is still what arrived.
 
 Each input is tried as ``bytes``, as a ``memoryview``, as ``str`` when it is UTF-8, and as a
 ``str`` holding lone surrogates when it is UTF-8 apart from encoded surrogates
@@ -170,6 +172,11 @@ def _check(
             assert event.type in direction.known, event.type
             _PROBES[f"invalid:{dialect.name}:{event.type}"]()
             assert isinstance(event.problem, str)
+            if direction.name == "server":
+                salvaged = rtproto.salvage(event, dialect=dialect)
+                if salvaged is not None:  # the same event, typed, still raw as it arrived
+                    assert type(salvaged) is direction.known[event.type], type(salvaged)
+                    assert rtproto.event_raw(salvaged) == event.raw
         else:
             assert event.type not in direction.known, event.type
         assert isinstance(direction.serialize(event, dialect=dialect), str)
