@@ -219,6 +219,14 @@ def test_salvage_in_the_beta_dialect() -> None:
     salvaged = rtproto.codec.salvage(event, dialect=Dialect.BETA)
     assert isinstance(salvaged, E.ResponseDone)
     assert rtproto.event_raw(salvaged) == beta
+    # an event whose beta name differs: typed only once converted to its GA name
+    delta = {**to_beta(SERVER_SAMPLES["response.output_audio.delta"]), "event_id": 5}
+    assert delta["type"] == "response.audio.delta"
+    event = rtproto.parse_server_event(json.dumps(delta), dialect=Dialect.BETA)
+    assert isinstance(event, rtproto.InvalidEvent)
+    salvaged = rtproto.codec.salvage(event, dialect=Dialect.BETA)
+    assert isinstance(salvaged, E.ResponseOutputAudioDelta)
+    assert rtproto.event_raw(salvaged) == delta
 
 
 @pytest.mark.parametrize(
