@@ -13,7 +13,7 @@ import pytest
 import rtproto
 from rtproto import events as E
 from rtproto import models as M
-from rtproto.dialect import Dialect
+from rtproto.dialect import Dialect, to_beta
 
 from .samples import SERVER_SAMPLES
 
@@ -211,8 +211,6 @@ def test_salvage_gives_up_on_required_fields_and_after_its_bound() -> None:
 
 
 def test_salvage_in_the_beta_dialect() -> None:
-    from rtproto.dialect import to_beta
-
     beta = to_beta(malformed_response_done())
     event = rtproto.parse_server_event(json.dumps(beta), dialect=Dialect.BETA)
     assert isinstance(event, rtproto.InvalidEvent)
@@ -257,10 +255,17 @@ def test_only_non_events_raise(data: bytes, dialect: Dialect) -> None:
 
 def test_message_size_limit() -> None:
     text = json.dumps(SERVER_SAMPLES["response.output_audio.delta"])
-    rtproto.parse_server_event(text, max_size=len(text))
-    with pytest.raises(rtproto.RemoteProtocolError) as info:
-        rtproto.parse_server_event(text, max_size=len(text) - 1)
-    assert info.value.hint == 1009
+    beta = json.dumps(to_beta(SERVER_SAMPLES["response.output_audio.delta"]))
+    for data, dialect in (
+        (text, Dialect.GA),
+        (beta, Dialect.BETA),
+        (memoryview(text.encode()), Dialect.GA),
+    ):
+        event = rtproto.parse_server_event(data, dialect=dialect, max_size=len(data))
+        assert isinstance(event, E.ResponseOutputAudioDelta)  # exactly at the limit: taken
+        with pytest.raises(rtproto.RemoteProtocolError) as info:
+            rtproto.parse_server_event(data, dialect=dialect, max_size=len(data) - 1)
+        assert info.value.hint == 1009
     assert rtproto.DEFAULT_MAX_MESSAGE_SIZE == 16 * 1024 * 1024
 
 
