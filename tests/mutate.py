@@ -90,15 +90,24 @@ def mutants(source: str) -> Iterator[tuple[int, str, str]]:
     def offset(line: int, column: int) -> int:  # ast columns count UTF-8 bytes
         return starts[line - 1] + len(lines[line - 1].encode()[:column].decode())
 
-    def replace(node: ast.AST, text: str) -> str:
+    def span(node: ast.AST) -> tuple[int, int]:
         start = offset(node.lineno, node.col_offset)
-        end = offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
+        return start, offset(node.end_lineno or node.lineno, node.end_col_offset or 0)
+
+    def text_of(node: ast.AST) -> str:  # (ast.get_source_segment re-splits the file each call)
+        if getattr(node, "lineno", None) is None:
+            return ""
+        start, end = span(node)
+        return source[start:end]
+
+    def replace(node: ast.AST, text: str) -> str:
+        start, end = span(node)
         return source[:start] + text + source[end:]
 
     for node in ast.walk(tree):
         if id(node) in skip:
             continue
-        segment = ast.get_source_segment(source, node) or ""
+        segment = text_of(node)
         first_line = segment.splitlines()[0][:70] if segment else ""
         new: ast.expr | None = None
         if isinstance(node, ast.Compare) and len(node.ops) == 1:
@@ -123,7 +132,7 @@ def mutants(source: str) -> Iterator[tuple[int, str, str]]:
         elif isinstance(node, (ast.If, ast.While)) and not isinstance(
             node.test, (ast.Compare, ast.BoolOp)
         ):
-            test = ast.get_source_segment(source, node.test)
+            test = text_of(node.test)
             yield node.test.lineno, f"if {test} -> not", replace(node.test, f"(not {test})")
         elif (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)) or isinstance(
             node, ast.AugAssign
