@@ -612,20 +612,17 @@ def test_a_create_refused_as_busy_stays_automatic(h: Harness) -> None:
     assert h.sent() == []
 
 
-def test_a_raw_create_is_never_merged_with_automatic_requests(h: Harness) -> None:
+@pytest.mark.parametrize(
+    "create",
+    [
+        {"type": "response.create", "response": {"instructions": "x"}},
+        rtproto.events.ResponseCreate(response=M.ResponseCreateParams(instructions="x")),
+    ],
+    ids=["dict", "typed"],
+)
+def test_a_raw_create_waits_its_turn_and_is_never_merged(h: Harness, create: Any) -> None:
     h.feed(h.server.response_created("resp_1"))
-    h.session.send_event({"type": "response.create", "response": {"instructions": "x"}})
-    h.session.send_message("hi")
-    h.feed(h.server.response_done("resp_1"))
-    assert [m.get("response") for m in creates(h.sent())] == [{"instructions": "x"}]
-    h.feed([h.server.response_created("resp_2"), h.server.response_done("resp_2")])
-    assert [m.get("response") for m in creates(h.sent())] == [None]
-
-
-def test_a_typed_raw_create_goes_through_the_sequencer(h: Harness) -> None:
-    h.feed(h.server.response_created("resp_1"))
-    params = M.ResponseCreateParams(instructions="x")
-    h.session.send_event(rtproto.events.ResponseCreate(response=params))
+    h.session.send_event(create)
     h.session.send_message("and this")  # an automatic request: never merged into that one
     assert [m["type"] for m in h.sent()] == ["conversation.item.create"]  # a response runs
     h.feed(h.server.response_done("resp_1"))
@@ -1546,35 +1543,26 @@ def test_reset_history_deletes_then_creates(h: Harness) -> None:
     assert names(h.events()) == ["warning"]
 
 
-def test_an_item_first_seen_done_goes_after_its_previous_item(h: Harness) -> None:
+def test_an_item_first_seen_done_is_placed_like_an_added_one(h: Harness) -> None:
+    """After its previous item, when known; else last, with the unknown one read back."""
+
+    def done(item_id: str, previous: str) -> str:
+        content = [{"type": "input_text", "text": "hi"}]
+        item = {"id": item_id, "type": "message", "role": "user", "content": content}
+        return h.server.event("conversation.item.done", previous_item_id=previous, item=item)
+
     h.feed(h.server.user_turn("item_A"))
     h.feed(h.server.user_turn("item_B", previous="item_A"))
-    item = {
-        "id": "item_X",
-        "type": "message",
-        "role": "user",
-        "status": "completed",
-        "content": [{"type": "input_text", "text": "hi"}],
-    }
-    h.feed(h.server.event("conversation.item.done", previous_item_id="item_A", item=item))
+    h.feed(done("item_X", "item_A"))
     assert [i.id for i in h.session.history] == ["item_A", "item_X", "item_B"]
     assert h.sent() == []
-
-
-def test_an_item_done_after_an_unknown_item_reads_that_one_back(h: Harness) -> None:
-    item = {
-        "id": "item_2",
-        "type": "message",
-        "role": "user",
-        "status": "completed",
-        "content": [{"type": "input_text", "text": "hi"}],
-    }
-    h.feed(h.server.event("conversation.item.done", previous_item_id="item_1", item=item))
+    h.feed(done("item_Y", "item_unknown"))
+    assert [i.id for i in h.session.history][-1] == "item_Y"
     assert h.sent() == [
         {
             "type": "conversation.item.retrieve",
             "event_id": "rtproto_item_retrieve_2",
-            "item_id": "item_1",
+            "item_id": "item_unknown",
         }
     ]
 
