@@ -42,7 +42,7 @@ fuzz: $(STAMP)
 	done
 
 # Does a broken rule fail the tests? One change at a time in the session core (tests/mutate.py);
-# survivors are printed, every result lands in mutants.jsonl. About 20 minutes on 2 cores.
+# survivors are printed, every result lands in mutants.jsonl. About 25 minutes on 2 cores.
 mutate: $(STAMP)
 	$(BIN)/python -m tests.mutate
 
