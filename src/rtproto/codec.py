@@ -187,7 +187,8 @@ def salvage(
     ``null`` count still says which response ended. ``None`` when a required field is what
     is wrong. The result's raw object (:func:`event_raw`) is still the one that arrived.
     """
-    obj = msgspec.json.decode(_encoder.encode(event.raw))  # a copy to cut from
+    arrived = _encoder.encode(event.raw)
+    obj = _any_decoder.decode(arrived)  # a copy to cut from
     if dialect is not _GA:
         obj = from_beta(obj)
     problem = event.problem
@@ -199,7 +200,7 @@ def salvage(
         except msgspec.ValidationError as exc:
             problem = str(exc)
             continue
-        salvaged.__dict__[_SOURCE[dialect]] = _encoder.encode(event.raw)
+        salvaged.__dict__[_SOURCE[dialect]] = arrived
         return salvaged
     return None
 
