@@ -130,10 +130,16 @@ def test_an_item_with_no_previous_item_goes_first() -> None:
     assert [i.id for i in history.items()] == ["r", "a", "b"]
 
 
-def test_items_far_from_the_end_are_found() -> None:
-    history = History()
-    for n in range(10):
+def chain(count: int, **options: Any) -> History:
+    """A history of ``count`` items i0, i1, ..., each placed after the one before."""
+    history = History(**options)
+    for n in range(count):
         history.put(message(f"i{n}", ""), f"i{n - 1}" if n else None, place=True)
+    return history
+
+
+def test_items_far_from_the_end_are_found() -> None:
+    history = chain(10)
     assert history.replace(message("i1", "changed"))
     assert history.items()[1] == message("i1", "changed")
     assert history.delete("i2")
@@ -152,9 +158,7 @@ def test_a_known_item_put_without_placement_is_replaced_where_it_is() -> None:
 
 def test_forgotten_items_leave_nothing_behind() -> None:
     """Evicted and deleted items drop their placement too: memory stays bounded."""
-    history = History(max_items=3)
-    for n in range(100):
-        history.put(message(f"i{n}", ""), f"i{n - 1}" if n else None, place=True)
+    history = chain(100, max_items=3)
     assert history.delete("i99")
     assert set(history._previous) == set(history._items) == {"i97", "i98"}
 

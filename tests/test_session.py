@@ -461,33 +461,34 @@ def test_the_beta_services_busy_refusal_is_recognised_by_its_message(h: Harness)
     assert [m["type"] for m in h.sent()] == ["response.create"]
 
 
+def refusal(h: Harness, event_id: str | None, *, busy: bool = False) -> str:
+    """The server's error refusing the client event ``event_id``."""
+    code = "conversation_already_has_active_response" if busy else "invalid_value"
+    message = "Conversation already has an active response" if busy else "Invalid value."
+    error = {"type": "invalid_request_error", "code": code, "message": message}
+    return h.server.event("error", error={**error, "param": None, "event_id": event_id})
+
+
+def creates(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [m for m in sent if m["type"] == "response.create"]
+
+
 def test_a_refused_create_is_not_sent_again_but_what_it_absorbed_is(h: Harness) -> None:
     """Found by random traces against the JS transport: an automatic create refused for
     itself (not because a response runs) was sent again at once, and refused again, forever.
     As in the JS sequencer, only requests it had absorbed get a create of their own."""
-
-    def refuse(event_id: str) -> None:
-        error = {
-            "type": "invalid_request_error",
-            "code": "invalid_value",
-            "message": "Invalid value in response.create.",
-            "param": None,
-            "event_id": event_id,
-        }
-        h.feed(h.server.event("error", error=error))
-
     h.session.send_message("one")
-    refuse(h.sent()[-1]["event_id"])
+    h.feed(refusal(h, h.sent()[-1]["event_id"]))
     assert h.sent() == [] and not h.session.response_active  # dropped, not looping
     h.feed(h.server.response_created("resp_1"))
     h.session.send_message("two")
     h.session.send_message("three")  # coalesced with "two": one create answers both
     h.feed(h.server.response_done("resp_1"))
-    (create,) = [m for m in h.sent() if m["type"] == "response.create"]
-    refuse(create["event_id"])
+    (create,) = creates(h.sent())
+    h.feed(refusal(h, create["event_id"]))
     (retry,) = h.sent()  # "three" gets a create of its own
     assert retry["type"] == "response.create"
-    refuse(retry["event_id"])
+    h.feed(refusal(h, retry["event_id"]))
     assert h.sent() == [] and not h.session.response_active
 
 
@@ -548,18 +549,6 @@ def test_manual_create_rejected_is_not_retried(h: Harness) -> None:
     assert create["event_id"] != "rtproto_response_create_9"
 
 
-def refusal(h: Harness, event_id: str | None, *, busy: bool = False) -> str:
-    """The server's error refusing the client event ``event_id``."""
-    code = "conversation_already_has_active_response" if busy else "invalid_value"
-    message = "Conversation already has an active response" if busy else "Invalid value."
-    error = {"type": "invalid_request_error", "code": code, "message": message}
-    return h.server.event("error", error={**error, "param": None, "event_id": event_id})
-
-
-def creates(sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [m for m in sent if m["type"] == "response.create"]
-
-
 def test_an_error_about_another_client_event_leaves_the_create_in_flight(h: Harness) -> None:
     h.session.send_message("hi")
     item_create, _create = h.sent()
@@ -578,14 +567,18 @@ def test_a_manual_create_refused_as_busy_is_dropped_too(h: Harness) -> None:
     assert h.sent() == []
 
 
-def test_a_create_refused_as_busy_joins_the_automatic_request_waiting(h: Harness) -> None:
+@pytest.mark.parametrize("waiting", [True, False], ids=["joins-one-waiting", "queued-alone"])
+def test_a_create_refused_as_busy_stays_one_automatic_request(h: Harness, waiting: bool) -> None:
+    """Its retry joins an automatic request already waiting, or waits as one itself, which
+    later automatic requests join: one response answers them all."""
     h.session.send_message("one")
     (create,) = creates(h.sent())
-    h.session.send_message("two")  # waits: a create is in flight
+    if waiting:
+        h.session.send_message("two")  # waits: a create is in flight
     h.feed(refusal(h, create["event_id"], busy=True))
-    h.session.send_message("three")  # joins them too
+    h.session.send_message("three")  # joins the retry
     h.feed(h.server.response_done("resp_X"))  # the unseen response ends
-    assert len(creates(h.sent())) == 1  # one response answers all three
+    assert len(creates(h.sent())) == 1
     h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
     assert h.sent() == []
 
@@ -599,17 +592,6 @@ def test_a_refused_automatic_create_is_retried_ahead_of_the_queue(h: Harness) ->
     assert [m.get("response") for m in creates(h.sent())] == [None]  # the retry first
     h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
     assert [m.get("response") for m in creates(h.sent())] == [{"instructions": "x"}]
-
-
-def test_a_create_refused_as_busy_stays_automatic(h: Harness) -> None:
-    h.session.send_message("one")
-    (create,) = creates(h.sent())
-    h.feed(refusal(h, create["event_id"], busy=True))
-    h.session.send_message("two")  # joins the retry
-    h.feed(h.server.response_done("resp_X"))
-    assert len(creates(h.sent())) == 1
-    h.feed([h.server.response_created("resp_1"), h.server.response_done("resp_1")])
-    assert h.sent() == []
 
 
 @pytest.mark.parametrize(
