@@ -74,7 +74,7 @@ def turn(chunks: int) -> list[str]:
     return [text.encode() for text in out]
 
 
-def time_codec(messages: list[bytes], turns: int) -> float:
+def time_codec(messages: list[bytes], turns: int, opened: int = 0) -> float:
     parse = rtproto.parse_server_event
     start = time.perf_counter()
     for _ in range(turns):
@@ -106,9 +106,15 @@ def open_session() -> ClientSession:
 
 
 def time_session(
-    messages: list[bytes], turns: int, per_read: bool = False, one_by_one: bool = False
+    messages: list[bytes],
+    turns: int,
+    per_read: bool = False,
+    one_by_one: bool = False,
+    opened: int = 0,
 ) -> float:
-    sessions = [open_session() for _ in range(turns)]
+    """Seconds per turn, each turn on a fresh session opened before the clock starts
+    (``opened``: how many to open, when more than ``turns``; see :func:`instructions`)."""
+    sessions = [open_session() for _ in range(max(turns, opened))][:turns]
     groups = reads_of(messages) if per_read else [[m] for m in messages]
     start = time.perf_counter()
     for session in sessions:
@@ -155,8 +161,8 @@ class Floor:
         return out
 
 
-def time_floor(messages: list[bytes], turns: int) -> float:
-    floors = [Floor() for _ in range(turns)]
+def time_floor(messages: list[bytes], turns: int, opened: int = 0) -> float:
+    floors = [Floor() for _ in range(max(turns, opened))][:turns]
     start = time.perf_counter()
     for floor in floors:
         receive, take_events, to_send = floor.receive, floor.take_events, floor.messages_to_send
@@ -211,11 +217,13 @@ PATHS: dict[str, tuple[str, Any]] = {
     "session": ("session core, take_events() after every message", time_session),
     "session-per-read": (
         "session core, take_events() after every 64 KiB read",
-        lambda messages, turns: time_session(messages, turns, per_read=True),
+        lambda messages, turns, opened=0: time_session(messages, turns, True, opened=opened),
     ),
     "session-next-event": (
         "session core, next_event() after every message",
-        lambda messages, turns: time_session(messages, turns, one_by_one=True),
+        lambda messages, turns, opened=0: time_session(
+            messages, turns, one_by_one=True, opened=opened
+        ),
     ),
     "floor": ("floor: the interface, no behaviour, drained after every message", time_floor),
 }
@@ -223,7 +231,9 @@ PATHS: dict[str, tuple[str, Any]] = {
 
 def instructions(chunks: int, turns: int) -> int:
     """Instructions per turn of each path, counted by callgrind: two runs of each (``turns``
-    and ``turns + 100`` turns) so the interpreter's start-up cancels out."""
+    and ``turns + 100`` turns) so the interpreter's start-up cancels out. Both runs open
+    ``turns + 100`` sessions, so opening one (about 270k instructions: configuration,
+    ``session.update``) is left out, as the timed runs leave it out."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("--instructions needs valgrind (Debian package valgrind)", file=sys.stderr)
@@ -232,6 +242,7 @@ def instructions(chunks: int, turns: int) -> int:
     def count(mode: str, n: int) -> int:
         callgrind = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
         path = ["--only", mode, "--turns", str(n), "--chunks", str(chunks)]
+        path += ["--opened", str(turns + 100)]
         done = subprocess.run(
             [*callgrind, sys.executable, __file__, *path],
             capture_output=True,
@@ -263,12 +274,13 @@ def main() -> int:
         "--instructions", action="store_true", help="count instructions (callgrind), not time"
     )
     parser.add_argument("--only", choices=list(PATHS), help=argparse.SUPPRESS)
+    parser.add_argument("--opened", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instructions:
         return instructions(args.chunks, 10)
     messages = turn(args.chunks)
     if args.only:  # one path, run under callgrind by --instructions
-        PATHS[args.only][1](messages, args.turns)
+        PATHS[args.only][1](messages, args.turns, opened=args.opened)
         return 0
     if args.breakdown:
         breakdown(messages, args.turns, args.repeats)
