@@ -40,6 +40,7 @@ from rtproto.session import (
     UsageTotals,
     UsageUpdate,
 )
+from rtproto.session.playback import PENDING_DELTAS
 
 from .fuzzing import FUZZ, load_harness
 from .samples import MCP_APPROVAL_ITEM, MCP_CALL_ITEM, MCP_TOOLS_ITEM
@@ -851,6 +852,18 @@ def test_a_cut_never_passes_the_audio_received(
     h.session.interrupt(10.0)
     (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
     assert cut["audio_end_ms"] == audio_end_ms
+
+
+def test_audio_is_counted_exactly_across_many_deltas(h: Harness) -> None:
+    """receive() keeps deltas uncounted until PENDING_DELTAS wait (cheaper per delta): many
+    padded G.711 chunks, across several counts, still cut at exactly what arrived."""
+    h.feed(h.server.session_updated(audio={"output": {"format": {"type": "audio/pcmu"}}}))
+    h.feed(h.server.response_created("resp_1"), 0.0)
+    chunks = [799, 800, 23] * PENDING_DELTAS  # "=", none and "=": 1622 bytes per three
+    h.feed([audio_delta(h, "item_A1", size) for size in chunks], 0.0)
+    h.session.interrupt(1000.0)
+    (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
+    assert cut["audio_end_ms"] == sum(chunks) // 8  # 8 bytes per ms: 6488 ms
 
 
 def test_played_progress_of_zero_is_taken(h: Harness) -> None:
@@ -1773,7 +1786,7 @@ def test_received_audio_is_counted_exactly_whatever_the_rate() -> None:
     from rtproto.session.playback import PlaybackItem
 
     # 2140 bytes at 1070 Hz PCM16 is 1000 ms; by float division it was 999.99999...
-    item = PlaybackItem("item", "resp", 0, 0.0, bytes_per_second=2140, received_bytes=2140)
+    item = PlaybackItem("item", "resp", 0, 0.0, bytes_per_second=2140, counted_bytes=2140)
     assert item.received_whole_ms == 1000
     assert item.received_ms == 1000.0
 

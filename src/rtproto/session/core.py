@@ -58,7 +58,7 @@ from .events import (
     UsageUpdate,
 )
 from .history import History, diff_history
-from .playback import PlaybackTracker
+from .playback import PENDING_DELTAS, PlaybackItem, PlaybackTracker
 from .sequencer import PendingCreate, ResponseSequencer
 
 __all__ = [
@@ -428,10 +428,9 @@ class ClientSession:
         events = self._events
         if len(events) >= self._room:
             self._make_room()
-        data: Any = message  # narrowed below by exact type, which mypy does not follow
-        kind = type(data)
-        event: SessionEvent
-        if (kind is bytes or kind is str) and len(data) <= self._inline_parse_limit:
+        data: Any = message  # narrowed by exact type below, which mypy does not follow
+        event: Any
+        if type(data) in _TEXT and len(data) <= self._inline_parse_limit:
             try:
                 event = decode_ga_server_event(data)
             except DECODE_ERRORS:
@@ -444,35 +443,32 @@ class ClientSession:
             event = self._salvage(data) if type(data) is _INVALID else data
         events.append(event)
         event_class = type(event)
-        if event_class is not _AUDIO_DELTA:
-            if event_class is _TRANSCRIPT_DELTA:  # the next most frequent
-                transcript: E.ResponseOutputAudioTranscriptDelta = event  # type: ignore[assignment]
-                events.append(
-                    AudioTranscriptDelta(
-                        transcript.response_id, transcript.item_id, transcript.delta
-                    )
-                )
-                return
+        if event_class is _AUDIO_DELTA:  # most of what arrives
+            playing = self._playing.get(event.item_id)
+            if playing is None:  # the item's first audio (an interruption forgets every item)
+                playing = self._first_audio(event, now)
+                if playing is None:
+                    return  # audio of an interrupted response still in flight: dropped
+            pending = playing.pending  # counted when full, or when asked (PlaybackItem)
+            pending.append(event.delta)
+            if len(pending) >= PENDING_DELTAS:
+                playing.count_pending()
+            events.append(AudioChunk(event.response_id, event.item_id, event.content_index, event))
+        elif event_class is _TRANSCRIPT_DELTA:  # the next most frequent
+            events.append(AudioTranscriptDelta(event.response_id, event.item_id, event.delta))
+        else:
             handler = _HANDLERS.get(event_class)
             if handler is not None:
                 handler(self, event, now)
-            return
-        # response.output_audio.delta: most of what arrives
-        audio: E.ResponseOutputAudioDelta = event  # type: ignore[assignment]
-        playing = self._playing.get(audio.item_id)
-        if playing is None:  # the item's first audio (an interruption forgets every item)
-            if audio.response_id in self._discarded:
-                return  # audio of an interrupted response still in flight: drop it
-            self._check_response(audio.response_id, audio)
-            playing = self._playback.start(
-                audio.item_id, audio.response_id, audio.content_index, now, self._bytes_per_second
-            )
-        delta = audio.delta
-        size = len(delta) // 4 * 3  # decoded length, without decoding
-        if delta[-1:] == "=":
-            size -= 2 if delta[-2:] == "==" else 1
-        playing.received_bytes += size
-        events.append(AudioChunk(audio.response_id, audio.item_id, audio.content_index, audio))
+
+    def _first_audio(self, audio: E.ResponseOutputAudioDelta, now: float) -> PlaybackItem | None:
+        """Start tracking the item of this audio, unless its response was interrupted."""
+        if audio.response_id in self._discarded:
+            return None
+        self._check_response(audio.response_id, audio)
+        return self._playback.start(
+            audio.item_id, audio.response_id, audio.content_index, now, self._bytes_per_second
+        )
 
     def _parse_slowly(self, data: str | bytes | bytearray | memoryview) -> E.ServerEvent:
         """The codec's full parse (it classifies what is wrong), mistyped events salvaged."""
@@ -1016,6 +1012,7 @@ class ClientSession:
 
 
 _AUDIO_DELTA = E.ResponseOutputAudioDelta
+_TEXT = (bytes, str)  # what receive() parses itself (immutable: kept as the source)
 _INVALID = E.InvalidEvent
 _MCP_ITEMS = (M.McpListToolsItem, M.McpApprovalRequestItem, M.McpCallItem)
 _TRANSCRIPT_DELTA = E.ResponseOutputAudioTranscriptDelta

@@ -10,11 +10,15 @@ and ran in real time (the JS SDK's default), continuing from one item to the nex
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 
 __all__ = ["PlaybackItem", "PlaybackTracker"]
 
 _EPSILON_MS = 1e-6
+#: Audio deltas an item holds before counting them (receive() only appends them: cheaper).
+PENDING_DELTAS = 32
+_LAST_TWO = itemgetter(slice(-2, None))
 
 
 @dataclass(slots=True)
@@ -27,11 +31,36 @@ class PlaybackItem:
     first_audio_at: float
     #: Of the output format when the first audio arrived (sample rate x 2 for PCM16).
     bytes_per_second: int
-    received_bytes: int = 0
+    #: Decoded audio bytes counted so far (``received_bytes`` adds what is pending).
+    counted_bytes: int = 0
+    #: Base64 audio received and not counted yet (at most ``PENDING_DELTAS``; the session
+    #: appends each delta and calls :meth:`count_pending` when the list is full).
+    pending: list[str] = field(default_factory=list)
     reported_ms: float | None = None
     #: All its audio arrived (``response.output_audio.done``, or its ``response.done``): the
     #: server holds no more of it than was received.
     complete: bool = False
+
+    @property
+    def received_bytes(self) -> int:
+        """Decoded audio bytes received."""
+        if self.pending:
+            self.count_pending()
+        return self.counted_bytes
+
+    @received_bytes.setter
+    def received_bytes(self, value: int) -> None:
+        self.pending.clear()
+        self.counted_bytes = value
+
+    def count_pending(self) -> None:
+        """Count the pending base64 deltas as decoded bytes without decoding them: 3 per 4
+        characters, less one per ``=`` among each delta's last two (its padding)."""
+        pending = self.pending
+        chars = sum(map(len, pending))
+        padding = "".join(map(_LAST_TWO, pending)).count("=")
+        self.counted_bytes += max(chars // 4 * 3 - padding, 0)
+        pending.clear()
 
     @property
     def received_ms(self) -> float:
