@@ -40,7 +40,6 @@ from rtproto.session import (
     UsageTotals,
     UsageUpdate,
 )
-from rtproto.session.playback import PENDING_DELTAS
 
 from .fuzzing import FUZZ, load_harness
 from .samples import MCP_APPROVAL_ITEM, MCP_CALL_ITEM, MCP_TOOLS_ITEM
@@ -855,15 +854,15 @@ def test_a_cut_never_passes_the_audio_received(
 
 
 def test_audio_is_counted_exactly_across_many_deltas(h: Harness) -> None:
-    """receive() keeps deltas uncounted until PENDING_DELTAS wait (cheaper per delta): many
-    padded G.711 chunks, across several counts, still cut at exactly what arrived."""
+    """receive() counts base64 characters and padding, not decoded bytes (cheaper per
+    delta): many G.711 chunks, padded or not, still cut at exactly what arrived."""
     h.feed(h.server.session_updated(audio={"output": {"format": {"type": "audio/pcmu"}}}))
     h.feed(h.server.response_created("resp_1"), 0.0)
-    chunks = [799, 800, 23] * PENDING_DELTAS  # "=", none and "=": 1622 bytes per three
+    chunks = [799, 800, 23, 0] * 40  # "=", none, "=" and empty
     h.feed([audio_delta(h, "item_A1", size) for size in chunks], 0.0)
     h.session.interrupt(1000.0)
     (cut,) = [m for m in h.sent() if m["type"] == "conversation.item.truncate"]
-    assert cut["audio_end_ms"] == sum(chunks) // 8  # 8 bytes per ms: 6488 ms
+    assert cut["audio_end_ms"] == sum(chunks) // 8  # 8 bytes per ms: 8110 ms
 
 
 def test_played_progress_of_zero_is_taken(h: Harness) -> None:

@@ -58,7 +58,7 @@ from .events import (
     UsageUpdate,
 )
 from .history import History, diff_history
-from .playback import PENDING_DELTAS, PlaybackItem, PlaybackTracker
+from .playback import PlaybackItem, PlaybackTracker
 from .sequencer import PendingCreate, ResponseSequencer
 
 __all__ = [
@@ -238,8 +238,9 @@ class ClientSession:
             self._max_outgoing = limits.max_message_size
         self._ids = options.id_generator or counter_ids()
         self._parse = server_parser(dialect=options.dialect, max_size=limits.max_message_size)
-        # receive() decodes GA text up to this size itself (-1: the dialect needs the codec)
-        self._inline_parse_limit = limits.max_message_size if options.dialect is Dialect.GA else -1
+        # receive() decodes GA text up to this size itself while receiving (-1 otherwise: not
+        # receiving, or a dialect that needs the codec; its slow path sorts those out)
+        self._inline_parse_limit = -1
         self._max_events = limits.max_pending_events
         self._state = _IDLE
         self._outbox: list[str] = []
@@ -348,7 +349,7 @@ class ClientSession:
             return
         deadline = self._connect_deadline
         if deadline is not None and now >= deadline and self._state is _CONNECTING:
-            self._push(
+            self._events.append(
                 ProtocolWarning(
                     message=f"no session.updated within {self.options.session_update_timeout}"
                     " s; connected without the acknowledgement"
@@ -370,7 +371,9 @@ class ClientSession:
             )
         self._state = _CONNECTING
         self._room = self._max_events
-        self._push(ConnectionChange(status=ConnectionStatus.CONNECTING))
+        if self.options.dialect is Dialect.GA:
+            self._inline_parse_limit = self.options.limits.max_message_size
+        self._events.append(ConnectionChange(status=ConnectionStatus.CONNECTING))
         self._write(E.SessionUpdate(session=self._config, event_id=self._new_id("session_update")))
         if self._profile is _WEBRTC:
             self._connect_deadline = now + self.options.session_update_timeout
@@ -400,11 +403,14 @@ class ClientSession:
             return
         self._state = _CLOSED
         self._room = 0
+        self._inline_parse_limit = -1
         self._connect_deadline = self._grace_deadline = None
         self._sequencer.release()
         self._playback.clear()
         self._held.clear()
-        self._push(ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason=reason, code=code))
+        self._events.append(
+            ConnectionChange(status=ConnectionStatus.DISCONNECTED, reason=reason, code=code)
+        )
 
     def close(self) -> None:
         """The application is closing: refuse further commands. The driver closes the wire."""
@@ -426,7 +432,7 @@ class ClientSession:
         """
         # The hot path: this runs for every message, so the common cases are inlined.
         events = self._events
-        if len(events) >= self._room:
+        if events and len(events) >= self._room:  # (drained after every call: empty)
             self._make_room()
         data: Any = message  # narrowed by exact type below, which mypy does not follow
         event: Any
@@ -437,10 +443,8 @@ class ClientSession:
                 event = self._parse_slowly(data)
             else:
                 event.__dict__[GA_SOURCE] = data
-        elif isinstance(data, (bytes, str, bytearray, memoryview)):
-            event = self._parse_slowly(data)
-        else:
-            event = self._salvage(data) if type(data) is _INVALID else data
+        else:  # not receiving, another dialect, too large, or not text
+            event = self._receive_slowly(data)
         events.append(event)
         event_class = type(event)
         if event_class is _AUDIO_DELTA:  # most of what arrives
@@ -449,10 +453,10 @@ class ClientSession:
                 playing = self._first_audio(event, now)
                 if playing is None:
                     return  # audio of an interrupted response still in flight: dropped
-            pending = playing.pending  # counted when full, or when asked (PlaybackItem)
-            pending.append(event.delta)
-            if len(pending) >= PENDING_DELTAS:
-                playing.count_pending()
+            delta = event.delta  # counted as base64 (PlaybackItem.add_base64, inlined)
+            playing.base64_chars += len(delta)
+            if delta and delta[-1] == "=":
+                playing.base64_padding += 2 if delta[-2:] == "==" else 1
             events.append(AudioChunk(event.response_id, event.item_id, event.content_index, event))
         elif event_class is _TRANSCRIPT_DELTA:  # the next most frequent
             events.append(AudioTranscriptDelta(event.response_id, event.item_id, event.delta))
@@ -465,10 +469,22 @@ class ClientSession:
         """Start tracking the item of this audio, unless its response was interrupted."""
         if audio.response_id in self._discarded:
             return None
-        self._check_response(audio.response_id, audio)
+        if audio.response_id not in self._responses:
+            self._check_response(audio.response_id, audio)
         return self._playback.start(
             audio.item_id, audio.response_id, audio.content_index, now, self._bytes_per_second
         )
+
+    def _receive_slowly(
+        self, message: str | bytes | bytearray | memoryview | E.ServerEvent
+    ) -> E.ServerEvent:
+        """What receive() does not decode itself: refused when not receiving, else parsed
+        by the codec (or taken as it is, a malformed event salvaged)."""
+        if self._state not in _RECEIVING:
+            raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
+        if isinstance(message, (bytes, str, bytearray, memoryview)):
+            return self._parse_slowly(message)
+        return self._salvage(message) if type(message) is _INVALID else message
 
     def _parse_slowly(self, data: str | bytes | bytearray | memoryview) -> E.ServerEvent:
         """The codec's full parse (it classifies what is wrong), mistyped events salvaged."""
@@ -482,7 +498,7 @@ class ClientSession:
         salvaged = salvage(event, dialect=self.options.dialect)
         if salvaged is None:
             return event
-        self._push(
+        self._events.append(
             ProtocolWarning(
                 message=f"malformed {event.type}, handled without what did not fit: "
                 + event.problem,
@@ -665,7 +681,7 @@ class ClientSession:
         """Make the server's conversation match ``items``: deletes, then creates, by item id."""
         deletes, creates, warnings = diff_history(self._history.items(), items)
         for message in warnings:
-            self._push(ProtocolWarning(message=message))
+            self._events.append(ProtocolWarning(message=message))
         for event in [*deletes, *creates]:
             self._write(event)
 
@@ -696,9 +712,6 @@ class ClientSession:
 
     def _new_id(self, kind: str) -> str:
         return self._ids(kind)
-
-    def _push(self, event: SessionEvent) -> None:
-        self._events.append(event)
 
     def _require_open(self, what: str) -> None:
         if self._state is _CLOSED:
@@ -744,7 +757,7 @@ class ClientSession:
         self._state = _CONNECTED
         self._outbox.extend(self._held)
         self._held.clear()
-        self._push(ConnectionChange(status=ConnectionStatus.CONNECTED))
+        self._events.append(ConnectionChange(status=ConnectionStatus.CONNECTED))
         self._flush_creates()  # what was asked for while connecting
 
     def _request_response(self, params: M.ResponseCreateParams | None, *, manual: bool) -> None:
@@ -796,7 +809,7 @@ class ClientSession:
         if cancelled is None and not truncated:
             return  # nothing was playing: nothing to tell
         response_id = cancelled if cancelled is not None else truncated[0].response_id
-        self._push(AudioInterrupted(response_id=response_id, truncated=tuple(truncated)))
+        self._events.append(AudioInterrupted(response_id=response_id, truncated=tuple(truncated)))
         for cut in truncated:
             self._write(
                 E.ConversationItemTruncate(
@@ -816,8 +829,8 @@ class ClientSession:
         )
 
     def _history_changed(self, item: M.Item, previous_item_id: str | None) -> None:
-        self._push(ItemUpdate(item=item, previous_item_id=previous_item_id))
-        self._push(HistoryUpdated(history=self._history.items()))
+        self._events.append(ItemUpdate(item=item, previous_item_id=previous_item_id))
+        self._events.append(HistoryUpdated(history=self._history.items()))
 
     # ------------------------------------------------------------------ server events --
 
@@ -833,7 +846,7 @@ class ClientSession:
         event_id = error.event_id if isinstance(error.event_id, str) else None
         code = error.code if isinstance(error.code, str) else None
         released = self._sequencer.create_failed(event_id, code, error.message)
-        self._push(
+        self._events.append(
             ServerError(
                 event=event,
                 client_event_type=self._sent_types.get(event_id) if event_id else None,
@@ -847,31 +860,35 @@ class ClientSession:
         response_id = response.id if isinstance(response.id, str) else ""
         self._sequencer.response_created(response_id, response.conversation_id is not None)
         _remember(self._responses, response_id)
-        self._push(TurnStarted(response=response))
+        self._events.append(TurnStarted(response=response))
 
     def _on_response_done(self, event: E.ResponseDone, now: float) -> None:
         response = event.response
         response_id = response.id if isinstance(response.id, str) else ""
-        self._check_response(response_id, event)
+        if response_id not in self._responses:
+            self._check_response(response_id, event)
         self._sequencer.response_done(response_id)
         self._discarded.pop(response_id, None)
         self._playback.response_done(response_id)
         usage = response.usage if isinstance(response.usage, M.Usage) else None
         if usage is not None:
             self._usage = _add_usage(self._usage, usage)
-            self._push(UsageUpdate(usage=usage, totals=self._usage))
-        self._push(TurnDone(response=response, usage=usage))
-        self._flush_creates()
+            self._events.append(UsageUpdate(usage=usage, totals=self._usage))
+        self._events.append(TurnDone(response=response, usage=usage))
+        if self._sequencer.pending:
+            self._flush_creates()
 
     def _on_output_item_added(self, event: E.ResponseOutputItemAdded, now: float) -> None:
-        self._check_response(event.response_id, event)
+        if event.response_id not in self._responses:
+            self._check_response(event.response_id, event)
 
     def _check_response(self, response_id: str, event: E.ServerEvent) -> None:
-        """Report (once) a response this session never saw created: tolerated, not fatal."""
-        if response_id in self._responses or response_id in self._strangers:
+        """Report (once) a response this session never saw created (the caller checked
+        ``_responses``): tolerated, not fatal."""
+        if response_id in self._strangers:
             return
         _remember(self._strangers, response_id)
-        self._push(
+        self._events.append(
             ProtocolWarning(
                 message=f"{event.type} for unknown response {response_id!r}", event=event
             )
@@ -880,7 +897,7 @@ class ClientSession:
     def _on_audio_done(self, event: E.ResponseOutputAudioDone, now: float) -> None:
         self._playback.complete(event.item_id)
         if event.response_id not in self._discarded:
-            self._push(
+            self._events.append(
                 AudioDone(
                     response_id=event.response_id,
                     item_id=event.item_id,
@@ -897,7 +914,7 @@ class ClientSession:
         if call_id in self._calls_seen:
             return
         _remember(self._calls_seen, call_id, limit=1024)
-        self._push(
+        self._events.append(
             FunctionCall(
                 function=name,
                 call_id=call_id,
@@ -955,11 +972,13 @@ class ClientSession:
             _remember(self._mcp_seen, item.id, limit=1024)
         if isinstance(item, M.McpListToolsItem):
             tools = tuple(item.tools) if isinstance(item.tools, list) else ()
-            self._push(McpToolsListed(server_label=item.server_label, tools=tools, item=item))
+            self._events.append(
+                McpToolsListed(server_label=item.server_label, tools=tools, item=item)
+            )
         elif isinstance(item, M.McpApprovalRequestItem):
-            self._push(McpApprovalRequested(item=item))
+            self._events.append(McpApprovalRequested(item=item))
         else:
-            self._push(McpToolCallCompleted(item=item))
+            self._events.append(McpToolCallCompleted(item=item))
 
     def _on_mcp_in_progress(
         self, event: E.ResponseMcpCallInProgress | E.McpListToolsInProgress, now: float
@@ -986,14 +1005,14 @@ class ClientSession:
 
     def _on_item_deleted(self, event: E.ConversationItemDeleted, now: float) -> None:
         self._playing.pop(event.item_id, None)  # nothing left to truncate for it
-        self._push(ItemDeleted(item_id=event.item_id))
+        self._events.append(ItemDeleted(item_id=event.item_id))
         if self._history.delete(event.item_id):
-            self._push(HistoryUpdated(history=self._history.items()))
+            self._events.append(HistoryUpdated(history=self._history.items()))
 
     def _on_transcription(self, event: E.InputAudioTranscriptionCompleted, now: float) -> None:
         item = self._history.set_transcript(event.item_id, event.content_index, event.transcript)
         if item is None:
-            self._push(
+            self._events.append(
                 ProtocolWarning(
                     message=f"transcript for unknown item {event.item_id!r}", event=event
                 )
@@ -1008,7 +1027,9 @@ class ClientSession:
         self._interrupt(now, cancel=not _server_interrupts(self.server_session))
 
     def _on_invalid(self, event: E.InvalidEvent, now: float) -> None:
-        self._push(ProtocolWarning(message=f"malformed {event.type}: {event.problem}", event=event))
+        self._events.append(
+            ProtocolWarning(message=f"malformed {event.type}: {event.problem}", event=event)
+        )
 
 
 _AUDIO_DELTA = E.ResponseOutputAudioDelta
@@ -1111,43 +1132,40 @@ def _as_kept(item: M.Item, status: str) -> M.Item:
     when added, ``completed`` when done or retrieved)."""
     if not isinstance(item, M.MessageItem):
         return item
-    if any(isinstance(part.audio, str) for part in item.content):
-        content = [
-            msgspec.structs.replace(part, audio=msgspec.UNSET)
-            if isinstance(part.audio, str)
-            else part
-            for part in item.content
-        ]
-        item = msgspec.structs.replace(item, content=content)
+    for part in item.content:
+        if isinstance(part.audio, str):
+            item = msgspec.structs.replace(item, content=[_without_audio(p) for p in item.content])
+            break
     if item.status is msgspec.UNSET:
         item = msgspec.structs.replace(item, status=status)
     return item
+
+
+def _without_audio(part: M.ContentPart) -> M.ContentPart:
+    return (
+        msgspec.structs.replace(part, audio=msgspec.UNSET) if isinstance(part.audio, str) else part
+    )
 
 
 _NO_INPUT_DETAILS = M.InputTokenDetails()
 _NO_OUTPUT_DETAILS = M.OutputTokenDetails()
 
 
-def _count(value: object) -> int:
-    return value if isinstance(value, int) else 0
-
-
 def _add_usage(totals: UsageTotals, usage: M.Usage) -> UsageTotals:
-    n = _count
-    inputs = usage.input_token_details
-    outputs = usage.output_token_details
-    in_details = inputs if isinstance(inputs, M.InputTokenDetails) else _NO_INPUT_DETAILS
-    out_details = outputs if isinstance(outputs, M.OutputTokenDetails) else _NO_OUTPUT_DETAILS
-    input_tokens, output_tokens = n(usage.input_tokens), n(usage.output_tokens)
+    # (a count missing, or dropped as malformed, is UNSET: falsy, so "or 0" counts it as 0)
+    inputs = usage.input_token_details or _NO_INPUT_DETAILS
+    outputs = usage.output_token_details or _NO_OUTPUT_DETAILS
+    input_tokens = usage.input_tokens or 0
+    output_tokens = usage.output_tokens or 0
     return UsageTotals(
         responses=totals.responses + 1,
         input_tokens=totals.input_tokens + input_tokens,
         output_tokens=totals.output_tokens + output_tokens,
         total_tokens=totals.total_tokens + input_tokens + output_tokens,
-        input_text_tokens=totals.input_text_tokens + n(in_details.text_tokens),
-        input_audio_tokens=totals.input_audio_tokens + n(in_details.audio_tokens),
-        input_image_tokens=totals.input_image_tokens + n(in_details.image_tokens),
-        cached_tokens=totals.cached_tokens + n(in_details.cached_tokens),
-        output_text_tokens=totals.output_text_tokens + n(out_details.text_tokens),
-        output_audio_tokens=totals.output_audio_tokens + n(out_details.audio_tokens),
+        input_text_tokens=totals.input_text_tokens + (inputs.text_tokens or 0),
+        input_audio_tokens=totals.input_audio_tokens + (inputs.audio_tokens or 0),
+        input_image_tokens=totals.input_image_tokens + (inputs.image_tokens or 0),
+        cached_tokens=totals.cached_tokens + (inputs.cached_tokens or 0),
+        output_text_tokens=totals.output_text_tokens + (outputs.text_tokens or 0),
+        output_audio_tokens=totals.output_audio_tokens + (outputs.audio_tokens or 0),
     )

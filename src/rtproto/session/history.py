@@ -49,8 +49,8 @@ class History:
 
         Returns whether ``previous_item_id`` names an item this history does not know.
         """
-        item_id = item_id_of(item)
-        if item_id is None:
+        item_id = item.id
+        if type(item_id) is not str:
             return False
         missing = previous_item_id is not None and previous_item_id not in self._items
         if item_id in self._items:
@@ -89,8 +89,8 @@ class History:
         ``keep_transcripts`` keeps transcripts the old version had and the new one lacks
         (a truncated or retrieved item comes back without them).
         """
-        item_id = item_id_of(item)
-        if item_id is None or item_id not in self._items:
+        item_id = item.id
+        if type(item_id) is not str or item_id not in self._items:
             return False
         old = self._items[item_id]
         if keep_transcripts and isinstance(item, MessageItem) and isinstance(old, MessageItem):
@@ -129,8 +129,10 @@ class History:
     def _position(self, item_id: str) -> int:
         """Where a known id is in the order: looked for among the last few first."""
         order = self._order
-        last = len(order) - 1
-        for index in range(last, max(last - 4, -1), -1):
+        index = len(order)
+        stop = index - 4 if index > 4 else 0
+        while index > stop:
+            index -= 1
             if order[index] == item_id:
                 return index
         return order.index(item_id)

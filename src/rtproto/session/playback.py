@@ -10,15 +10,11 @@ and ran in real time (the JS SDK's default), continuing from one item to the nex
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from operator import itemgetter
+from dataclasses import dataclass
 
 __all__ = ["PlaybackItem", "PlaybackTracker"]
 
 _EPSILON_MS = 1e-6
-#: Audio deltas an item holds before counting them (receive() only appends them: cheaper).
-PENDING_DELTAS = 32
-_LAST_TWO = itemgetter(slice(-2, None))
 
 
 @dataclass(slots=True)
@@ -31,11 +27,12 @@ class PlaybackItem:
     first_audio_at: float
     #: Of the output format when the first audio arrived (sample rate x 2 for PCM16).
     bytes_per_second: int
-    #: Decoded audio bytes counted so far (``received_bytes`` adds what is pending).
+    #: The audio received, as base64 (receive() adds each delta here without decoding it):
+    #: its length in characters and its ``=`` padding (one per missing byte).
+    base64_chars: int = 0
+    base64_padding: int = 0
+    #: Decoded bytes received otherwise (set through ``received_bytes``).
     counted_bytes: int = 0
-    #: Base64 audio received and not counted yet (at most ``PENDING_DELTAS``; the session
-    #: appends each delta and calls :meth:`count_pending` when the list is full).
-    pending: list[str] = field(default_factory=list)
     reported_ms: float | None = None
     #: All its audio arrived (``response.output_audio.done``, or its ``response.done``): the
     #: server holds no more of it than was received.
@@ -43,24 +40,19 @@ class PlaybackItem:
 
     @property
     def received_bytes(self) -> int:
-        """Decoded audio bytes received."""
-        if self.pending:
-            self.count_pending()
-        return self.counted_bytes
+        """Decoded audio bytes received: 3 per 4 base64 characters, less the padding."""
+        return self.counted_bytes + max(self.base64_chars // 4 * 3 - self.base64_padding, 0)
 
     @received_bytes.setter
     def received_bytes(self, value: int) -> None:
-        self.pending.clear()
         self.counted_bytes = value
+        self.base64_chars = self.base64_padding = 0
 
-    def count_pending(self) -> None:
-        """Count the pending base64 deltas as decoded bytes without decoding them: 3 per 4
-        characters, less one per ``=`` among each delta's last two (its padding)."""
-        pending = self.pending
-        chars = sum(map(len, pending))
-        padding = "".join(map(_LAST_TWO, pending)).count("=")
-        self.counted_bytes += max(chars // 4 * 3 - padding, 0)
-        pending.clear()
+    def add_base64(self, delta: str) -> None:
+        """Count one base64 chunk of this item's audio (what receive() does inline)."""
+        self.base64_chars += len(delta)
+        if delta and delta[-1] == "=":
+            self.base64_padding += 2 if delta[-2:] == "==" else 1
 
     @property
     def received_ms(self) -> float:
