@@ -771,6 +771,32 @@ def test_several_queued_items_are_cut_one_by_one(h: Harness) -> None:
     ]
 
 
+def test_interleaved_audio_is_counted_to_its_own_item(h: Harness) -> None:
+    """receive() looks an item up only when the audio changes item: audio that goes back
+    and forth between two items still counts to each its own."""
+    h.feed(h.server.response_created("resp_1"), 0.0)
+    sizes = {"item_A1": [4800, 2400, 4800], "item_A2": [2400, 4800, 480]}  # 250 and 160 ms
+    for a1, a2 in zip(sizes["item_A1"], sizes["item_A2"], strict=True):
+        h.feed([audio_delta(h, "item_A1", a1), audio_delta(h, "item_A2", a2)], 0.0)
+    h.session.interrupt(10.0)
+    (interrupted,) = [e for e in h.events() if isinstance(e, AudioInterrupted)]
+    assert [(cut.item_id, cut.received_ms) for cut in interrupted.truncated] == [
+        ("item_A1", 250),
+        ("item_A2", 160),
+    ]
+
+
+def test_audio_after_its_item_was_deleted_starts_it_afresh(h: Harness) -> None:
+    """A deleted item is forgotten by the playback tracker, even the one audio last went to:
+    audio arriving for it afterwards is counted from zero, not into the forgotten item."""
+    h.feed([h.server.response_created("resp_1"), audio_delta(h, "item_A1", 4800)], 0.0)
+    h.feed(h.server.event("conversation.item.deleted", item_id="item_A1"), 0.0)
+    h.feed(audio_delta(h, "item_A1", 2400), 0.0)
+    h.session.interrupt(10.0)
+    (interrupted,) = [e for e in h.events() if isinstance(e, AudioInterrupted)]
+    assert [(cut.item_id, cut.received_ms) for cut in interrupted.truncated] == [("item_A1", 50)]
+
+
 def test_reported_playback_wins_over_the_clock() -> None:
     harness = Harness(profile=Profile.PHONE)
     harness.connect()

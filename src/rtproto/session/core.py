@@ -254,7 +254,6 @@ class ClientSession:
         self._playback = PlaybackTracker(
             estimate=options.profile is not Profile.PHONE, max_items=limits.max_tracked_items
         )
-        self._playing = self._playback.items  # the hot path's view of it
         self._history = History(limits.max_history_items)
         self._sent_types: OrderedDict[str, str] = OrderedDict()  # event_id -> client type
         self._discarded: OrderedDict[str, None] = OrderedDict()  # interrupted response ids
@@ -448,9 +447,9 @@ class ClientSession:
         events.append(event)
         event_class = type(event)
         if event_class is _AUDIO_DELTA:  # most of what arrives
-            playing = self._playing.get(event.item_id)
-            if playing is None:  # the item's first audio (an interruption forgets every item)
-                playing = self._first_audio(event, now)
+            playing = self._playback.last
+            if playing is None or playing.item_id != event.item_id:
+                playing = self._audio_item(event, now)
                 if playing is None:
                     return  # audio of an interrupted response still in flight: dropped
             delta = event.delta  # counted as base64 (PlaybackItem.add_base64, inlined)
@@ -465,8 +464,13 @@ class ClientSession:
             if handler is not None:
                 handler(self, event, now)
 
-    def _first_audio(self, audio: E.ResponseOutputAudioDelta, now: float) -> PlaybackItem | None:
-        """Start tracking the item of this audio, unless its response was interrupted."""
+    def _audio_item(self, audio: E.ResponseOutputAudioDelta, now: float) -> PlaybackItem | None:
+        """The tracked item of this audio (started on its first audio), or None when its
+        response was interrupted. (An interruption forgets every item.)"""
+        playing = self._playback.items.get(audio.item_id)
+        if playing is not None:
+            self._playback.last = playing
+            return playing
         if audio.response_id in self._discarded:
             return None
         if audio.response_id not in self._responses:
@@ -1004,7 +1008,7 @@ class ClientSession:
         self._retrieve(event.item_id)
 
     def _on_item_deleted(self, event: E.ConversationItemDeleted, now: float) -> None:
-        self._playing.pop(event.item_id, None)  # nothing left to truncate for it
+        self._playback.forget(event.item_id)  # nothing left to truncate for it
         self._events.append(ItemDeleted(item_id=event.item_id))
         if self._history.delete(event.item_id):
             self._events.append(HistoryUpdated(history=self._history.items()))

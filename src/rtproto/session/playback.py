@@ -81,6 +81,9 @@ class PlaybackTracker:
         self.estimate = estimate
         self.max_items = max_items
         self.items: dict[str, PlaybackItem] = {}
+        #: The item the latest audio went to, while tracked (audio arrives item after item:
+        #: the session's hot path looks it up only when the item changes).
+        self.last: PlaybackItem | None = None
 
     def start(
         self,
@@ -95,6 +98,7 @@ class PlaybackTracker:
         self._prune(now)
         item = PlaybackItem(item_id, response_id, content_index, now, bytes_per_second)
         self.items[item_id] = item
+        self.last = item
         return item
 
     def progress(self, item_id: str, played_ms: float) -> bool:
@@ -147,6 +151,12 @@ class PlaybackTracker:
     def clear(self) -> None:
         """Forget all items (after an interruption, or when the connection ends)."""
         self.items.clear()
+        self.last = None
+
+    def forget(self, item_id: str) -> None:
+        """Stop tracking one item (deleted from the conversation)."""
+        if self.items.pop(item_id, None) is self.last:
+            self.last = None
 
     def _prune(self, now: float) -> None:
         # drop complete items known to have finished playing, and keep the table bounded
