@@ -233,7 +233,8 @@ def instructions(chunks: int, turns: int) -> int:
     """Instructions per turn of each path, counted by callgrind: two runs of each (``turns``
     and ``turns + 100`` turns) so the interpreter's start-up cancels out. Both runs open
     ``turns + 100`` sessions, so opening one (about 270k instructions: configuration,
-    ``session.update``) is left out, as the timed runs leave it out."""
+    ``session.update``) is left out, as the timed runs leave it out. Counts repeat exactly;
+    a change of code layout alone moves them by up to about 2k per turn."""
     valgrind = shutil.which("valgrind")
     if valgrind is None:
         print("--instructions needs valgrind (Debian package valgrind)", file=sys.stderr)
@@ -248,6 +249,8 @@ def instructions(chunks: int, turns: int) -> int:
             capture_output=True,
             text=True,
             check=True,
+            # a fixed string hash: dict probe sequences, hence counts, repeat exactly
+            env={**os.environ, "PYTHONHASHSEED": "0"},
         )
         found = re.search(r"Collected : (\d+)", done.stderr)
         assert found is not None, done.stderr
