@@ -298,8 +298,11 @@ def test_usage_accumulates(h: Harness) -> None:
         "output_token_details": None,
     }
     h.feed([s.response_created("resp_3"), json.dumps(sparse)])
+    bare = json.loads(s.response_done("resp_4"))
+    bare["response"]["usage"] = {"total_tokens": 0, "input_tokens": None}  # no split at all
+    h.feed([s.response_created("resp_4"), json.dumps(bare)])
     assert h.session.usage == UsageTotals(
-        responses=3,
+        responses=4,
         input_tokens=2 * 132 + 5,
         output_tokens=2 * 121 + 2,
         total_tokens=2 * 253 + 7,
@@ -1420,6 +1423,21 @@ def test_the_event_bound_counts_what_is_still_waiting() -> None:
     harness.session.receive(created, 0.0)
 
 
+def test_the_event_bound_holds_when_one_message_adds_several_events() -> None:
+    """An audio delta adds two events (the delta and its chunk), so the list can pass the
+    bound by one; receive() then refuses until fewer than the bound are really waiting."""
+    harness = Harness(limits=Limits(max_pending_events=4))
+    harness.connect()
+    harness.session.receive(harness.server.response_created("resp_1"), 0.0)  # 2 events
+    harness.session.receive(audio_delta(harness, "item_A1", 480), 0.0)  # 4
+    assert harness.session.next_event() is not None  # 3 waiting: room for one more message
+    harness.session.receive(audio_delta(harness, "item_A1", 480), 0.0)  # 5
+    assert harness.session.next_event() is not None  # 4 waiting: full
+    with pytest.raises(rtproto.LocalProtocolError, match="4 events are waiting"):
+        harness.session.receive(audio_delta(harness, "item_A1", 480), 0.0)
+    assert len(harness.session.take_events()) == 4
+
+
 def test_draining_one_event_at_a_time_keeps_order_and_stays_bounded() -> None:
     harness = Harness(limits=Limits(max_pending_events=8))
     session = harness.session
@@ -1693,6 +1711,18 @@ def test_deleted_items_are_not_truncated(h: Harness) -> None:
     h.feed(s.response_done("resp_1"), 0.0)
     h.feed(s.event("conversation.item.deleted", item_id="item_A1"), 0.1)
     h.session.interrupt(0.2)  # the item is gone: no truncate for it
+    assert h.sent() == []
+
+
+def test_an_item_without_an_id_is_reported_not_kept(h: Harness) -> None:
+    """History keeps items by id: one without an id is passed on (item_update) but not kept,
+    and the item it names as previous is not read back for it."""
+    s = h.server
+    for previous in ("item_unknown", None):
+        item = {"type": "message", "role": "user", "content": []}
+        events = h.feed(s.event("conversation.item.added", previous_item_id=previous, item=item))
+        assert [e.previous_item_id for e in events if isinstance(e, ItemUpdate)] == [previous]
+    assert h.session.history == ()
     assert h.sent() == []
 
 

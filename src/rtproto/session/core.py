@@ -247,9 +247,6 @@ class ClientSession:
         self._held: list[str] = []  # sent before the connection is ready (WebRTC)
         self._events: list[SessionEvent] = []  # in order; next_event() has taken [:_head]
         self._head = 0
-        # receive() appends while len(_events) < _room (max_pending_events while receiving,
-        # else 0, which sends it to _make_room() to raise the right error)
-        self._room = 0
         self._sequencer = ResponseSequencer()
         self._playback = PlaybackTracker(
             estimate=options.profile is not Profile.PHONE, max_items=limits.max_tracked_items
@@ -369,7 +366,6 @@ class ClientSession:
                 "connection_made() was already called", state=self._state.value
             )
         self._state = _CONNECTING
-        self._room = self._max_events
         if self.options.dialect is Dialect.GA:
             self._inline_parse_limit = self.options.limits.max_message_size
         self._events.append(ConnectionChange(status=ConnectionStatus.CONNECTING))
@@ -401,7 +397,6 @@ class ClientSession:
         if self._state is _CLOSED:
             return
         self._state = _CLOSED
-        self._room = 0
         self._inline_parse_limit = -1
         self._connect_deadline = self._grace_deadline = None
         self._sequencer.release()
@@ -431,7 +426,7 @@ class ClientSession:
         """
         # The hot path: this runs for every message, so the common cases are inlined.
         events = self._events
-        if events and len(events) >= self._room:  # (drained after every call: empty)
+        if events and len(events) >= self._max_events:  # (drained after every call: empty)
             self._make_room()
         data: Any = message  # narrowed by exact type below, which mypy does not follow
         event: Any
@@ -512,14 +507,14 @@ class ClientSession:
         return salvaged
 
     def _make_room(self) -> None:
-        """receive()'s slow path: the connection is not open, or the list is full. Events
-        next_event() handed out are dropped from it here (amortised O(1) per event)."""
+        """receive() with ``max_pending_events`` in the list: drop the events next_event()
+        handed out (amortised O(1) per event), else refuse (as a closed session refuses)."""
         if self._state not in _RECEIVING:
             raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
         if self._head:
             del self._events[: self._head]
             self._head = 0
-            if len(self._events) < self._room:
+            if len(self._events) < self._max_events:
                 return
         raise LocalProtocolError(
             f"{len(self._events)} events are waiting: drain take_events() or next_event() first",
