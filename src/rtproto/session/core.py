@@ -462,9 +462,8 @@ class ClientSession:
     def _audio_item(self, audio: E.ResponseOutputAudioDelta, now: float) -> PlaybackItem | None:
         """The tracked item of this audio (started on its first audio), or None when its
         response was interrupted. (An interruption forgets every item.)"""
-        playing = self._playback.items.get(audio.item_id)
+        playing = self._playback.audio_for(audio.item_id)
         if playing is not None:
-            self._playback.last = playing
             return playing
         if audio.response_id in self._discarded:
             return None

@@ -101,6 +101,13 @@ class PlaybackTracker:
         self.last = item
         return item
 
+    def audio_for(self, item_id: str) -> PlaybackItem | None:
+        """The tracked item audio just arrived for (now ``last``), if it is tracked."""
+        item = self.items.get(item_id)
+        if item is not None:
+            self.last = item
+        return item
+
     def progress(self, item_id: str, played_ms: float) -> bool:
         """The application reports how much of an item was played; False if unknown item."""
         item = self.items.get(item_id)
