@@ -1407,6 +1407,14 @@ def test_receive_needs_an_open_connection() -> None:
     assert [e.name for e in derived(harness.events())][-1] == "connection_change"
 
 
+def test_a_closed_session_with_a_full_list_says_it_is_closed() -> None:
+    harness = Harness(limits=Limits(max_pending_events=3))
+    harness.session.connection_made(0.0)  # 2 events
+    harness.session.connection_lost("bye", 1.0)  # the third
+    with pytest.raises(rtproto.LocalProtocolError, match="open connection"):
+        harness.session.receive(harness.server.session_created(), 1.0)
+
+
 def test_the_event_bound_counts_what_is_still_waiting() -> None:
     harness = Harness(limits=Limits(max_pending_events=4))
     harness.session.connection_made(0.0)  # 2 events
