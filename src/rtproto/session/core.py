@@ -434,7 +434,7 @@ class ClientSession:
             try:
                 event = decode_ga_server_event(data)
             except DECODE_ERRORS:
-                event = self._parse_slowly(data)
+                event = self._receive_slowly(data)  # the codec classifies what is wrong
             else:
                 event.__dict__[GA_SOURCE] = data
         else:  # not receiving, another dialect, too large, or not text
@@ -477,17 +477,15 @@ class ClientSession:
         self, message: str | bytes | bytearray | memoryview | E.ServerEvent
     ) -> E.ServerEvent:
         """What receive() does not decode itself: refused when not receiving, else parsed
-        by the codec (or taken as it is, a malformed event salvaged)."""
-        if self._state not in _RECEIVING:
-            raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
+        by the codec (or taken as it is), a mistyped event salvaged."""
+        self._require_receiving()
         if isinstance(message, (bytes, str, bytearray, memoryview)):
-            return self._parse_slowly(message)
+            message = self._parse(message)
         return self._salvage(message) if type(message) is _INVALID else message
 
-    def _parse_slowly(self, data: str | bytes | bytearray | memoryview) -> E.ServerEvent:
-        """The codec's full parse (it classifies what is wrong), mistyped events salvaged."""
-        event = self._parse(data)
-        return self._salvage(event) if type(event) is _INVALID else event
+    def _require_receiving(self) -> None:
+        if self._state not in _RECEIVING:
+            raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
 
     def _salvage(self, event: E.InvalidEvent) -> E.ServerEvent:
         """A known event with a mistyped field: typed without what did not fit when the
@@ -508,8 +506,7 @@ class ClientSession:
     def _make_room(self) -> None:
         """receive() with ``max_pending_events`` in the list: drop the events next_event()
         handed out (amortised O(1) per event), else refuse (as a closed session refuses)."""
-        if self._state not in _RECEIVING:
-            raise LocalProtocolError("receive() needs an open connection", state=self._state.value)
+        self._require_receiving()
         if self._head:
             del self._events[: self._head]
             self._head = 0
