@@ -49,8 +49,8 @@ class History:
 
         Returns whether ``previous_item_id`` names an item this history does not know.
         """
-        item_id = item.id
-        if type(item_id) is not str:
+        item_id = item_id_of(item)
+        if item_id is None:
             return False
         missing = previous_item_id is not None and previous_item_id not in self._items
         if item_id in self._items:
@@ -89,8 +89,8 @@ class History:
         ``keep_transcripts`` keeps transcripts the old version had and the new one lacks
         (a truncated or retrieved item comes back without them).
         """
-        item_id = item.id
-        if type(item_id) is not str or item_id not in self._items:
+        item_id = item_id_of(item)
+        if item_id is None or item_id not in self._items:
             return False
         old = self._items[item_id]
         if keep_transcripts and isinstance(item, MessageItem) and isinstance(old, MessageItem):
