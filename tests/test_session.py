@@ -1849,7 +1849,8 @@ def test_received_audio_is_counted_exactly_whatever_the_rate() -> None:
     from rtproto.session.playback import PlaybackItem
 
     # 2140 bytes at 1070 Hz PCM16 is 1000 ms; by float division it was 999.99999...
-    item = PlaybackItem("item", "resp", 0, 0.0, bytes_per_second=2140, counted_bytes=2140)
+    item = PlaybackItem("item", "resp", 0, 0.0, bytes_per_second=2140)
+    item.add_base64(base64.b64encode(bytes(2140)).decode())
     assert item.received_whole_ms == 1000
     assert item.received_ms == 1000.0
 

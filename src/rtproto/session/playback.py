@@ -31,8 +31,6 @@ class PlaybackItem:
     #: its length in characters and its ``=`` padding (one per missing byte).
     base64_chars: int = 0
     base64_padding: int = 0
-    #: Decoded bytes received otherwise (set through ``received_bytes``).
-    counted_bytes: int = 0
     reported_ms: float | None = None
     #: All its audio arrived (``response.output_audio.done``, or its ``response.done``): the
     #: server holds no more of it than was received.
@@ -41,12 +39,7 @@ class PlaybackItem:
     @property
     def received_bytes(self) -> int:
         """Decoded audio bytes received: 3 per 4 base64 characters, less the padding."""
-        return self.counted_bytes + max(self.base64_chars // 4 * 3 - self.base64_padding, 0)
-
-    @received_bytes.setter
-    def received_bytes(self, value: int) -> None:
-        self.counted_bytes = value
-        self.base64_chars = self.base64_padding = 0
+        return max(self.base64_chars // 4 * 3 - self.base64_padding, 0)
 
     def add_base64(self, delta: str) -> None:
         """Count one base64 chunk of this item's audio (what receive() does inline)."""
@@ -94,7 +87,7 @@ class PlaybackTracker:
         bytes_per_second: int,
     ) -> PlaybackItem:
         """Track a new item whose first audio arrived at ``now`` (the caller counts its audio
-        in ``received_bytes``)."""
+        with :meth:`PlaybackItem.add_base64`)."""
         self._prune(now)
         item = PlaybackItem(item_id, response_id, content_index, now, bytes_per_second)
         self.items[item_id] = item
