@@ -11,9 +11,8 @@ listed in :data:`DIFFERENCES` with its reason, and the test checks that the diff
 exactly that one (so a change on either side shows).
 
 Payloads are reduced to what both libraries report; ``event_id``s are dropped (the JS
-transport stamps none). The comparison is per event kind, in order: the two libraries may
-interleave different kinds differently (rtproto reports a function call on
-``response.function_call_arguments.done`` when it comes first).
+transport stamps none). The comparison is per event kind, in order (the order across kinds is
+not compared).
 """
 
 from __future__ import annotations
@@ -655,7 +654,9 @@ DIFFERENCES: dict[str, str] = {
         "conversation's item events (function calls only from the former, as 'in_progress', "
         "then 'completed' locally when their output is sent; MCP list-tools items never); "
         "rtproto reports every item, of any type, from the conversation's item events, each "
-        "with the server's status. Message items are compared, repeats in a row collapsed"
+        "with the server's status (and from response.output_item.done only when the item is "
+        "still in progress there: the beta service sends no conversation.item.done). Message "
+        "items are compared, repeats in a row collapsed"
     ),
     "interrupt_response from session.created": (
         "the JS transport reads turn_detection.interrupt_response only from session.updated "
@@ -665,7 +666,8 @@ DIFFERENCES: dict[str, str] = {
     "transcripts attached locally": (
         "on ...input_audio_transcription.completed the JS transport reads the item back with "
         "conversation.item.retrieve; rtproto attaches the transcript to the item it has "
-        "(one round trip less, the same history) and reports the updated item"
+        "(one round trip less, the same history) and reports the updated item; an item it "
+        "does not have is read back, as the JS transport does"
     ),
     "interrupt after the audio is done": (
         "the JS transport forgets the playing item on response.output_audio.done, so a later "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 from typing import Any
 
 import pytest
@@ -365,29 +366,52 @@ def test_tool_call_turn(h: Harness) -> None:
         )
     ]
     h.session.send_function_call_output("call_1", '{"temp_c":21}')
-    assert [m["type"] for m in h.sent()] == ["conversation.item.create", "response.create"]
+    assert h.session.messages_to_send() == [
+        '{"type":"conversation.item.create","event_id":"rtproto_item_create_2","item":'
+        '{"type":"function_call_output","call_id":"call_1","output":"{\\"temp_c\\":21}"}}',
+        '{"type":"response.create","event_id":"rtproto_response_create_3"}',
+    ]
     # a function call seen again (e.g. in a retrieved item) is not surfaced twice
     again = h.feed(s.function_call("resp_1", "item_F1", "call_1", None))
     assert not [e for e in again if isinstance(e, FunctionCall)]
 
 
-def test_function_call_name_from_output_item_when_arguments_done_lacks_it(h: Harness) -> None:
-    s = h.server
-    ctx = {"response_id": "resp_1", "item_id": "item_F9", "output_index": 0}
-    events = h.feed(
-        s.event("response.function_call_arguments.done", **ctx, call_id="c9", arguments="{}")
-    )
-    assert not [e for e in events if isinstance(e, FunctionCall)]
-    events = h.feed(s.function_call("resp_1", "item_F9", "c9", None)[-1])
-    assert [e.call_id for e in events if isinstance(e, FunctionCall)] == ["c9"]
-
-
-def test_a_function_call_is_announced_as_soon_as_its_arguments_are_done(h: Harness) -> None:
+def test_a_function_call_is_announced_when_its_item_is_done(h: Harness) -> None:
+    """On ``response.output_item.done``, as the JS transport: not on the arguments' done,
+    which a cancelled call also gets, its arguments cut short."""
     script = h.server.function_call("resp_1", "item_F1", "call_1", None)
-    arguments_done = next(i for i, m in enumerate(script) if "arguments.done" in m)
-    events = h.feed(script[: arguments_done + 1])
+    item_done = next(i for i, m in enumerate(script) if "response.output_item.done" in m)
+    assert not [e for e in h.feed(script[:item_done]) if isinstance(e, FunctionCall)]
+    events = h.feed(script[item_done])
     assert [e.call_id for e in events if isinstance(e, FunctionCall)] == ["call_1"]
-    assert not [e for e in h.feed(script[arguments_done + 1 :]) if isinstance(e, FunctionCall)]
+
+
+def _with_status(message: str, status: str | None) -> str:
+    """A function call trace message with the call cut short and its item's status set."""
+    event = json.loads(message)
+    if "arguments" in event:
+        event["arguments"] = '{"ci'
+    if "item" in event:
+        event["item"]["arguments"] = '{"ci'
+        if status is None:
+            del event["item"]["status"]
+        else:
+            event["item"]["status"] = status
+    return json.dumps(event)
+
+
+@pytest.mark.parametrize(("status", "announced"), [("incomplete", []), (None, ["call_1"])])
+def test_only_a_finished_function_call_is_announced(
+    h: Harness, status: str | None, announced: list[str]
+) -> None:
+    """A response cancelled or cut by ``max_output_tokens`` mid-call ends the call
+    "incomplete" with its arguments cut short: not a call to run. An item without a status
+    is taken as finished at its done (as a message item is)."""
+    script = [
+        _with_status(m, status) for m in h.server.function_call("resp_1", "item_F1", "call_1", None)
+    ]
+    events = h.feed([h.server.response_created("resp_1"), *script])
+    assert [e.call_id for e in events if isinstance(e, FunctionCall)] == announced
 
 
 # --- response sequencing ------------------------------------------------------------------------
@@ -650,6 +674,33 @@ def test_out_of_band_responses_do_not_block(h: Harness) -> None:
     assert [m["type"] for m in h.sent()] == ["conversation.item.create", "response.create"]
 
 
+def test_someone_elses_out_of_band_response_does_not_answer_our_create(h: Harness) -> None:
+    """A create for the default conversation waits for its own response.created: an
+    out-of-band response starting meanwhile (another client's) must not let a second create
+    go."""
+    s = h.server
+    h.session.send_message("a")
+    assert [m["type"] for m in h.sent()] == ["conversation.item.create", "response.create"]
+    h.feed(s.response_created("resp_oob", conversation=False))
+    h.session.send_message("b")
+    assert [m["type"] for m in h.sent()] == ["conversation.item.create"]
+    h.feed(s.response_created("resp_1"))
+    h.feed(s.response_done("resp_1"))
+    assert [m["type"] for m in h.sent()] == ["response.create"]
+
+
+def test_a_raw_create_refused_by_its_own_event_id_frees_the_sequencer(h: Harness) -> None:
+    """The caller's ``event_id`` goes on the wire and is the one in flight: the error that
+    names it releases the create (a generated id recorded instead left the session stuck)."""
+    h.session.send_event({"type": "response.create", "event_id": "my_create"})
+    assert h.sent() == [{"type": "response.create", "event_id": "my_create"}]
+    error = {"type": "invalid_request_error", "code": "x", "message": "no", "event_id": "my_create"}
+    h.feed(h.server.event("error", error=error))
+    assert not h.session.response_active
+    h.session.create_response()
+    assert [m["type"] for m in h.sent()] == ["response.create"]
+
+
 def test_raw_events_keep_the_invariants(h: Harness) -> None:
     s = h.server
     h.session.send_event({"type": "response.create", "response": {"instructions": "x"}})
@@ -766,11 +817,49 @@ def test_several_queued_items_are_cut_one_by_one(h: Harness) -> None:
     h.feed(s.assistant_audio("resp_1", "item_A1", None, [500], index=0), 0.0)
     h.feed(s.assistant_audio("resp_1", "item_A2", "item_A1", [500], index=1), 0.0)
     h.feed(s.assistant_audio("resp_1", "item_A3", "item_A2", [500], index=2), 0.0)
+    h.events()
     h.session.interrupt(0.7)  # 500 ms of A1 and 200 ms of A2 were heard
-    assert [(m["type"], m.get("item_id"), m.get("audio_end_ms")) for m in h.sent()] == [
-        ("response.cancel", None, None),
-        ("conversation.item.truncate", "item_A2", 200),
-        ("conversation.item.truncate", "item_A3", 0),
+    assert h.sent() == [
+        {
+            "type": "response.cancel",
+            "response_id": "resp_1",
+            "event_id": "rtproto_response_cancel_2",
+        },
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_A2",
+            "content_index": 0,
+            "audio_end_ms": 200,
+            "event_id": "rtproto_item_truncate_3",
+        },
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_A3",
+            "content_index": 0,
+            "audio_end_ms": 0,
+            "event_id": "rtproto_item_truncate_4",
+        },
+    ]
+    assert h.events() == [
+        AudioInterrupted(
+            response_id="resp_1",
+            truncated=(
+                TruncatedItem(
+                    response_id="resp_1",
+                    item_id="item_A2",
+                    content_index=0,
+                    audio_end_ms=200,
+                    received_ms=500,
+                ),
+                TruncatedItem(
+                    response_id="resp_1",
+                    item_id="item_A3",
+                    content_index=0,
+                    audio_end_ms=0,
+                    received_ms=500,
+                ),
+            ),
+        )
     ]
 
 
@@ -810,13 +899,40 @@ def test_reported_playback_wins_over_the_clock() -> None:
     assert harness.session.playback_progress("item_A1", 120.7)
     assert harness.session.playback_progress("item_A1", 80.0)  # marks only move forward
     assert not harness.session.playback_progress("item_unknown", 5.0)
-    with pytest.raises(rtproto.LocalProtocolError):
-        harness.session.playback_progress("item_A1", -1)
+    for bad in (-1, math.nan, math.inf, "5", True):
+        with pytest.raises(rtproto.LocalProtocolError, match="played_ms must be a finite number"):
+            harness.session.playback_progress("item_A1", bad)  # type: ignore[arg-type]
     harness.session.interrupt(99.0)  # the clock says "all played"; the phone says otherwise
-    assert [(m["type"], m.get("item_id"), m.get("audio_end_ms")) for m in harness.sent()] == [
-        ("response.cancel", None, None),
-        ("conversation.item.truncate", "item_A1", 120),
-        ("conversation.item.truncate", "item_A2", 0),
+    assert harness.sent() == [
+        {
+            "type": "response.cancel",
+            "response_id": "resp_1",
+            "event_id": "rtproto_response_cancel_2",
+        },
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_A1",
+            "content_index": 0,
+            "audio_end_ms": 120,
+            "event_id": "rtproto_item_truncate_3",
+        },
+        {
+            "type": "conversation.item.truncate",
+            "item_id": "item_A2",
+            "content_index": 0,
+            "audio_end_ms": 0,
+            "event_id": "rtproto_item_truncate_4",
+        },
+    ]
+
+
+def test_a_nan_clock_reading_cuts_at_zero_instead_of_failing(h: Harness) -> None:
+    """The clock is the caller's: a NaN reading must not break the next interrupt."""
+    play(h, "resp_1", "item_A1", [400], now=math.nan)
+    h.session.interrupt(1.0)
+    assert [(m["type"], m.get("audio_end_ms")) for m in h.sent()] == [
+        ("response.cancel", None),
+        ("conversation.item.truncate", 0),
     ]
 
 
@@ -1535,16 +1651,49 @@ def test_transcripts_attach_and_survive_truncation(h: Harness) -> None:
     assert derived(events)[0].previous_item_id == "item_U0"
     user = h.session.history[1]
     assert isinstance(user, M.MessageItem) and user.content[0].transcript == "Hello."
-    # transcripts of unknown items are reported, not fatal
+    # a transcript for a known item's missing part is reported, not fatal
     events = h.feed(
         s.event(
             "conversation.item.input_audio_transcription.completed",
-            item_id="nope",
-            content_index=0,
+            item_id="item_U1",
+            content_index=3,
             transcript="?",
         )
     )
     assert [e.name for e in derived(events)] == ["warning"]
+    assert h.sent() == []
+
+
+def test_a_transcript_for_an_unknown_item_reads_the_item_back(h: Harness) -> None:
+    """An item this client never saw (a sideband session attached mid-call, or one history
+    forgot): it is retrieved, as the JS transport always does, and the transcript is
+    attached when it comes back (the service never patches input transcripts into items)."""
+    s = h.server
+    completed = s.event(
+        "conversation.item.input_audio_transcription.completed",
+        item_id="item_U7",
+        content_index=0,
+        transcript="Hi.",
+    )
+    assert derived(h.feed(completed)) == []
+    assert h.sent() == [
+        {
+            "type": "conversation.item.retrieve",
+            "item_id": "item_U7",
+            "event_id": "rtproto_item_retrieve_2",
+        }
+    ]
+    bare = {
+        "id": "item_U7",
+        "type": "message",
+        "role": "user",
+        "content": [{"type": "input_audio"}],
+    }
+    h.feed(s.event("conversation.item.retrieved", item=bare))
+    (item,) = h.session.history
+    assert isinstance(item, M.MessageItem) and item.content[0].transcript == "Hi."
+    h.feed(s.event("conversation.item.retrieved", item=bare))  # (attached once only)
+    assert h.session.history[0] == item
 
 
 def test_deleted_items(h: Harness) -> None:
@@ -1697,18 +1846,47 @@ def full_trace(server: Server) -> list[str]:
     ]
 
 
+def as_beta_service(trace: list[str]) -> list[str]:
+    """A GA trace as the beta service sends it: beta shapes and names, items announced by
+    ``conversation.item.created`` only (it sends no ``conversation.item.done``)."""
+    out = []
+    for text in trace:
+        event = to_beta(json.loads(text))
+        if event["type"] == "conversation.item.done":
+            continue
+        if event["type"] == "conversation.item.added":
+            event["type"] = "conversation.item.created"
+        out.append(json.dumps(event))
+    return out
+
+
 def test_both_dialects_give_the_same_transport_events() -> None:
+    """The same turns give the same events, the same history and the same messages sent.
+    Only item updates differ in number: GA announces an item when added and when done, the
+    beta service when created and when its output item is done (the last word on every
+    item is the same)."""
     results = []
     for dialect in Dialect:
         harness = Harness(dialect=dialect)
         harness.connect()
         trace = full_trace(Server())
         if dialect is Dialect.BETA:
-            trace = [json.dumps(to_beta(json.loads(text))) for text in trace]
-        events = harness.feed(trace, now=1.0)
-        results.append((derived(events), harness.session.history, harness.sent()))
+            trace = as_beta_service(trace)
+        events = derived(harness.feed(trace, now=1.0))
+        updates = [e for e in events if isinstance(e, (ItemUpdate, HistoryUpdated))]
+        last_words = {e.item.id: e for e in updates if isinstance(e, ItemUpdate)}
+        others = [e for e in events if e not in updates]
+        results.append((others, last_words, harness.session.history, harness.sent()))
     assert results[0] == results[1]
-    assert len(results[0][0]) > 20
+    assert len(results[0][0]) >= 10 and len(results[0][1]) == 3
+    history = results[1][2]
+    assert [(i.id, i.status) for i in history] == [
+        ("item_U1", "completed"),
+        ("item_A1", "completed"),
+        ("item_F1", "completed"),
+    ]
+    assistant = history[1]
+    assert isinstance(assistant, M.MessageItem) and assistant.content[0].transcript
 
 
 def test_deleted_items_are_not_truncated(h: Harness) -> None:
@@ -1843,6 +2021,42 @@ def test_events_of_an_unknown_response_are_reported_once_and_still_handled(h: Ha
     events = h.feed(s.response_done("resp_Z"))
     assert names(events) == ["warning", "usage_update", "turn_done"]
     assert "response.done for unknown response 'resp_Z'" in events[1].message
+
+
+def test_every_output_event_of_an_unknown_response_can_report_it(h: Harness) -> None:
+    """Each kind that names a response checks it (the first one seen reports it)."""
+    s = h.server
+    ctx = {"response_id": "resp_Q", "item_id": "item_Q", "output_index": 0}
+    part = {"response_id": "resp_Q", "item_id": "item_Q", "output_index": 0, "content_index": 0}
+    for n, event in enumerate(
+        [
+            s.event("response.output_text.delta", **part, delta="x"),
+            s.event("response.output_text.done", **part, text="x"),
+            s.event("response.output_audio.done", **part),
+            s.event("response.output_audio_transcript.done", **part, transcript="x"),
+            s.event("response.content_part.added", **part, part={"type": "text", "text": ""}),
+            s.event("response.content_part.done", **part, part={"type": "text", "text": "x"}),
+            s.event("response.function_call_arguments.delta", **ctx, call_id="c", delta="{"),
+            s.event(
+                "response.function_call_arguments.done",
+                **ctx,
+                call_id="c",
+                name="f",
+                arguments="{}",
+            ),
+            s.event(
+                "response.output_item.done",
+                response_id="resp_Q",
+                output_index=0,
+                item={"id": "item_Q", "type": "message", "role": "assistant", "content": []},
+            ),
+        ]
+    ):
+        fresh = Harness()
+        fresh.connect()
+        events = fresh.feed(event.replace("resp_Q", f"resp_Q{n}"))
+        warnings = [e.message for e in events if isinstance(e, ProtocolWarning)]
+        assert warnings == [f"{json.loads(event)['type']} for unknown response 'resp_Q{n}'"]
 
 
 def test_received_audio_is_counted_exactly_whatever_the_rate() -> None:

@@ -259,6 +259,8 @@ class ClientSession:
         self._calls_seen: OrderedDict[str, None] = OrderedDict()  # function calls surfaced
         self._mcp_seen: OrderedDict[str, None] = OrderedDict()  # MCP items announced
         self._retrieving: OrderedDict[str, None] = OrderedDict()  # retrieves unanswered
+        # transcripts of items being read back: item_id -> (content_index, transcript)
+        self._transcripts: dict[str, tuple[int, str]] = {}
         self._connect_deadline: float | None = None
         self._grace_deadline: float | None = None  # a degraded transport must recover by then
         self._usage = UsageTotals()
@@ -668,8 +670,14 @@ class ClientSession:
 
     def playback_progress(self, item_id: str, played_ms: float) -> bool:
         """Report how much of an item's audio the user has heard; False if not tracked."""
-        if played_ms < 0:
-            raise LocalProtocolError(f"played_ms must be >= 0, not {played_ms}")
+        if (
+            isinstance(played_ms, bool)
+            or not isinstance(played_ms, (int, float))
+            or not 0 <= played_ms < math.inf
+        ):
+            raise LocalProtocolError(
+                f"played_ms must be a finite number of milliseconds >= 0, not {played_ms!r}"
+            )
         return self._playback.progress(item_id, played_ms)
 
     def reset_history(self, items: Sequence[M.Item]) -> None:
@@ -769,7 +777,9 @@ class ClientSession:
         request = self._sequencer.next_to_send()
         if request is None:
             return
-        event_id = self._new_id("response_create")
+        given = request.extra.get("event_id") if request.extra is not None else None
+        # (the id an error names when it refuses this create: the one on the wire)
+        event_id = given if isinstance(given, str) else self._new_id("response_create")
         self._write(_create_event(request, event_id))
         self._sequencer.sent(request, event_id)
 
@@ -890,6 +900,8 @@ class ClientSession:
         )
 
     def _on_audio_done(self, event: E.ResponseOutputAudioDone, now: float) -> None:
+        if event.response_id not in self._responses:
+            self._check_response(event.response_id, event)
         self._playback.complete(event.item_id)
         if event.response_id not in self._discarded:
             self._events.append(
@@ -901,7 +913,15 @@ class ClientSession:
             )
 
     def _on_text_delta(self, event: E.ResponseOutputTextDelta, now: float) -> None:
+        if event.response_id not in self._responses:
+            self._check_response(event.response_id, event)
         self._events.append(TextDelta(event.response_id, event.item_id, event.delta))
+
+    def _on_response_part(self, event: Any, now: float) -> None:
+        """An event of a response's output that changes nothing here: only its response id
+        is checked."""
+        if event.response_id not in self._responses:
+            self._check_response(event.response_id, event)
 
     def _function_call(
         self, call_id: str, name: str, arguments: str, item_id: str, response_id: str | None
@@ -920,19 +940,27 @@ class ClientSession:
         )
 
     def _on_output_item_done(self, event: E.ResponseOutputItemDone, now: float) -> None:
+        if event.response_id not in self._responses:
+            self._check_response(event.response_id, event)
         item = event.item
-        if isinstance(item, M.FunctionCallItem) and isinstance(item.call_id, str):
+        # Only a finished call is one: a response cancelled (or cut by max_output_tokens)
+        # in the middle of a call ends it "incomplete", its arguments cut short. (Its
+        # response.function_call_arguments.done may carry those cut arguments too.)
+        if (
+            isinstance(item, M.FunctionCallItem)
+            and isinstance(item.call_id, str)
+            and item.status in _FINISHED
+        ):
             item_id = item.id if isinstance(item.id, str) else ""
             self._function_call(item.call_id, item.name, item.arguments, item_id, event.response_id)
-
-    def _on_arguments_done(self, event: E.ResponseFunctionCallArgumentsDone, now: float) -> None:
-        name = event.name
-        if not isinstance(name, str):
-            known = self._history.get(event.item_id)
-            if not isinstance(known, M.FunctionCallItem):
-                return  # the name arrives with response.output_item.done
-            name = known.name
-        self._function_call(event.call_id, name, event.arguments, event.item_id, event.response_id)
+        # The beta service sends no conversation.item.done: the item it added in progress
+        # (conversation.item.created) is finished here. (GA: already done, nothing to do.)
+        if isinstance(item.id, str):
+            kept = self._history.get(item.id)
+            if kept is not None and kept.status == "in_progress":
+                done = _as_kept(item, "completed")
+                self._history.replace(done)
+                self._history_changed(done, self._history.previous_of(item.id))
 
     def _on_item_added(
         self, event: E.ConversationItemAdded | E.ConversationItemCreated, now: float
@@ -989,6 +1017,9 @@ class ClientSession:
             self._retrieving.pop(item.id, None)
         if not self._history.replace(item, keep_transcripts=True):
             self._history.put(item, None, place=False)
+        transcript = self._transcripts.pop(item.id, None) if isinstance(item.id, str) else None
+        if transcript is not None and isinstance(item.id, str):
+            self._history.set_transcript(item.id, *transcript)  # (input items come without)
         kept = self._history.get(item.id) if isinstance(item.id, str) else None
         if kept is not None and isinstance(item.id, str):
             self._history_changed(kept, self._history.previous_of(item.id))
@@ -1005,6 +1036,14 @@ class ClientSession:
             self._events.append(HistoryUpdated(history=self._history.items()))
 
     def _on_transcription(self, event: E.InputAudioTranscriptionCompleted, now: float) -> None:
+        if self._history.get(event.item_id) is None:
+            # an item this client never saw (forgotten, or added before a sideband session
+            # attached): read it back, and attach the transcript when it comes
+            self._transcripts[event.item_id] = (event.content_index, event.transcript)
+            while len(self._transcripts) > 64:
+                del self._transcripts[next(iter(self._transcripts))]
+            self._retrieve(event.item_id)
+            return
         item = self._history.set_transcript(event.item_id, event.content_index, event.transcript)
         if item is None:
             self._events.append(
@@ -1032,6 +1071,8 @@ _TEXT = (bytes, str)  # what receive() parses itself (immutable: kept as the sou
 _INVALID = E.InvalidEvent
 _MCP_ITEMS = (M.McpListToolsItem, M.McpApprovalRequestItem, M.McpCallItem)
 _TRANSCRIPT_DELTA = E.ResponseOutputAudioTranscriptDelta
+#: The status of a finished item (one that has none is taken as finished at its .done).
+_FINISHED = ("completed", msgspec.UNSET)
 
 #: What each server event changes in the session: ``handler(session, event, now)`` (one
 #: table for every session, not a dict of bound methods each).
@@ -1045,7 +1086,12 @@ _HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
     E.ResponseOutputTextDelta: ClientSession._on_text_delta,
     E.ResponseOutputItemAdded: ClientSession._on_output_item_added,
     E.ResponseOutputItemDone: ClientSession._on_output_item_done,
-    E.ResponseFunctionCallArgumentsDone: ClientSession._on_arguments_done,
+    E.ResponseFunctionCallArgumentsDone: ClientSession._on_response_part,
+    E.ResponseFunctionCallArgumentsDelta: ClientSession._on_response_part,
+    E.ResponseOutputTextDone: ClientSession._on_response_part,
+    E.ResponseOutputAudioTranscriptDone: ClientSession._on_response_part,
+    E.ResponseContentPartAdded: ClientSession._on_response_part,
+    E.ResponseContentPartDone: ClientSession._on_response_part,
     E.ConversationItemAdded: ClientSession._on_item_added,
     E.ConversationItemCreated: ClientSession._on_item_added,
     E.ConversationItemDone: ClientSession._on_item_done,
@@ -1065,7 +1111,7 @@ _HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
 
 def _create_event(request: PendingCreate, event_id: str) -> Any:
     if request.extra is not None:
-        return {**request.extra, "event_id": request.extra.get("event_id", event_id)}
+        return {**request.extra, "event_id": event_id}
     if request.params is None:
         return E.ResponseCreate(event_id=event_id)
     return E.ResponseCreate(response=request.params, event_id=event_id)

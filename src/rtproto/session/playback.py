@@ -116,7 +116,8 @@ class PlaybackTracker:
         now_ms = now * 1000.0
         cursor = -math.inf  # when the previous item finished playing, by the estimate (ms)
         for item in self.items.values():
-            start = max(cursor, item.first_audio_at * 1000.0)
+            first = item.first_audio_at * 1000.0
+            start = cursor if cursor > first else first  # (a NaN reading stays NaN: 0 below)
             if item.reported_ms is not None:
                 position = item.reported_ms
             elif self.estimate:
@@ -124,9 +125,12 @@ class PlaybackTracker:
             else:
                 position = 0.0
             cursor = start + item.received_ms
-            clamped = min(max(position, 0.0), item.received_ms)
+            if not position > 0.0:  # (before the start, or NaN from a NaN clock reading)
+                position = 0.0
             # floor, forgiving the last bits of float error (0.7 s - 0.5 s is 199.99... ms)
-            whole = min(math.floor(clamped + _EPSILON_MS), item.received_whole_ms)
+            whole = min(
+                math.floor(min(position, item.received_ms) + _EPSILON_MS), item.received_whole_ms
+            )
             result.append((item, whole))
         return result
 

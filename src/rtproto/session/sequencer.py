@@ -23,6 +23,14 @@ class PendingCreate:
     #: How many requests this one create answers (automatic requests coalesce).
     requests: int = 1
 
+    @property
+    def out_of_band(self) -> bool:
+        """Whether it asks for a response outside the default conversation."""
+        if self.params is not None:
+            return self.params.conversation == "none"
+        response = self.extra.get("response") if self.extra is not None else None
+        return isinstance(response, dict) and response.get("conversation") == "none"
+
 
 @dataclass
 class ResponseSequencer:
@@ -85,8 +93,9 @@ class ResponseSequencer:
             if response_id not in self.active:  # (a repeated response.created is one response)
                 self.active.append(response_id)
             self.cancel_requested = False
-        elif self.in_flight is not None:  # (sent() sets both in-flight fields, or neither)
-            # an out-of-band response answers our create too
+        elif self.in_flight_request is not None and self.in_flight_request.out_of_band:
+            # an out-of-band response answers an out-of-band create (one for the default
+            # conversation still waits for its own: it must not let a second one go)
             self.in_flight = None
             self.in_flight_request = None
 
