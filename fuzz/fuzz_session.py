@@ -10,8 +10,8 @@ is a server message for ``receive``. Steps are 50 ms apart and due timers run in
 Every input runs in the four profiles (GA) and the WebSocket profile in the beta dialect.
 The contract:
 
-* ``receive`` raises nothing but ``RemoteProtocolError`` (text that is not an event), and
-  ``LocalProtocolError`` only once the session no longer receives (closed);
+* ``receive`` raises nothing but ``LocalProtocolError``, and that only once the session no
+  longer receives (closed); text that is not an event is dropped with a ``ProtocolWarning``;
 * commands raise nothing but ``LocalProtocolError`` / ``ConnectionClosed``;
 * everything sent parses (rtproto's codec, that dialect) to a typed client event, within the
   outgoing size limit;
@@ -66,6 +66,7 @@ with target_imports(__name__, atheris):
         McpToolCallCompleted,
         McpToolsListed,
         Profile,
+        ProtocolWarning,
         SessionOptions,
         SessionState,
         TransportEvent,
@@ -115,6 +116,7 @@ class _Run:
         self.mcp_items: set[str] = set()  # MCP items announced
         self.items: list[str] = []  # item ids seen, for commands that name one
         self.drains = 0
+        self.drop_warned = True  # every message that is not an event was reported
 
     def drain(self) -> None:
         for text in self.session.messages_to_send():
@@ -146,10 +148,13 @@ class _Run:
             elif isinstance(event, AudioInterrupted):
                 for cut in event.truncated:
                     assert 0 <= cut.audio_end_ms <= cut.received_ms, cut
+            elif isinstance(event, ProtocolWarning) and event.message.startswith("dropped"):
+                self.drop_warned = True
             item_id = getattr(event, "item_id", None)
             if isinstance(item_id, str) and item_id not in self.items:
                 self.items.append(item_id)
         assert len(self.session.history) <= LIMITS.max_history_items
+        assert self.drop_warned, "a message that is not an event was dropped in silence"
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
@@ -164,12 +169,14 @@ class _Run:
     def receive(self, line: bytes) -> None:
         try:
             self.session.receive(line, self.now)
-        except rtproto.RemoteProtocolError:
-            return  # not an event at all: the driver closes the connection
         except rtproto.LocalProtocolError:
             assert self.session.state is SessionState.CLOSED, "refused while open"
             return
-        event = rtproto.parse_server_event(line, dialect=self.dialect)  # as the core saw it
+        try:
+            event = rtproto.parse_server_event(line, dialect=self.dialect)  # as the core saw it
+        except rtproto.RemoteProtocolError:
+            self.drop_warned = False  # the next drain must carry the warning
+            return
         if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ErrorEvent)):
             self.create_in_flight = False  # answered (a loose view: the core may wait more)
         if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ResponseDone)):

@@ -47,6 +47,7 @@ from rtproto.session import (
     ConnectionChange,
     ConnectionStatus,
     McpApprovalRequested,
+    ProtocolWarning,
     ServerError,
     TurnDone,
 )
@@ -742,15 +743,17 @@ async def test_write_timeout_when_the_peer_stops_reading(client: Client, loop: S
 async def test_protocol_error_is_raised_after_the_last_event(
     client: Client, loop: ServerLoop
 ) -> None:
-    """A message that is not an event: the client closes (1002 family), reports the end,
-    then raises RemoteProtocolError from the iteration."""
+    """A frame that breaks the WebSocket protocol (a text message that is not UTF-8): the
+    client closes (1007), reports the end, then raises RemoteProtocolError from the
+    iteration. (Valid text that is not an event is only a warning.)"""
     seen_by_server: list[tuple[int, bytes]] = []
 
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await raw_upgrade(reader, writer)
             writer.write(server_frame(0x1, Server().session_created().encode()))
-            writer.write(server_frame(0x1, b"this is not JSON"))
+            writer.write(server_frame(0x1, b"this is not JSON"))  # dropped, a warning
+            writer.write(server_frame(0x1, b"\xff\xfe not UTF-8"))
             await writer.drain()
             while True:
                 opcode, payload = await read_client_frame(reader)
@@ -772,7 +775,8 @@ async def test_protocol_error_is_raised_after_the_last_event(
                         assert event is not None
                         seen.append(event)
     assert isinstance(seen[2], E.SessionCreated)
-    assert disconnected(seen[-1]) and seen[-1].code == failed.value.hint
+    assert isinstance(seen[3], ProtocolWarning) and "not valid JSON" in seen[3].message
+    assert disconnected(seen[-1]) and seen[-1].code == failed.value.hint == 1007
     closes = [payload for opcode, payload in seen_by_server if opcode == 0x8]
     assert closes and int.from_bytes(closes[0][:2], "big") == failed.value.hint
 

@@ -61,8 +61,8 @@ class Harness:
         self.events()
         return sent
 
-    def feed(self, texts: str | list[str], now: float = 0.0) -> list[Any]:
-        for text in [texts] if isinstance(texts, str) else texts:
+    def feed(self, texts: str | bytes | bytearray | list[str], now: float = 0.0) -> list[Any]:
+        for text in [texts] if isinstance(texts, (str, bytes, bytearray)) else texts:
             self.session.receive(text, now)
         return self.events()
 
@@ -1773,8 +1773,30 @@ def test_unknown_and_malformed_events(h: Harness) -> None:
     assert isinstance(events[1], rtproto.InvalidEvent)
     assert isinstance(events[2], ProtocolWarning) and "delta" in events[2].message
     assert len(events) == 3
-    with pytest.raises(rtproto.RemoteProtocolError):
-        h.session.receive("not json", 0.0)
+
+
+@pytest.mark.parametrize(
+    ("message", "why"),
+    [
+        ("not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object"),
+        ('{"event_id": "e"}', 'needs a string "type"'),
+        ('{"type": 5}', 'needs a string "type"'),
+        (bytearray(b'{"type":"x"'), "not valid JSON"),
+        ('{"type": "x", "pad": "' + "x" * 100 + '"}', "exceeds the limit of 64"),
+    ],
+)
+def test_a_message_that_is_not_an_event_is_dropped_with_a_warning(
+    message: str | bytes, why: str
+) -> None:
+    """As the JS transport drops it (transport-behaviour.md 2.1): messages are framed one by
+    one, so the session carries on, and the next one is handled."""
+    h = Harness(limits=Limits(max_message_size=64, max_outgoing_message_size=4096))
+    h.connect()
+    (warning,) = h.feed(message)
+    assert isinstance(warning, ProtocolWarning) and why in warning.message
+    assert warning.message.startswith("dropped a message: ")
+    assert isinstance(h.feed('{"type":"brand.new"}')[0], rtproto.UnknownEvent)
 
 
 def test_a_malformed_response_done_still_ends_its_response(h: Harness) -> None:

@@ -681,11 +681,25 @@ def test_unknown_event_passes_through() -> None:
     assert isinstance(event, UnknownEvent)
 
 
-def test_non_json_text_closes_1007() -> None:
+def test_text_that_is_not_an_event_is_a_warning() -> None:
+    """Not a WebSocket violation (the frame is valid UTF-8 text): the session drops it with a
+    warning, as the JS transport drops it, and the connection carries on."""
+    conn, peer = open_conn()
+    peer.texts()
+    conn.receive_data(peer.text("not json") + peer.text(Server().session_created()), 1.0)
+    events = drain(conn)
+    assert isinstance(events[-2], ProtocolWarning)
+    assert events[-2].message.startswith("dropped a message: message is not valid JSON")
+    assert isinstance(events[-1], SessionCreated)
+    assert conn.state is WebSocketState.OPEN
+    assert peer.received() == []
+
+
+def test_invalid_utf8_text_closes_1007() -> None:
     conn, peer = open_conn()
     peer.texts()
     with pytest.raises(RemoteProtocolError) as info:
-        conn.receive_data(peer.text("not json"), 1.0)
+        conn.receive_data(b"\x81\x03\xff\xfe{", 1.0)
     assert info.value.hint == 1007
     assert conn.state is WebSocketState.CLOSED
     assert conn.close_code == 1007

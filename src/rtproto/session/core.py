@@ -32,7 +32,7 @@ from ..codec import (
 )
 from ..config import normalize_session_config, output_format_of
 from ..dialect import Dialect
-from ..errors import ConnectionClosed, LocalProtocolError
+from ..errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from .events import (
     AudioChunk,
     AudioDone,
@@ -421,8 +421,12 @@ class ClientSession:
     ) -> None:
         """Handle one message from the server (JSON text, or an already-parsed event).
 
+        Text that is not an event at all (not JSON, not an object with a string ``type``,
+        or over ``max_message_size``) is dropped with a :class:`ProtocolWarning` saying why
+        (the codec's :class:`~rtproto.errors.RemoteProtocolError`), as the JS transport drops
+        it: messages are framed one by one, so one bad message leaves the others intact.
+
         Raises:
-            RemoteProtocolError: the text is not an event at all (see the codec).
             LocalProtocolError: called before :meth:`connection_made`, after the connection
                 was lost, or with ``max_pending_events`` events left undrained.
         """
@@ -437,10 +441,14 @@ class ClientSession:
                 event = decode_ga_server_event(data)
             except DECODE_ERRORS:
                 event = self._receive_slowly(data)  # the codec classifies what is wrong
+                if event is None:
+                    return
             else:
                 event.__dict__[GA_SOURCE] = data
         else:  # not receiving, another dialect, too large, or not text
             event = self._receive_slowly(data)
+            if event is None:
+                return
         events.append(event)
         event_class = type(event)
         if event_class is _AUDIO_DELTA:  # most of what arrives
@@ -477,12 +485,17 @@ class ClientSession:
 
     def _receive_slowly(
         self, message: str | bytes | bytearray | memoryview | E.ServerEvent
-    ) -> E.ServerEvent:
+    ) -> E.ServerEvent | None:
         """What receive() does not decode itself: refused when not receiving, else parsed
-        by the codec (or taken as it is), a mistyped event salvaged."""
+        by the codec (or taken as it is), a mistyped event salvaged; None when it is not an
+        event at all (dropped, with a warning)."""
         self._require_receiving()
         if isinstance(message, (bytes, str, bytearray, memoryview)):
-            message = self._parse(message)
+            try:
+                message = self._parse(message)
+            except RemoteProtocolError as exc:
+                self._events.append(ProtocolWarning(message=f"dropped a message: {exc.message}"))
+                return None
         return self._salvage(message) if type(message) is _INVALID else message
 
     def _require_receiving(self) -> None:

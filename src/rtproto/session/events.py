@@ -255,7 +255,8 @@ class ServerError(TransportEvent, frozen=True, kw_only=True, gc=False):
 
 
 class ProtocolWarning(TransportEvent, frozen=True, kw_only=True, gc=False):
-    """Something unexpected the session tolerated: a mistyped event, an unknown reference."""
+    """Something unexpected the session tolerated: a mistyped event, an unknown reference,
+    a message that is not an event (dropped)."""
 
     name: ClassVar[str] = "warning"
     message: str
