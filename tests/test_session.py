@@ -168,6 +168,16 @@ def test_close_refuses_further_commands() -> None:
     with pytest.raises(rtproto.LocalProtocolError) as info:
         harness.session.commit_audio()
     assert not isinstance(info.value, rtproto.ConnectionClosed)
+    assert info.value.message == (
+        "cannot input_audio_buffer.commit in state CLOSING: close() was called; a new"
+        " connection needs a new ClientSession"
+    )
+    assert info.value.state == "CLOSING"
+    harness.session.connection_lost("closed", 1.0)
+    with pytest.raises(rtproto.ConnectionClosed, match="needs a new ClientSession"):
+        harness.session.commit_audio()
+    with pytest.raises(rtproto.LocalProtocolError, match="create a new one for the next"):
+        harness.session.connection_made(2.0)
 
 
 def test_nothing_is_received_once_the_connection_is_lost() -> None:

@@ -365,7 +365,9 @@ class ClientSession:
         """
         if self._state is not _IDLE:
             raise LocalProtocolError(
-                "connection_made() was already called", state=self._state.value
+                "connection_made() was already called: a ClientSession serves one connection;"
+                " create a new one for the next",
+                state=self._state.value,
             )
         self._state = _CONNECTING
         if self.options.dialect is Dialect.GA:
@@ -545,7 +547,8 @@ class ClientSession:
         """Append audio (bytes in the input format, or an int16 array) to the input buffer."""
         if self._profile is _SIP:
             raise LocalProtocolError(
-                "the sip profile carries audio on the phone call, not in events",
+                "the sip profile carries audio on the phone call, not in events: send it"
+                " through the call (use the websocket or phone profile to send audio events)",
                 event_type="input_audio_buffer.append",
                 state=self._state.value,
             )
@@ -731,12 +734,19 @@ class ClientSession:
 
     def _require_open(self, what: str) -> None:
         if self._state is _CLOSED:
-            raise ConnectionClosed(f"cannot {what}: the connection is closed", state="CLOSED")
+            raise ConnectionClosed(
+                f"cannot {what}: the connection is closed; a new connection needs a new"
+                " ClientSession",
+                state="CLOSED",
+            )
         if self._state is _IDLE or self._state is _CLOSING:
+            fix = (
+                "call connection_made() first"
+                if self._state is _IDLE
+                else "close() was called; a new connection needs a new ClientSession"
+            )
             raise LocalProtocolError(
-                f"cannot {what} in state {self._state.value}"
-                + (": call connection_made() first" if self._state is _IDLE else ""),
-                state=self._state.value,
+                f"cannot {what} in state {self._state.value}: {fix}", state=self._state.value
             )
 
     def _write(self, event: Any) -> None:
