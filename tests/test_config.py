@@ -23,7 +23,7 @@ from rtproto.config import (
     output_format_of,
 )
 from rtproto.errors import LocalProtocolError
-from rtproto.events import SessionUpdate
+from rtproto.events import SessionUpdate, SessionUpdated
 
 normalize = normalize_session_config
 
@@ -748,12 +748,47 @@ def test_turn_detection_type_is_inferred(value: Any, expected: Any) -> None:
         ({"type": "semantic_vad", "silenceDurationMs": 300}, "t.silenceDurationMs"),
         ({"type": "semantic_vad", "idle_timeout_ms": None}, "t.idle_timeout_ms"),
         ({"eagerness": "low", "threshold": 0.5}, "t.threshold"),
-        ({"type": "server_vad", "modelVersion": "v2"}, "t.modelVersion"),
+        ({"type": "server_vad", "modelVersion": ""}, "t.modelVersion"),
+        ({"type": "semantic_vad", "model_version": 2}, "t.model_version"),
+        ({"type": "semantic_vad", "model_version": None}, "t.model_version"),
+        ({"type": "server_vad", "bogus": 1}, "t.bogus"),
+        ({"type": "semantic_vad", "modelVersions": "v2"}, "t.modelVersions"),
         ("server_vad", "t"),
     ],
 )
 def test_bad_turn_detection(value: Any, path: str) -> None:
     fails({"turn_detection": value}, "turn_detection" + path.removeprefix("t"))
+
+
+@pytest.mark.parametrize("kind", ["server_vad", "semantic_vad"])
+@pytest.mark.parametrize("key", ["model_version", "modelVersion"])
+def test_turn_detection_model_version(kind: str, key: str) -> None:
+    # JS PR #968: modelVersion -> model_version, on either VAD type
+    assert turn({"type": kind, key: "default"}) == {"type": kind, "model_version": "default"}
+    typed = normalize({"turnDetection": {"type": kind, key: "v2"}}, defaults=False)
+    expected = M.ServerVad if kind == "server_vad" else M.SemanticVad
+    assert typed == M.RealtimeSession(
+        audio=M.AudioConfig(input=M.AudioInput(turn_detection=expected(model_version="v2")))
+    )
+    assert normalize(typed) is typed
+
+
+def test_turn_detection_model_version_spellings_must_agree() -> None:
+    value = {"type": "server_vad", "model_version": "a", "modelVersion": "a"}
+    assert turn(value) == {"type": "server_vad", "model_version": "a"}
+    value = {"type": "server_vad", "model_version": "a", "modelVersion": "b"}
+    error = fails({"turn_detection": value}, "turn_detection.modelVersion")
+    assert "turn_detection.model_version" in error.message
+
+
+def test_unknown_turn_detection_keys_are_refused() -> None:
+    # Deliberately unlike the JS SDK (which keeps them): ServerVad/SemanticVad cannot carry
+    # undeclared keys, so passing one would drop it silently; the service refuses it anyway.
+    error = fails(
+        {"audio": {"input": {"turnDetection": {"type": "server_vad", "futureKnob": 1}}}},
+        "audio.input.turnDetection.futureKnob",
+    )
+    assert "unknown field" in error.message and "model_version" in error.message
 
 
 def test_turn_detection_rule_messages() -> None:
@@ -765,6 +800,138 @@ def test_turn_detection_rule_messages() -> None:
         {"turnDetection": {"type": "server_vad", "eagerness": "low"}}, "turnDetection.eagerness"
     )
     assert "semantic_vad" in error.message
+
+
+# --- input transcription --------------------------------------------------------------------
+
+EXTRAS = {
+    "model": "gpt-live-transcribe",
+    "language": "ja",
+    "prompt": "LegalOn",
+    "delay": "low",
+    "keywords": ["LegalOn", "TomoniAI", ""],
+    "languages": ["ja", "en"],
+}
+
+
+T_PATH = "audio.input.transcription"
+
+
+def transcription_at(config: Any) -> Any:
+    return wire(normalize(config, defaults=False))["session"]["audio"]["input"]["transcription"]
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        pytest.param(lambda t: {"audio": {"input": {"transcription": t}}}, id="nested"),
+        pytest.param(
+            lambda t: {"audio": {"input": {"transcription": t}}, "voice": "v"}, id="voice"
+        ),
+        pytest.param(lambda t: {"input_audio_transcription": t}, id="flat"),
+        pytest.param(lambda t: {"inputAudioTranscription": t}, id="flatCamel"),
+    ],
+)
+def test_transcription_extra_fields_pass_through(shape: Any) -> None:
+    # as the JS SDK test "forwards GA input audio transcription options": sent unchanged
+    # (the field names are single words, so camelCase spells them the same)
+    assert transcription_at(shape(EXTRAS)) == EXTRAS
+    only = {"model": "gpt-realtime-whisper", "delay": "xhigh"}
+    assert transcription_at(shape(only)) == only
+    empty = {"model": "gpt-transcribe", "keywords": [], "languages": []}
+    assert transcription_at(shape(empty)) == empty
+
+
+def test_transcription_extra_fields_are_typed_and_optional() -> None:
+    session = normalize({"audio": {"input": {"transcription": EXTRAS}}}, defaults=False)
+    assert session == M.RealtimeSession(
+        audio=M.AudioConfig(input=M.AudioInput(transcription=M.InputTranscription(**EXTRAS)))
+    )
+    assert normalize(session) is session
+    assert normalize(msgspec.to_builtins(session), defaults=False) == session
+    # absent means absent on the wire, as before
+    assert msgspec.to_builtins(M.InputTranscription(model="whisper-1")) == {"model": "whisper-1"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "path"),
+    [
+        ({"delay": "fast"}, "t.delay"),
+        ({"delay": 300}, "t.delay"),
+        ({"delay": None}, "t.delay"),
+        ({"delay": {"ms": 300}}, "t.delay"),
+        ({"keywords": "LegalOn"}, "t.keywords"),
+        ({"keywords": ["LegalOn", 1]}, "t.keywords[1]"),
+        ({"keywords": None}, "t.keywords"),
+        ({"languages": "en"}, "t.languages"),
+        ({"languages": ["en", None]}, "t.languages[1]"),
+        ({"languages": {"en": 1}}, "t.languages"),
+        ({"keyword": ["x"]}, "t.keyword"),
+    ],
+)
+def test_bad_transcription_extra_fields(extra: dict[str, Any], path: str) -> None:
+    value = {"model": "gpt-transcribe", **extra}
+    fails({"audio": {"input": {"transcription": value}}}, path.replace("t", T_PATH, 1))
+    fails({"inputAudioTranscription": value}, path.replace("t", "inputAudioTranscription", 1))
+
+
+def test_bad_delay_lists_the_values() -> None:
+    error = fails(
+        {"input_audio_transcription": {"model": "m", "delay": "fast"}},
+        "input_audio_transcription.delay",
+    )
+    assert "minimal, low, medium, high, xhigh" in error.message
+
+
+def test_server_echo_with_the_new_fields_round_trips() -> None:
+    # a session.updated carrying the new fields (nulls too, as an echo might) parses to the
+    # typed fields and serialises back to the same text, in both dialects
+    echoed = {**EXTRAS, "delay": None, "keywords": None}
+    text = json.dumps(
+        {
+            "type": "session.updated",
+            "event_id": "event_1",
+            "session": {
+                "type": "realtime",
+                "object": "realtime.session",
+                "id": "sess_1",
+                "audio": {
+                    "input": {
+                        "transcription": echoed,
+                        "turn_detection": {
+                            "type": "server_vad",
+                            "threshold": 0.5,
+                            "model_version": "default",
+                        },
+                    }
+                },
+            },
+        },
+        separators=(",", ":"),
+    )
+    for dialect in rtproto.Dialect:
+        if dialect is rtproto.Dialect.GA:
+            source = text
+        else:  # the same event as a beta server sends it
+            source = rtproto.serialize_server_event(
+                rtproto.parse_server_event(text), dialect=dialect
+            )
+        event = rtproto.parse_server_event(source, dialect=dialect)
+        assert isinstance(event, SessionUpdated)
+        assert event.session == M.RealtimeSession(
+            object="realtime.session",
+            id="sess_1",
+            audio=M.AudioConfig(
+                input=M.AudioInput(
+                    transcription=M.InputTranscription(**echoed),
+                    turn_detection=M.ServerVad(threshold=0.5, model_version="default"),
+                )
+            ),
+        )
+        assert rtproto.serialize_server_event(event, dialect=dialect) == source
+    assert json.loads(
+        rtproto.serialize_server_event(rtproto.parse_server_event(text))
+    ) == json.loads(text)
 
 
 # --- other validated fields -------------------------------------------------------------------
@@ -1092,8 +1259,8 @@ def test_include_and_reasoning_and_parallel_tool_calls() -> None:
             "input_audio_transcription.language",
         ),
         (
-            {"input_audio_transcription": {"model": "m", "delay": "low"}},
-            "input_audio_transcription.delay",
+            {"input_audio_transcription": {"model": "m", "delays": "low"}},
+            "input_audio_transcription.delays",
         ),
         ({"input_audio_transcription": "whisper-1"}, "input_audio_transcription"),
     ],
@@ -1203,11 +1370,13 @@ TURN = st.one_of(
         idle_timeout_ms=st.none() | st.integers(0, 10**6),
         create_response=st.booleans(),
         interrupt_response=st.booleans(),
+        model_version=NAMES,
     ).map(lambda d: {"type": "server_vad", **d}),
     _maybe(
         eagerness=st.sampled_from(["low", "medium", "high", "auto"]),
         create_response=st.booleans(),
         interrupt_response=st.booleans(),
+        model_version=NAMES,
     ).map(lambda d: {"type": "semantic_vad", **d}),
 )
 FORMAT = st.sampled_from(["pcm16", "g711_ulaw", "audio/pcma", {"type": "audio/pcm", "rate": 24000}])
@@ -1230,7 +1399,12 @@ GA_CONFIGS = _maybe(
             noise_reduction=st.none()
             | st.sampled_from([{"type": "near_field"}, {"type": "far_field"}]),
             transcription=st.none()
-            | _maybe(language=st.none() | NAMES).map(lambda d: {"model": "whisper-1", **d}),
+            | _maybe(
+                language=st.none() | NAMES,
+                delay=st.sampled_from(["minimal", "low", "medium", "high", "xhigh"]),
+                keywords=st.lists(st.text(max_size=5), max_size=3),
+                languages=st.lists(NAMES, max_size=3),
+            ).map(lambda d: {"model": "whisper-1", **d}),
             turn_detection=TURN,
         ),
         output=_maybe(format=FORMAT, speed=st.floats(0.25, 1.5)),
@@ -1322,6 +1496,10 @@ VOCABULARY = sorted(
         "max_output_tokens",
         "require_approval",
         "allowed_tools",
+        "delay",
+        "keywords",
+        "languages",
+        "model_version",
     }
 )
 LEAVES = (

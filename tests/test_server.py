@@ -16,9 +16,12 @@ import numpy as np
 import pytest
 
 from rtproto import models as M
+from rtproto import serialize_client_event
 from rtproto.audio import decode_base64, encode_base64, ulaw_encode
+from rtproto.config import normalize_session_config
 from rtproto.dialect import Dialect
 from rtproto.errors import LocalProtocolError
+from rtproto.events import SessionUpdate
 from rtproto.server import (
     DEFAULT_INSTRUCTIONS,
     SUPPORTED_CLIENT_EVENTS,
@@ -570,6 +573,38 @@ def update(session: dict[str, Any], event_id: str | None = None) -> dict[str, An
             "('gpt-realtime').",
             "session.model",
         ),
+        (
+            {
+                "type": "realtime",
+                "audio": {
+                    "input": {"transcription": {"model": "gpt-realtime-whisper", "delay": "fast"}}
+                },
+            },
+            "invalid_value",
+            "Invalid value: 'fast'. Supported values are: 'minimal', 'low', 'medium', 'high', "
+            "and 'xhigh'.",
+            "session.audio.input.transcription.delay",
+        ),
+        (
+            {
+                "type": "realtime",
+                "audio": {"input": {"transcription": {"model": "gpt-transcribe", "keywords": "x"}}},
+            },
+            "invalid_type",
+            "Invalid type for 'session.audio.input.transcription.keywords': expected an array, "
+            "but got a string instead.",
+            "session.audio.input.transcription.keywords",
+        ),
+        (
+            {
+                "type": "realtime",
+                "audio": {"input": {"turn_detection": {"type": "server_vad", "model_version": 3}}},
+            },
+            "invalid_type",
+            "Invalid type for 'session.audio.input.turn_detection.model_version': expected a "
+            "string, but got an integer instead.",
+            "session.audio.input.turn_detection.model_version",
+        ),
     ],
 )
 def test_session_update_validation(
@@ -669,6 +704,36 @@ def test_session_update_merges_and_echoes_the_full_config() -> None:
     (event,) = harness.send(update({"type": "realtime", "audio": {"output": {"speed": 1.0}}}))
     assert event["session"]["audio"]["output"]["voice"] == "marin"
     assert event["session"]["instructions"] == "Be brief."
+
+
+@pytest.mark.parametrize("kind", ["server_vad", "semantic_vad"])
+def test_session_update_takes_the_newer_transcription_and_vad_fields(kind: str) -> None:
+    # what normalize_session_config now lets through, the emulator must take too
+    transcription = {
+        "model": "gpt-live-transcribe",
+        "delay": "low",
+        "keywords": ["LegalOn", "TomoniAI"],
+        "languages": ["ja", "en"],
+    }
+    config = {
+        "audio": {
+            "input": {
+                "transcription": transcription,
+                "turnDetection": {"type": kind, "modelVersion": "default"},
+            }
+        }
+    }
+    text = serialize_client_event(
+        SessionUpdate(session=normalize_session_config(config, defaults=False))
+    )
+    assert '"model_version":"default"' in text
+    harness = connected()
+    (event,) = harness.send(text)
+    assert event["type"] == "session.updated"
+    assert event["session"]["audio"]["input"]["transcription"] == transcription
+    assert event["session"]["audio"]["input"]["turn_detection"]["type"] == kind
+    typed = harness.server.session.audio.input  # type: ignore[union-attr]
+    assert typed.transcription == M.InputTranscription(**transcription)  # type: ignore[union-attr]
 
 
 def test_voice_is_immutable_once_the_assistant_has_spoken() -> None:

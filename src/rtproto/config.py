@@ -7,6 +7,8 @@ and the beta dialect, and returns the :class:`~rtproto.models.RealtimeSession` t
 :class:`~rtproto.errors.LocalProtocolError` with ``event_type="session.update"`` and a message
 that starts with the dotted path of the offending field, as the application spelled it
 (``audio.output.speed``, ``turnDetection.silenceDurationMs``, ``tools[1].name``).
+Unknown keys are refused at every level, turn detection included (the JS SDK keeps unknown
+turn-detection keys; the typed models here cannot carry them, and the service refuses them).
 
 Three-way semantics, as in the JS SDK: a field that is absent gets the default (when
 ``defaults=True``), an explicit ``None`` is sent as ``null`` (where the protocol allows null),
@@ -89,6 +91,10 @@ _TOOL_CHOICES = ("auto", "none", "required")
 _EAGERNESS = ("low", "medium", "high", "auto")
 _NOISE_TYPES = ("near_field", "far_field")
 _EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+# ``transcription.delay``: the same five words in the official SDKs' typings (openai-python's
+# generated ``AudioTranscription``, openai-agents-js ``RealtimeInputAudioTranscriptionConfig``);
+# the realtime-protocol spec names the field but not its values.
+_DELAYS = _EFFORTS
 _TRUNCATIONS = ("auto", "disabled")
 _INCLUDABLE = ("item.input_audio_transcription.logprobs",)
 _APPROVALS = ("always", "never")
@@ -155,7 +161,16 @@ _AUDIO_IN = _spellings("format", "noise_reduction", "transcription", "turn_detec
 _AUDIO_OUT = _spellings("format", "voice", "speed")
 _FORMAT = _spellings("type", "rate")
 _NOISE = _spellings("type", "strength")
-_TRANSCRIPTION = _spellings("model", "language", "prompt")
+# ``delay``, ``keywords`` and ``languages`` are the later additions for ``gpt-transcribe``,
+# ``gpt-live-transcribe`` and ``gpt-realtime-whisper`` (realtime-protocol 2.2). The spec gives no
+# types; the checks below follow the SDKs' typings (see ``_DELAYS``), unverified on the service,
+# and pass the values through unchanged. Which model takes which field is the service's call.
+_TRANSCRIPTION = _spellings("model", "language", "prompt", "delay", "keywords", "languages")
+# Unknown turn-detection keys are refused, unlike the JS SDK, which keeps them
+# (transport-behaviour 2.3): the typed ServerVad/SemanticVad cannot carry a key they do not
+# declare (msgspec has no catch-all field, and a union of them with a plain dict is not
+# allowed), and the GA service answers an undeclared key with ``unknown_parameter`` anyway.
+# ``model_version`` is the JS SDK's ``modelVersion`` (PR #968), a string, both VAD types.
 _TURN = _spellings(
     "type",
     "threshold",
@@ -165,6 +180,7 @@ _TURN = _spellings(
     "create_response",
     "interrupt_response",
     "eagerness",
+    "model_version",
 )
 _VOICE = _spellings("id")
 _FUNCTION_TOOL = _spellings("type", "name", "description", "parameters")
@@ -328,6 +344,10 @@ def _names(value: object, path: str) -> list[str]:
     return [_name(item, f"{path}[{i}]") for i, item in enumerate(_sequence(value, path))]
 
 
+def _texts(value: object, path: str) -> list[str]:
+    return [_text(item, f"{path}[{i}]") for i, item in enumerate(_sequence(value, path))]
+
+
 def _dict(value: object, path: str) -> dict[str, Any]:
     obj = _mapping(value, path)
     for key in obj:
@@ -414,6 +434,11 @@ def _strength(value: object, path: str) -> float | None:
 
 
 def _transcription(value: object, path: str) -> InputTranscription | None:
+    """``language``/``prompt`` may be null; ``delay``, ``keywords``, ``languages`` may not.
+
+    The later three are checked against the SDKs' typings (``delay`` one of ``_DELAYS``, the
+    others lists of strings; see the comment on ``_TRANSCRIPTION``) and kept as given.
+    """
     if value is None:
         return None
     fields = _Fields(value, path, _TRANSCRIPTION)
@@ -421,6 +446,9 @@ def _transcription(value: object, path: str) -> InputTranscription | None:
         model=_required(fields, "model", _name),
         language=fields.take("language", _text_or_null),
         prompt=fields.take("prompt", _text_or_null),
+        delay=fields.take("delay", lambda v, p: _one_of(v, p, _DELAYS)),
+        keywords=fields.take("keywords", _texts),
+        languages=fields.take("languages", _texts),
     )
 
 
@@ -437,6 +465,7 @@ def _turn_detection(value: object, path: str) -> TurnDetection | None | UnsetTyp
         kind = "semantic_vad" if "eagerness" in fields else "server_vad"
     create = fields.take("create_response", _bool)
     interrupt = fields.take("interrupt_response", _bool)
+    version = fields.take("model_version", _name)
     if kind == "semantic_vad":
         for name in _SERVER_VAD_ONLY:
             if name in fields:
@@ -447,6 +476,7 @@ def _turn_detection(value: object, path: str) -> TurnDetection | None | UnsetTyp
             eagerness=fields.take("eagerness", lambda v, p: _one_of(v, p, _EAGERNESS)),
             create_response=create,
             interrupt_response=interrupt,
+            model_version=version,
         )
     if "eagerness" in fields:
         raise _fail(
@@ -461,6 +491,7 @@ def _turn_detection(value: object, path: str) -> TurnDetection | None | UnsetTyp
         ),
         create_response=create,
         interrupt_response=interrupt,
+        model_version=version,
     )
 
 

@@ -103,15 +103,28 @@ class NoiseReduction(Model, frozen=True, kw_only=True):
 
 
 class InputTranscription(Model, frozen=True, kw_only=True):
-    """Asynchronous transcription of the user's audio."""
+    """Asynchronous transcription of the user's audio.
+
+    ``delay`` (``minimal`` ... ``xhigh``, for ``gpt-realtime-whisper``), ``keywords`` and
+    ``languages`` (for ``gpt-transcribe`` and ``gpt-live-transcribe``) are the later additions;
+    their types are those of the official SDKs' generated typings, not checked against the live
+    service.
+    """
 
     model: str | None | UnsetType = UNSET
     language: str | None | UnsetType = UNSET
     prompt: str | None | UnsetType = UNSET
+    delay: str | None | UnsetType = UNSET
+    keywords: list[str] | None | UnsetType = UNSET
+    languages: list[str] | None | UnsetType = UNSET
 
 
 class ServerVad(Tagged, frozen=True, kw_only=True, tag="server_vad"):
-    """Energy-based server voice activity detection."""
+    """Energy-based server voice activity detection.
+
+    ``model_version`` (here and in :class:`SemanticVad`) is what the JS SDK sends for its
+    ``modelVersion`` option (PR #968); the service's documented schema does not list it.
+    """
 
     threshold: float | UnsetType = UNSET
     prefix_padding_ms: int | UnsetType = UNSET
@@ -119,6 +132,7 @@ class ServerVad(Tagged, frozen=True, kw_only=True, tag="server_vad"):
     idle_timeout_ms: int | None | UnsetType = UNSET
     create_response: bool | UnsetType = UNSET
     interrupt_response: bool | UnsetType = UNSET
+    model_version: str | UnsetType = UNSET
 
 
 class SemanticVad(Tagged, frozen=True, kw_only=True, tag="semantic_vad"):
@@ -127,6 +141,7 @@ class SemanticVad(Tagged, frozen=True, kw_only=True, tag="semantic_vad"):
     eagerness: str | UnsetType = UNSET
     create_response: bool | UnsetType = UNSET
     interrupt_response: bool | UnsetType = UNSET
+    model_version: str | UnsetType = UNSET
 
 
 TurnDetection = Union[ServerVad, SemanticVad]

@@ -366,6 +366,9 @@ SERVER_VAD = _with_type(
         "idle_timeout_ms": Nullable(Number(0, None, integer=True)),
         "create_response": Bool(),
         "interrupt_response": Bool(),
+        # Sent by the JS SDK for its modelVersion option (PR #968); accepted, not verified on
+        # the service, whose published schema does not list it.
+        "model_version": Str(),
     }
 )
 SEMANTIC_VAD = _with_type(
@@ -373,6 +376,7 @@ SEMANTIC_VAD = _with_type(
         "eagerness": Enum("low", "medium", "high", "auto"),
         "create_response": Bool(),
         "interrupt_response": Bool(),
+        "model_version": Str(),
     }
 )
 TURN_DETECTION = Nullable(Tagged({"server_vad": SERVER_VAD, "semantic_vad": SEMANTIC_VAD}))
