@@ -1323,6 +1323,15 @@ def test_provider_data_is_merged_as_is() -> None:
         ({"temperature": "hot"}, "provider_data"),
         ({1: 2}, "provider_data"),
         ([("temperature", 1.0)], "provider_data"),
+        # typing ignores undeclared nested keys: they must not vanish in silence
+        (
+            {"audio": {"input": {"turn_detection": {"type": "server_vad", "foo": 1}}}},
+            "provider_data.audio.input.turn_detection.foo",
+        ),
+        (
+            {"tools": [{"type": "function", "name": "f", "bogus": 1}]},
+            "provider_data.tools[0].bogus",
+        ),
     ],
 )
 def test_bad_provider_data(data: Any, path: str) -> None:
