@@ -709,6 +709,11 @@ DIFFERENCES: dict[str, str] = {
         "that never come on a SIP call's sideband: it does nothing; rtproto cancels the "
         "response and clears the server's output buffer, which plays to the phone line"
     ),
+    "sip: the call's audio format": (
+        "the JS SIP transport's initial session.update carries its PCM 24 kHz format defaults, "
+        "which contradict the phone line's G.711 (pain point 4 on a call); rtproto's sip "
+        "profile sends only the formats the application gives"
+    ),
     "update_session sends only what changed": (
         "the JS transport's updateSessionConfig() sends the whole configuration with its "
         "defaults re-applied, which is how a voice change reverted phone audio to PCM "
@@ -735,6 +740,10 @@ def _expected(name: str, js: dict[str, Any]) -> tuple[list[Any], dict[str, list[
             message["response_id"] = "resp_1"
     events = _by_kind(js["events"])
     events["item_update"] = _collapsed(events.get("item_update", []))  # "item updates"
+    if name.startswith("sip:"):  # "sip: the call's audio format"
+        audio = sent[0][1]["session"]["audio"]
+        for direction in ("input", "output"):
+            assert audio[direction].pop("format") == {"type": "audio/pcm", "rate": 24000}
     if name == "barge-in":  # "interrupt_response from session.created"
         sent = [pair for pair in sent if pair[1]["type"] != "response.cancel"]
     elif name == "transcripts and deletes":  # "transcripts attached locally"

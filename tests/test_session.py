@@ -1459,12 +1459,27 @@ def test_add_image_refuses_what_it_cannot_name(h: Harness) -> None:
     assert h.sent() == [] and webrtc.sent() == []
 
 
+def test_sip_leaves_the_audio_formats_to_the_call() -> None:
+    """A SIP call's audio is the phone line's (G.711): the initial session.update carries
+    no PCM defaults for it, only formats the application gives."""
+    (update,) = Harness(profile=Profile.SIP).connect()
+    audio = update["session"]["audio"]
+    assert "format" not in audio["input"] and "format" not in audio["output"]
+    assert audio["input"]["turn_detection"] == {"type": "semantic_vad"}
+    config = {"audio": {"output": {"format": {"type": "audio/pcmu"}}}}
+    (update,) = Harness(profile=Profile.SIP, session=config).connect()
+    assert update["session"]["audio"]["output"]["format"] == {"type": "audio/pcmu"}
+    assert "format" not in update["session"]["audio"]["input"]
+    (update,) = Harness().connect()  # other profiles keep the JS SDK's PCM defaults
+    assert update["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+
+
 def test_sip_refuses_audio() -> None:
     harness = Harness(profile=Profile.SIP)
     harness.connect()
-    with pytest.raises(rtproto.LocalProtocolError) as info:
+    with pytest.raises(rtproto.LocalProtocolError, match="send it through the call") as info:
         harness.session.send_audio(b"\x00\x00")
-    assert "sip" in str(info.value)
+    assert info.value.event_type == "input_audio_buffer.append"
 
 
 def test_send_audio_and_commit(h: Harness) -> None:

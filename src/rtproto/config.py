@@ -733,7 +733,9 @@ def _set(**fields: Any) -> dict[str, Any]:
     return {name: value for name, value in fields.items() if not isinstance(value, UnsetType)}
 
 
-def _build(config: object, *, model: str | None, defaults: bool) -> RealtimeSession:
+def _build(
+    config: object, *, model: str | None, defaults: bool, format_defaults: bool = True
+) -> RealtimeSession:
     top = _Fields(config, "", _TOP)
     flat = [top.path_of(name) for name in _FLAT if name in top]
     if flat and "audio" in top:
@@ -779,12 +781,14 @@ def _build(config: object, *, model: str | None, defaults: bool) -> RealtimeSess
 
     if defaults:
         modalities = ["audio"] if isinstance(modalities, UnsetType) else modalities
-        in_format = PCM_24K if isinstance(in_format, UnsetType) else in_format
+        if format_defaults and isinstance(in_format, UnsetType):
+            in_format = PCM_24K
         noise = None if isinstance(noise, UnsetType) else noise
         if isinstance(transcription, UnsetType):
             transcription = InputTranscription(model=DEFAULT_TRANSCRIPTION_MODEL)
         turn = SemanticVad() if isinstance(turn, UnsetType) else turn
-        out_format = PCM_24K if isinstance(out_format, UnsetType) else out_format
+        if format_defaults and isinstance(out_format, UnsetType):
+            out_format = PCM_24K
         speed = 1.0 if isinstance(speed, UnsetType) else speed
 
     inputs = _set(
@@ -824,6 +828,7 @@ def normalize_session_config(
     *,
     model: str | None = None,
     defaults: bool = True,
+    format_defaults: bool = True,
 ) -> RealtimeSession:
     """The GA :class:`~rtproto.models.RealtimeSession` for a session configuration.
 
@@ -835,6 +840,8 @@ def normalize_session_config(
         defaults: fill what is absent with the JS SDK's defaults (output ``["audio"]``, PCM
             24 kHz both ways, ``gpt-4o-mini-transcribe`` transcription, ``semantic_vad``, no
             noise reduction, speed 1.0). ``False`` sets only what was given (partial updates).
+        format_defaults: with ``defaults``, also default the audio formats (``False`` leaves
+            them to the server: a SIP call's audio format is the phone line's, G.711).
 
     Raises:
         LocalProtocolError: an unknown field, a value out of range, or a contradiction (the
@@ -847,4 +854,9 @@ def normalize_session_config(
             raw["provider_data"] = extra
         _build(raw, model=None, defaults=False)
         return config
-    return _build({} if config is None else config, model=model, defaults=defaults)
+    return _build(
+        {} if config is None else config,
+        model=model,
+        defaults=defaults,
+        format_defaults=format_defaults,
+    )

@@ -227,7 +227,11 @@ class ClientSession:
         self.options = options = options or SessionOptions()
         self._profile = options.profile
         self._config = normalize_session_config(
-            options.session, model=options.model, defaults=options.config_defaults
+            options.session,
+            model=options.model,
+            defaults=options.config_defaults,
+            # a SIP call's audio is the phone line's (G.711): PCM defaults would fight it
+            format_defaults=options.profile is not Profile.SIP,
         )
         limits = options.limits
         if limits.max_outgoing_message_size is not None:
