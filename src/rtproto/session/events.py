@@ -151,7 +151,9 @@ class TurnDone(TransportEvent, frozen=True, kw_only=True, gc=False):
 
 
 class FunctionCall(TransportEvent, frozen=True, kw_only=True, gc=False):
-    """The model called a function tool (emitted once per ``call_id``)."""
+    """The model called a function tool (emitted once per ``call_id``, when its item is done
+    and ``completed``). ``function`` is the tool's name (``name`` is every transport event's
+    kind, ``"function_call"``); ``arguments`` is JSON text, as the model wrote it."""
 
     name: ClassVar[str] = "function_call"
     function: str
