@@ -8,6 +8,7 @@ import json
 import math
 from typing import Any
 
+import msgspec
 import pytest
 
 import rtproto
@@ -1459,6 +1460,34 @@ def test_add_image_refuses_what_it_cannot_name(h: Harness) -> None:
     assert h.sent() == [] and webrtc.sent() == []
 
 
+def test_a_whole_message_item_and_bad_response_options(h: Harness) -> None:
+    item = M.MessageItem(
+        id="m1", role="system", content=[M.ContentPart(type="input_text", text="Be brief.")]
+    )
+    h.session.send_message(item, trigger_response=False)
+    assert h.sent() == [
+        {
+            "type": "conversation.item.create",
+            "event_id": "rtproto_item_create_2",
+            "item": {
+                "id": "m1",
+                "type": "message",
+                "role": "system",
+                "content": [{"type": "input_text", "text": "Be brief."}],
+            },
+        }
+    ]
+    for options, why in (
+        ({"instructions": 5}, "Expected `str`"),
+        ({"instrucions": "x"}, "instrucions is not a response.create field"),  # a typo
+        ({"audio": {"output": {"voise": "x"}}}, "audio.output.voise is not"),
+    ):
+        with pytest.raises(rtproto.LocalProtocolError, match="invalid response options") as info:
+            h.session.create_response(options)
+        assert why in info.value.message and info.value.event_type == "response.create"
+    assert h.sent() == []
+
+
 def test_sip_leaves_the_audio_formats_to_the_call() -> None:
     """A SIP call's audio is the phone line's (G.711): the initial session.update carries
     no PCM defaults for it, only formats the application gives."""
@@ -1719,6 +1748,15 @@ def test_a_transcript_for_an_unknown_item_reads_the_item_back(h: Harness) -> Non
     assert isinstance(item, M.MessageItem) and item.content[0].transcript == "Hi."
     h.feed(s.event("conversation.item.retrieved", item=bare))  # (attached once only)
     assert h.session.history[0] == item
+    # transcripts waiting for their item are bounded (64): the oldest is forgotten
+    for n in range(65):
+        h.feed(completed.replace("item_U7", f"item_W{n}").replace("Hi.", f"T{n}"))
+    assert len(h.sent()) == 65
+    for n in (0, 64):
+        h.feed(s.event("conversation.item.retrieved", item={**bare, "id": f"item_W{n}"}))
+    by_id = {i.id: i for i in h.session.history if isinstance(i, M.MessageItem)}
+    assert by_id["item_W0"].content[0].transcript is msgspec.UNSET
+    assert by_id["item_W64"].content[0].transcript == "T64"
 
 
 def test_deleted_items(h: Harness) -> None:

@@ -694,24 +694,24 @@ def _provider_data(value: object, path: str) -> dict[str, Any]:
         typed = msgspec.convert(raw, RealtimeSession)
     except msgspec.ValidationError as exc:
         raise _fail(path, str(exc).replace("`$", f"`{path}"), value) from None
-    dropped = _first_dropped(raw, msgspec.to_builtins(typed), path)
+    dropped = first_dropped(raw, msgspec.to_builtins(typed), path)
     if dropped is not None:  # (the typed models ignore keys they do not declare)
         raise _fail(dropped, "is not a field there, so it cannot be sent")
     return {key: getattr(typed, key) for key in raw}
 
 
-def _first_dropped(given: object, kept: object, path: str) -> str | None:
+def first_dropped(given: object, kept: object, path: str) -> str | None:
     """The path of the first key in ``given`` that typing left out of ``kept``, if any."""
     if isinstance(given, Mapping) and isinstance(kept, Mapping):
         for key, value in given.items():
             if key not in kept:
                 return _join(path, str(key))
-            found = _first_dropped(value, kept[key], _join(path, str(key)))
+            found = first_dropped(value, kept[key], _join(path, str(key)))
             if found is not None:
                 return found
     elif isinstance(given, (list, tuple)) and isinstance(kept, list):
         for index, (value, typed) in enumerate(zip(given, kept, strict=False)):
-            found = _first_dropped(value, typed, f"{path}[{index}]")
+            found = first_dropped(value, typed, f"{path}[{index}]")
             if found is not None:
                 return found
     return None

@@ -30,7 +30,7 @@ from ..codec import (
     serialize_client_event,
     server_parser,
 )
-from ..config import normalize_session_config, output_format_of
+from ..config import first_dropped, normalize_session_config, output_format_of
 from ..dialect import Dialect
 from ..errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -671,12 +671,19 @@ class ClientSession:
         all, as the JS transport's ``requestResponse()``); with options it gets its own.
         """
         if options is not None and not isinstance(options, M.ResponseCreateParams):
+            given = dict(options)
             try:
-                options = msgspec.convert(dict(options), M.ResponseCreateParams)
+                options = msgspec.convert(given, M.ResponseCreateParams)
             except msgspec.ValidationError as exc:
                 raise LocalProtocolError(
                     f"invalid response options: {exc}", event_type="response.create"
                 ) from None
+            dropped = first_dropped(given, msgspec.to_builtins(options), "")
+            if dropped is not None:  # (typing ignores undeclared keys: a typo, say)
+                raise LocalProtocolError(
+                    f"invalid response options: {dropped} is not a response.create field",
+                    event_type="response.create",
+                )
         self._request_response(options, manual=options is not None)
 
     def interrupt(self, now: float, *, cancel: bool = True) -> None:
@@ -1040,16 +1047,18 @@ class ClientSession:
 
     def _on_item_retrieved(self, event: E.ConversationItemRetrieved, now: float) -> None:
         item = _as_kept(event.item, "completed")
-        if isinstance(item.id, str):
-            self._retrieving.pop(item.id, None)
         if not self._history.replace(item, keep_transcripts=True):
             self._history.put(item, None, place=False)
-        transcript = self._transcripts.pop(item.id, None) if isinstance(item.id, str) else None
-        if transcript is not None and isinstance(item.id, str):
-            self._history.set_transcript(item.id, *transcript)  # (input items come without)
-        kept = self._history.get(item.id) if isinstance(item.id, str) else None
-        if kept is not None and isinstance(item.id, str):
-            self._history_changed(kept, self._history.previous_of(item.id))
+        item_id = item.id
+        if not isinstance(item_id, str):
+            return  # (history keeps items by id: this one is not kept)
+        self._retrieving.pop(item_id, None)
+        transcript = self._transcripts.pop(item_id, None)
+        if transcript is not None:
+            self._history.set_transcript(item_id, *transcript)  # (input items come without)
+        kept = self._history.get(item_id)
+        if kept is not None:
+            self._history_changed(kept, self._history.previous_of(item_id))
 
     def _on_item_truncated(self, event: E.ConversationItemTruncated, now: float) -> None:
         # The server cut the audio and dropped that part's transcript: read the item back as
