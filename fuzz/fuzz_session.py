@@ -177,6 +177,8 @@ class _Run:
         except rtproto.RemoteProtocolError:
             self.drop_warned = False  # the next drain must carry the warning
             return
+        if isinstance(event, rtproto.InvalidEvent):  # the core salvages what it can, too
+            event = rtproto.salvage(event, dialect=self.dialect) or event
         if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ErrorEvent)):
             self.create_in_flight = False  # answered (a loose view: the core may wait more)
         if isinstance(event, (rtproto.events.ResponseCreated, rtproto.events.ResponseDone)):
