@@ -71,13 +71,16 @@ __all__ = ["TestOneInput", "check_one", "main", "run_corpus", "seeds"]
 RemoteProtocolError = rtproto.RemoteProtocolError
 CLOSED = WebSocketState.CLOSED
 ACCEPT = b"@ACCEPT@"
-#: Small limits, so that oversized messages and event backpressure are reachable.
+#: Small limits, so that oversized messages, messages in too many fragments and event
+#: backpressure are reachable.
 MAX_MESSAGE = 4096
+MAX_FRAGMENTS = 8
 MAX_EVENTS = 16
 _OPTIONS = WebSocketOptions(
     url="ws://fuzz.invalid/v1/realtime?model=m",
     api_key="sk-fuzz",
     max_message_size=MAX_MESSAGE,
+    max_fragments=MAX_FRAGMENTS,
     ping_interval=10.0,
     ping_timeout=5.0,
     handshake_timeout=20.0,
@@ -298,6 +301,15 @@ def seeds() -> dict[str, bytes]:
         "frames-masked": encode_frame(0x1, raw_created, b"\x01\x02\x03\x04"),
         "frames-invalid-utf8": encode_frame(0x1, b'{"type":"\xc3\x28"}'),
         "frames-too-big": b"\x81\x7e\x13\x88" + b"a" * 64,
+        "frames-too-many-fragments": encode_frame(0x1, b"{", fin=False)
+        + encode_frame(0x0, b"", fin=False) * MAX_FRAGMENTS
+        + encode_frame(0x0, b"}"),
+        "frames-empty-fragments": encode_frame(0x1, b"", fin=False)
+        + encode_frame(0x0, raw_created[:7], fin=False)
+        + encode_frame(0x0, b"", fin=False)
+        + encode_frame(0x9, b"p")
+        + encode_frame(0x0, raw_created[7:], fin=False)
+        + encode_frame(0x0, b""),
         "frames-16bit-length": text({"type": "x.y", "pad": "p" * 300}),
         "frames-compressed": encode_frame(0x1, deflated(raw_created), rsv=0x40)
         + encode_frame(0x1, deflated(raw_created)[:5], rsv=0x40, fin=False)

@@ -6,7 +6,7 @@ import pytest
 
 from rtproto import LocalProtocolError
 from rtproto.wire import realtime_url, split_url
-from rtproto.wire.url import host_header
+from rtproto.wire.url import host_header, redact_url
 
 
 def test_default_base_with_model() -> None:
@@ -129,6 +129,31 @@ def test_split_url_refuses(url: str) -> None:
         return
     with pytest.raises(LocalProtocolError):
         split_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("wss://h:99999/v1/realtime?model=m&api-key=SECRET", "'wss://h:99999/v1/realtime?...'"),
+        ("wss://h:0/?key=SECRET", "'wss://h:0/?...'"),
+        ("wss://h:/?k=SECRET", "'wss://h:/?...'"),
+        ("wss://h:abc/x?k=SECRET", "'wss://h:abc/x?...'"),
+    ],
+)
+def test_split_url_errors_leave_the_query_out(url: str, shown: str) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        split_url(url)
+    assert "SECRET" not in str(info.value)
+    assert "SECRET" not in repr(info.value)
+    assert shown in str(info.value)
+
+
+def test_redact_url() -> None:
+    assert redact_url("wss://h/v1/realtime?model=m&api-key=k") == "wss://h/v1/realtime?..."
+    assert redact_url("wss://h:1/v1/realtime") == "wss://h:1/v1/realtime"
+    assert redact_url("wss://h/p?") == "wss://h/p?..."
+    assert redact_url("wss://h/p#k=1?x") == "wss://h/p"
+    assert redact_url("wss://h/p?x#y") == "wss://h/p?..."
 
 
 def test_host_header() -> None:

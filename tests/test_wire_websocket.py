@@ -47,6 +47,7 @@ from rtproto.wire import (
     realtime_url,
 )
 from rtproto.wire._frames import accept_token, close_payload, encode_frame, mask
+from rtproto.wire.websocket import MAX_RESPONSE_HEAD
 
 from .fuzzing import load_harness
 from .scripts import Server
@@ -243,6 +244,129 @@ def test_key_never_shown() -> None:
         with pytest.raises(LocalProtocolError) as refused:
             options(**bad)
         assert secret not in str(refused.value)
+    # an Azure-style key in a header or in the URL's query: reprs show neither
+    url = f"wss://x.example/v1/realtime?model=m&api-key={KEY}"
+    opts = options(url=url, extra_headers=(("api-key", KEY), ("X-Trace", "abc")))
+    conn = RealtimeWebSocket(opts)
+    for text in (repr(opts), str(opts), repr(conn)):
+        assert KEY not in text
+        assert "'wss://x.example/v1/realtime?...'" in text
+    assert "extra_headers=(('api-key', '***'), ('X-Trace', '***'))" in repr(opts)
+    assert "max_message_size=16777216" in repr(opts)  # the rest as it is
+
+
+def _echo_subprotocol(value: str) -> Callable[[RealtimeWebSocket], bytes]:
+    return lambda conn: upgrade_101(conn, ("Sec-WebSocket-Protocol", f"realtime, {value}"))
+
+
+def _echo_refusal(value: str) -> Callable[[RealtimeWebSocket], bytes]:
+    body = json.dumps({"error": {"message": f"bad key {value}"}}).encode()
+    return lambda conn: raw_response(401, [("Content-Length", str(len(body)))], body)
+
+
+#: A server echoing a credential in every kind of handshake error: (options, response, mark).
+ECHOES: dict[str, tuple[dict[str, Any], Callable[[RealtimeWebSocket], bytes], str]] = {
+    "api key as the subprotocol selected": (
+        {"subprotocol_auth": True},
+        _echo_subprotocol(f"openai-insecure-api-key.{KEY}"),
+        "openai-insecure-api-key.<api key>",
+    ),
+    "api key in a malformed response": (
+        {},
+        lambda conn: f"HTTP/1.1 101 Switching Protocols\r\nbad {KEY}\r\n\r\n".encode(),
+        "<api key>",
+    ),
+    "api key in a refusal": ({}, _echo_refusal(KEY), "bad key <api key>"),
+    "api-key header as the subprotocol selected": (
+        {"api_key": None, "extra_headers": (("api-key", KEY),)},
+        _echo_subprotocol(KEY),
+        "realtime, <redacted>",
+    ),
+    "api-key header in a refusal": (
+        {"api_key": None, "extra_headers": (("X-Api-Key", KEY),)},
+        _echo_refusal(KEY),
+        "bad key <redacted>",
+    ),
+    "api-key query parameter in a refusal": (
+        {"api_key": None, "url": f"wss://x.example/v1/realtime?model=m&api-key={KEY}"},
+        _echo_refusal(KEY),
+        "bad key <redacted>",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", ECHOES)
+def test_key_never_shown_in_handshake_errors(name: str) -> None:
+    overrides, response, mark = ECHOES[name]
+    conn = RealtimeWebSocket(options(**overrides))
+    conn.initiate(0.0)
+    with pytest.raises(RemoteProtocolError) as info:
+        conn.receive_data(response(conn), 0.0)
+    error = info.value
+    for text in (str(error), repr(error), repr(error.args), conn.close_reason or ""):
+        assert KEY not in text
+    assert mark in str(error)
+    assert conn.state is WebSocketState.CLOSED
+    (change,) = [e for e in changes(drain(conn)) if e[0] is ConnectionStatus.DISCONNECTED]
+    assert KEY not in (change[2] or "")
+    assert mark in (change[2] or "")
+
+
+def test_handshake_errors_keep_values_that_are_not_credentials() -> None:
+    conn = RealtimeWebSocket(options(extra_headers=(("X-Trace", "trace-1234"),)))
+    conn.initiate(0.0)
+    with pytest.raises(RemoteProtocolError, match="'realtime, trace-1234', not offered"):
+        conn.receive_data(_echo_subprotocol("trace-1234")(conn), 0.0)
+
+
+def _padded_head(head: bytes, size: int) -> bytes:
+    """``head`` (ending in a blank line) with an ``X-Pad`` header, ``size`` bytes long."""
+    padded = head[:-2] + b"X-Pad: " + b"p" * (size - len(head) - 9) + b"\r\n\r\n"
+    assert len(padded) == size
+    return padded
+
+
+def _pieces(data: bytes, step: int) -> list[bytes]:
+    return [data[i : i + step] for i in range(0, len(data), step)] if step else [data]
+
+
+@pytest.mark.parametrize("status", [101, 401])
+@pytest.mark.parametrize("size", [MAX_RESPONSE_HEAD + 1, 40_000])
+@pytest.mark.parametrize("step", [0, 7, 1000])
+def test_oversized_response_head_fails_the_handshake(status: int, size: int, step: int) -> None:
+    conn = RealtimeWebSocket(options())
+    conn.initiate(0.0)
+    head = upgrade_101(conn) if status == 101 else raw_response(401, [("Content-Length", "0")])
+    data = _padded_head(head, size)
+    with pytest.raises(RemoteProtocolError) as info:  # however the bytes arrive
+        for piece in _pieces(data, step):
+            conn.receive_data(piece, 0.0)
+    assert not isinstance(info.value, HandshakeRefused)
+    assert info.value.message == (
+        f"invalid answer to the WebSocket upgrade: the response head exceeds"
+        f" {MAX_RESPONSE_HEAD} bytes"
+    )
+    assert conn.state is WebSocketState.CLOSED
+    assert changes(drain(conn))[-1] == (ConnectionStatus.DISCONNECTED, None, info.value.message)
+
+
+@pytest.mark.parametrize("step", [0, 7, 1000])
+def test_response_head_at_the_limit_is_accepted(step: int) -> None:
+    conn = RealtimeWebSocket(options())
+    conn.initiate(0.0)
+    interim = b"HTTP/1.1 100 Continue\r\n\r\n"  # each head counts on its own
+    head = _padded_head(upgrade_101(conn), MAX_RESPONSE_HEAD)
+    then = encode_frame(0x1, Server().session_created().encode())
+    for piece in _pieces(interim + head + then, step):
+        conn.receive_data(piece, 0.0)
+    assert conn.state is WebSocketState.OPEN
+    assert any(isinstance(e, SessionCreated) for e in drain(conn))
+    refused = RealtimeWebSocket(options())
+    refused.initiate(0.0)
+    head = _padded_head(raw_response(401, [("Content-Length", "2")]), MAX_RESPONSE_HEAD)
+    with pytest.raises(HandshakeRefused):
+        for piece in _pieces(head + b"{}", step):
+            refused.receive_data(piece, 0.0)
 
 
 def test_101_connects_and_sends_session_update() -> None:
@@ -596,6 +720,9 @@ def test_mask_keys_come_from_the_random_source() -> None:
         ({"extra_headers": (("User-Agent", "me"),)}, "repeats"),
         ({"extra_headers": (("only-one",),)}, "pairs"),
         ({"max_message_size": 10}, "max_message_size"),
+        ({"max_fragments": 0}, "max_fragments"),
+        ({"max_fragments": True}, "max_fragments"),
+        ({"max_fragments": 2.0}, "max_fragments"),
         ({"ping_interval": 0}, "ping_interval"),
         ({"ping_timeout": -1}, "ping_timeout"),
         ({"handshake_timeout": "1"}, "handshake_timeout"),
@@ -930,6 +1057,74 @@ def test_fragments_with_control_frames_between() -> None:
     assert isinstance(event, SessionCreated)
     pongs = [e.payload for e in peer.received() if isinstance(e, wse.Pong)]
     assert pongs == [b"1", b"2"]
+
+
+@pytest.mark.parametrize("kind", ["text", "binary", "compressed"])
+def test_empty_fragments_are_not_kept(kind: str) -> None:
+    conn, peer = open_conn(deflate=kind == "compressed")
+    peer.received()
+    raw = b'{"type":"x"}'
+    if kind == "compressed":
+        compressor = zlib.compressobj(wbits=-15)
+        body = compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)[:-4]
+        first, last = encode_frame(0x1, body, rsv=0x40, fin=False), encode_frame(0x0, b"")
+    else:
+        opcode = 0x1 if kind == "text" else 0x2
+        first, last = encode_frame(opcode, raw[:1], fin=False), encode_frame(0x0, raw[1:])
+    conn.receive_data(first + encode_frame(0x0, b"", fin=False) * 1000, 1.0)
+    assert len(conn._frag_text) + len(conn._frag_chunks) == 1  # not one per empty frame
+    conn.receive_data(last, 1.0)
+    (event,) = [e for e in drain(conn) if not isinstance(e, ConnectionChange)]
+    if kind == "binary":
+        assert isinstance(event, ProtocolWarning)
+        assert "12 bytes" in event.message
+    else:
+        assert isinstance(event, UnknownEvent)
+        assert event.raw == {"type": "x"}
+    assert conn.state is WebSocketState.OPEN
+
+
+def test_message_in_too_many_fragments_closes_1009() -> None:
+    conn, peer = open_conn(options(max_fragments=4))
+    peer.received()
+    raw = b'{"type":"x"}'
+    empty = encode_frame(0x0, b"", fin=False)
+    four = encode_frame(0x1, raw[:3], fin=False) + empty * 2 + encode_frame(0x0, raw[3:])
+    conn.receive_data(four, 1.0)
+    assert isinstance(drain(conn)[-1], UnknownEvent)  # at the limit: accepted
+    five = encode_frame(0x1, raw[:3], fin=False) + empty * 3 + encode_frame(0x0, raw[3:])
+    conn.receive_data(five[: -len(raw[3:])], 1.0)  # the fifth frame's header is enough
+    assert conn.state is WebSocketState.CLOSED
+    assert conn.close_code == 1009
+    reason = "a message in more than 4 fragments exceeds max_fragments"
+    assert conn.close_reason == reason
+    assert changes(drain(conn))[-1] == (ConnectionStatus.DISCONNECTED, 1009, reason)
+    (close,) = peer.received()
+    assert isinstance(close, wse.CloseConnection)
+    assert close.code == 1009
+
+
+def test_empty_fragment_flood_is_bounded() -> None:
+    """Empty continuation frames count for nothing towards max_message_size: the default
+    max_fragments ends the message, and none of them is kept meanwhile."""
+    conn, peer = open_conn(options(max_message_size=1024))
+    peer.received()
+    conn.receive_data(b"\x01\x01{", 1.0)  # a TEXT fragment, not FIN
+    chunk = b"\x00\x00" * 20_000  # 20,000 empty continuation frames, not FIN
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            conn.receive_data(chunk, 1.0)
+            if conn.state is WebSocketState.OPEN:
+                assert conn._frag_text == ["{"]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert conn.state is WebSocketState.OPEN  # 60,001 frames: under the default 65536
+    assert peak < 64 * 1024
+    conn.receive_data(chunk, 1.0)
+    assert conn.close_code == 1009
+    assert conn.close_reason == "a message in more than 65536 fragments exceeds max_fragments"
 
 
 def test_fragmented_non_ascii_text() -> None:

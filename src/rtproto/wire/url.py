@@ -1,7 +1,8 @@
 """Realtime WebSocket URLs: build one from a base URL and split one for a driver to dial.
 
 Both functions are pure string work and raise :class:`~rtproto.errors.LocalProtocolError`
-(the application gave a bad URL) rather than ``ValueError``.
+(the application gave a bad URL) rather than ``ValueError``; an error message never repeats
+the URL's query (it may carry a key): :func:`redact_url` shows a URL without it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, url
 
 from ..errors import LocalProtocolError
 
-__all__ = ["DEFAULT_BASE_URL", "realtime_url", "split_url"]
+__all__ = ["DEFAULT_BASE_URL", "realtime_url", "redact_url", "split_url"]
 
 #: Where the service listens.
 DEFAULT_BASE_URL = "wss://api.openai.com/v1/realtime"
@@ -101,17 +102,26 @@ def split_url(url: str) -> tuple[bool, str, int, str]:
     try:
         port = parts.port
     except ValueError:
-        raise LocalProtocolError(f"bad port in URL {url!r}") from None
+        raise LocalProtocolError(f"bad port in URL {redact_url(url)!r}") from None
     if port is None:
         if parts.netloc.endswith(":"):
-            raise LocalProtocolError(f"empty port in URL {url!r}")
+            raise LocalProtocolError(f"empty port in URL {redact_url(url)!r}")
         port = _DEFAULT_PORT[tls]
     if port == 0:
-        raise LocalProtocolError(f"bad port in URL {url!r}")
+        raise LocalProtocolError(f"bad port in URL {redact_url(url)!r}")
     target = quote(parts.path or "/", safe=_TARGET_SAFE)  # with a host, the path starts "/"
     if parts.query:
         target += "?" + quote(parts.query, safe=_TARGET_SAFE)
     return tls, host, port, target
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its query or fragment (``?...`` marks a query that was there), for
+    reprs and error messages: a query may carry a key (``?api-key=...``)."""
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if cut < 0:
+        return url
+    return url[:cut] + ("?..." if url[cut] == "?" else "")
 
 
 def host_header(host: str, port: int, tls: bool) -> str:

@@ -48,8 +48,9 @@ import sys
 import zlib
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, NoReturn
+from urllib.parse import parse_qsl, urlsplit
 
 import h11
 import msgspec
@@ -68,7 +69,7 @@ from ._frames import (
     mask,
     valid_close_code,
 )
-from .url import host_header, split_url
+from .url import host_header, redact_url, split_url
 
 __all__ = [
     "HandshakeRefused",
@@ -80,6 +81,8 @@ __all__ = [
 
 #: Bytes of a refused upgrade's body kept for :class:`HandshakeRefused` (the rest is dropped).
 MAX_REFUSAL_BODY = 64 * 1024
+#: Largest response head (status line and headers) accepted in answer to the upgrade.
+MAX_RESPONSE_HEAD = 16 * 1024
 #: Random bytes fetched at a time for frame masks (64 frames; small: one pool per connection).
 _MASK_POOL_SIZE = 256
 #: What the client offers for permessage-deflate. The client never compresses what it sends
@@ -103,6 +106,8 @@ _RESERVED = frozenset(
     }
 )
 _WINDOW_BITS = {str(bits) for bits in range(8, 16)}
+# Names of extra headers and query parameters whose values are hidden from handshake errors.
+_SECRET_NAME = re.compile(r"key|token|secret|auth|pass|sig|credential", re.IGNORECASE)
 _decode_json = msgspec.json.Decoder().decode
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 _HEAD16 = struct.Struct("!BBH").pack
@@ -115,13 +120,16 @@ def _default_user_agent() -> str:
     return f"rtproto/{__version__}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class WebSocketOptions:
     """Configuration of a :class:`RealtimeWebSocket` (validated on construction).
 
+    The ``repr`` shows neither the API key, nor the URL's query, nor the values of
+    ``extra_headers`` (``'***'``): any of them may be a credential.
+
     Raises:
         LocalProtocolError: a bad URL, header, limit or timeout (messages never include the
-            API key).
+            API key, a header value or the URL's query).
     """
 
     #: The full ``ws://`` or ``wss://`` URL (build one with :func:`rtproto.wire.realtime_url`).
@@ -145,6 +153,10 @@ class WebSocketOptions:
     #: Largest message accepted (after decompression); larger ones close the connection
     #: with 1009.
     max_message_size: int = 16 * 1024 * 1024
+    #: Most frames (data frames, the first included) one message may arrive in; one more
+    #: closes the connection with 1009. Bounds the memory and work of a message sent in
+    #: many tiny or empty fragments, which ``max_message_size`` alone does not.
+    max_fragments: int = 65536
     #: Offer permessage-deflate; what the server compresses is inflated up to
     #: ``max_message_size`` and no further.
     compression: bool = True
@@ -195,6 +207,9 @@ class WebSocketOptions:
                 raise LocalProtocolError(f"extra header {name!r} repeats one set by the options")
         if not isinstance(self.max_message_size, int) or self.max_message_size < 125:
             raise LocalProtocolError("max_message_size must be an int of at least 125")
+        fragments = self.max_fragments
+        if not isinstance(fragments, int) or isinstance(fragments, bool) or fragments < 1:
+            raise LocalProtocolError("max_fragments must be an int of at least 1")
         timeouts: tuple[tuple[str, float | None, bool], ...] = (
             ("ping_interval", self.ping_interval, True),
             ("ping_timeout", self.ping_timeout, False),
@@ -206,6 +221,19 @@ class WebSocketOptions:
                 continue
             if not isinstance(seconds, (int, float)) or not seconds > 0:
                 raise LocalProtocolError(f"{what} must be a positive number of seconds")
+
+    def __repr__(self) -> str:
+        parts = []
+        for spec in fields(self):
+            if not spec.repr:
+                continue
+            value = getattr(self, spec.name)
+            if spec.name == "url":
+                value = redact_url(value)
+            elif spec.name == "extra_headers":
+                value = tuple((name, "***") for name, _ in value)
+            parts.append(f"{spec.name}={value!r}")
+        return f"{type(self).__name__}({', '.join(parts)})"
 
 
 class HandshakeRefused(RemoteProtocolError):
@@ -298,6 +326,7 @@ class RealtimeWebSocket:
         "_events",
         "_frag_chunks",
         "_frag_compressed",
+        "_frag_count",
         "_frag_decoder",
         "_frag_opcode",
         "_frag_out",
@@ -305,10 +334,12 @@ class RealtimeWebSocket:
         "_frag_text",
         "_h11",
         "_handshake_deadline",
+        "_head_size",
         "_host",
         "_inflater",
         "_initiated",
         "_max_events",
+        "_max_fragments",
         "_max_size",
         "_next_ping",
         "_now",
@@ -380,6 +411,7 @@ class RealtimeWebSocket:
         #: The subprotocol the server selected (after the 101), if any.
         self.subprotocol: str | None = None
         self._response_head = ""  # response_headers, as "name:value" lines (one string)
+        self._head_size = 0  # bytes given to h11 since the current response head began
         # output
         self._out: list[bytes] = []
         self._out_len = 0
@@ -391,6 +423,7 @@ class RealtimeWebSocket:
         self._events: deque[SessionEvent] | None = None
         self._max_events = max(1, session.options.limits.max_pending_events)
         self._max_size = options.max_message_size
+        self._max_fragments = options.max_fragments
         self._rbuf: list[bytes] = []
         self._rlen = 0
         self._rneed = 0
@@ -402,6 +435,7 @@ class RealtimeWebSocket:
         self._frag_text: list[str] = []  # text fragments, decoded as they arrive
         self._frag_decoder: codecs.IncrementalDecoder | None = None
         self._frag_size = 0  # payload bytes received (compressed when compressed)
+        self._frag_count = 0  # data frames received (empty ones too)
         self._frag_out = 0  # inflated bytes produced
         self._frag_compressed = False
         # permessage-deflate (server to client)
@@ -419,7 +453,7 @@ class RealtimeWebSocket:
         self._close_reason: str | None = None
 
     def __repr__(self) -> str:
-        return f"<RealtimeWebSocket {self._state.value} {self.options.url!r}>"
+        return f"<RealtimeWebSocket {self._state.value} {redact_url(self.options.url)!r}>"
 
     # ------------------------------------------------------------------------ properties --
 
@@ -474,7 +508,7 @@ class RealtimeWebSocket:
             raise LocalProtocolError("random_bytes(16) must return 16 bytes")
         key = base64.b64encode(raw_key)
         self._accept = accept_token(key)
-        connection = h11.Connection(h11.CLIENT)
+        connection = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_RESPONSE_HEAD)
         try:
             request = h11.Request(
                 method="GET", target=self._target, headers=self._request_headers(key.decode())
@@ -700,6 +734,7 @@ class RealtimeWebSocket:
     def _handshake(self, data: bytes, now: float) -> None:
         connection = self._h11
         assert connection is not None
+        self._head_size += len(data)
         try:
             connection.receive_data(data)
             while True:
@@ -707,6 +742,14 @@ class RealtimeWebSocket:
                 kind = type(event)
                 if event is h11.NEED_DATA:
                     return
+                if kind is h11.InformationalResponse or kind is h11.Response:
+                    # h11 refuses a head still incomplete after MAX_RESPONSE_HEAD bytes;
+                    # this, a longer one that arrived whole: the limit holds however the
+                    # bytes were split
+                    size = self._head_size - len(connection.trailing_data[0])
+                    self._head_size -= size
+                    if size > MAX_RESPONSE_HEAD:
+                        raise h11.RemoteProtocolError("head too long", error_status_hint=431)
                 if kind is h11.InformationalResponse:
                     assert isinstance(event, h11.InformationalResponse)
                     if event.status_code == 101:
@@ -727,7 +770,13 @@ class RealtimeWebSocket:
                 else:  # pragma: no cover - h11 raises at EOF before a response
                     raise h11.RemoteProtocolError("the server closed the connection")
         except h11.RemoteProtocolError as exc:
-            if data:
+            if exc.error_status_hint == 431:  # over max_incomplete_event_size
+                what = "the response head" if self._refusal is None else "a line of the body"
+                message = (
+                    f"invalid answer to the WebSocket upgrade: {what} exceeds"
+                    f" {MAX_RESPONSE_HEAD} bytes"
+                )
+            elif data:
                 message = f"invalid answer to the WebSocket upgrade: {exc}"
             else:
                 message = "the server closed the connection during the WebSocket upgrade"
@@ -743,16 +792,33 @@ class RealtimeWebSocket:
             reason=response.reason.decode("latin-1"),
             state="CONNECTING",
         )
-        key = self.options.api_key
-        if key and key in error.message:  # never repeat the key, even if the server did
-            error.message = error.message.replace(key, "<api key>")
-            error.args = (error.message,)
         self._handshake_failed(error, now)
 
     def _handshake_failed(self, error: RemoteProtocolError, now: float) -> NoReturn:
+        """End the handshake with ``error``, its message cleared of credentials first."""
+        message = self._redact(error.message)
+        if message != error.message:
+            error.message = message
+            error.args = (message,)
         self._h11 = None
-        self._finish(None, error.message, now)
+        self._finish(None, message, now)
         raise error
+
+    def _redact(self, text: str) -> str:
+        """``text`` without the API key, nor the values of extra headers and URL query
+        parameters named like credentials (``api-key``, ``token`` ...): a server may echo
+        any of them (in a refusal's body, or as the subprotocol it selected)."""
+        options = self.options
+        secrets: list[tuple[str, str]] = []
+        if options.api_key:
+            secrets.append((options.api_key, "<api key>"))
+        query = urlsplit(options.url).query
+        for name, value in [*options.extra_headers, *parse_qsl(query, keep_blank_values=True)]:
+            if len(value) >= 4 and _SECRET_NAME.search(name):
+                secrets.append((value, "<redacted>"))
+        for secret, mark in sorted(secrets, key=lambda pair: -len(pair[0])):
+            text = text.replace(secret, mark)
+        return text
 
     def _upgraded(self, response: h11.InformationalResponse, now: float) -> None:
         headers = _headers(response.headers)
@@ -976,6 +1042,12 @@ class RealtimeWebSocket:
                 self._fail(1002, "a continuation frame without a message to continue", now)
             if b0 & 0x40:
                 self._fail(1002, "RSV1 set on a continuation frame", now)
+            if self._frag_count >= self._max_fragments:
+                limit = self._max_fragments
+                self._abort(
+                    1009, f"a message in more than {limit} fragments exceeds max_fragments", now
+                )
+                raise _Closed
             size = self._frag_size + length
         if size > self._max_size:
             self._too_big(size, now)
@@ -1006,18 +1078,22 @@ class RealtimeWebSocket:
             self._frag_opcode = opcode
             self._frag_compressed = bool(b0 & 0x40)
             self._frag_size = 0
+            self._frag_count = 0
             # text is validated as it arrives, so that bad UTF-8 fails at once (RFC 6455 8.1)
             self._frag_decoder = _utf8_decoder() if opcode == TEXT else None
         self._frag_size += len(payload)
+        self._frag_count += 1
         if self._frag_compressed:
             payload = self._inflate(payload, fin, now)
         decoder = self._frag_decoder
         if decoder is not None:
             try:
-                self._frag_text.append(decoder.decode(payload, fin))
+                text = decoder.decode(payload, fin)
             except UnicodeDecodeError:
                 self._fail(1007, "a text message is not valid UTF-8", now)
-        else:
+            if text:  # (empty fragments are not kept)
+                self._frag_text.append(text)
+        elif payload:
             self._frag_chunks.append(payload)
         if not fin:
             return
