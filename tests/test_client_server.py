@@ -28,6 +28,7 @@ from rtproto.server import (
     ServerOptions,
     ServerSession,
     SpeechPart,
+    sequential_ids,
 )
 from rtproto.session import (
     AudioChunk,
@@ -145,7 +146,8 @@ def linked(server: ServerOptions | None = None, client: SessionOptions | None = 
 
 
 def test_full_audio_turn() -> None:
-    link = linked()  # the client's defaults: semantic VAD, transcription on
+    # the client's defaults: semantic VAD, transcription on; readable server ids
+    link = linked(ServerOptions(id_generator=sequential_ids()))
     assert link.server.session.audio.input.turn_detection.type == "semantic_vad"  # type: ignore[union-attr]
     link.speak(silence(300) + tone(800) + silence(1000))
     link.advance(1.0)

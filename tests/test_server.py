@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 import wave
 from typing import Any
 
@@ -37,6 +38,7 @@ from rtproto.server import (
     ScriptResponder,
     ServerOptions,
     ServerSession,
+    ServiceIds,
     SessionExpired,
     SessionStarted,
     SessionUpdated,
@@ -77,11 +79,24 @@ def silence(ms: int) -> bytes:
 
 #: The brief's turn: 300 ms silence, 800 ms of a 300 Hz tone at 0.3, 1 s silence.
 TURN = silence(300) + tone(800) + silence(1000)
+#: GA ``rate_limits.updated`` follows ``response.done`` by ~43 ms (service observations 10).
+RATE_LIMITS_DELAY = 0.043
 
 
 def check_event(event: dict[str, Any], dialect: Dialect = Dialect.GA) -> None:
-    """The official SDK accepts the event as one of its own server events."""
+    """The official SDK accepts the event as one of its own server events.
+
+    One recorded deviation: beta whisper-1 ``transcription.completed`` events carry no
+    ``usage`` (service observations 4), which the SDK's beta model requires; the rest of
+    such an event is checked with a stand-in usage.
+    """
     adapter = GA_ADAPTER if dialect is Dialect.GA else BETA_ADAPTER
+    if (
+        dialect is Dialect.BETA
+        and event.get("type") == "conversation.item.input_audio_transcription.completed"
+        and "usage" not in event
+    ):
+        event = {**event, "usage": {"type": "duration", "seconds": 0.0}}
     adapter.validate_python(event)
 
 
@@ -89,6 +104,9 @@ class Harness:
     """A server core, the clock, and helpers that drain and check what it sends."""
 
     def __init__(self, **options: Any) -> None:
+        # readable ids (event_0001, item_0001...) unless a test asks for another generator;
+        # id_generator=None: the default, ServiceIds (the service's id shapes)
+        options.setdefault("id_generator", sequential_ids())
         self.server = ServerSession(ServerOptions(**options))
         self.dialect: Dialect = options.get("dialect", Dialect.GA)
         self.now = 0.0
@@ -145,6 +163,10 @@ class Harness:
             events += self.drain()
         self.now = max(self.now, until)
         return events
+
+    def settle(self) -> list[dict[str, Any]]:
+        """What is due within the GA ``rate_limits.updated`` delay (43 ms after a done)."""
+        return self.run_timers(self.now + RATE_LIMITS_DELAY)
 
     def logs(self) -> list[Any]:
         out = []
@@ -321,6 +343,7 @@ def test_connection_lifecycle_misuse() -> None:
         ("profile", "carrier-pigeon"),
         ("pace", "slow"),
         ("max_duration", 0),
+        ("rate_limit_tokens", 0),
         ("audio_chunk_ms", 0),
         ("max_pending_messages", 0),
     ],
@@ -330,7 +353,7 @@ def test_options_are_checked(field: str, value: Any) -> None:
         ServerOptions(**{field: value})
 
 
-def test_id_generator_is_injectable_and_sequential_by_default() -> None:
+def test_id_generator_is_injectable() -> None:
     ids = sequential_ids()
     assert [ids("item_"), ids("item_"), ids("resp_")] == ["item_0001", "item_0002", "resp_0001"]
     counter = iter(range(1000))
@@ -338,6 +361,64 @@ def test_id_generator_is_injectable_and_sequential_by_default() -> None:
     (created,) = harness.connect()
     assert created["event_id"].startswith("event_x")
     assert created["session"]["id"].startswith("sess_x")
+
+
+#: Service ids (service observations 6): 21 base62 characters; call ids 16; the WebRTC
+#: output buffer's event ids 16 lowercase hex.
+SERVICE_ID = re.compile(r"(event|sess|conv|item|resp)_[0-9A-Za-z]{21}")
+CALL_ID = re.compile(r"call_[0-9A-Za-z]{16}")
+HEX_EVENT_ID = re.compile(r"event_[0-9a-f]{16}")
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def minted_ms(service_id: str) -> int:
+    """The unix time in ms a service id was minted at (its 7 characters after the prefix)."""
+    head = service_id.split("_", 1)[1][:7]
+    return sum(BASE62.index(c) * 62**power for power, c in enumerate(reversed(head)))
+
+
+def test_default_ids_have_the_service_shapes_and_are_time_ordered() -> None:
+    def session(seed: int = 0, start: float = 0.0) -> tuple[Harness, list[dict[str, Any]]]:
+        harness = Harness(id_generator=None, profile="webrtc", seed=seed)
+        harness.now = start
+        events = harness.connect()
+        tools = {"type": "realtime", "tools": [{"type": "function", "name": "f"}]}
+        events += harness.send(update(tools), now=start + 1.0)
+        events += harness.send(user_text("hi"), now=start + 1.0)
+        create = {"type": "response.create", "response": {"tool_choice": "required"}}
+        events += harness.send(create, now=start + 2.5)
+        events += harness.send({"type": "response.create"}, now=start + 2.5)
+        events += harness.run_timers(start + 30.0)
+        return harness, events
+
+    harness, events = session()
+    buffer_events = [e for e in events if e["type"].startswith("output_audio_buffer.")]
+    assert buffer_events and all(HEX_EVENT_ID.fullmatch(e["event_id"]) for e in buffer_events)
+    others = [e for e in events if not e["type"].startswith("output_audio_buffer.")]
+    assert all(SERVICE_ID.fullmatch(e["event_id"]) for e in others)
+    minted = [minted_ms(e["event_id"]) for e in others]
+    assert minted == sorted(minted) and len(set(minted)) > 3  # time-ordered (to the ms)
+    assert SERVICE_ID.fullmatch(events[0]["session"]["id"]).group(1) == "sess"  # type: ignore[union-attr]
+    created = only(events, "response.created")[0]["response"]
+    assert SERVICE_ID.fullmatch(created["id"]) and SERVICE_ID.fullmatch(created["conversation_id"])
+    items = [item.id for item in harness.server.conversation]
+    assert len(items) == 3 and all(SERVICE_ID.fullmatch(i) for i in items)
+    (call,) = only(events, "response.function_call_arguments.done")
+    assert CALL_ID.fullmatch(call["call_id"])
+    # the time in the id is the unix time (wall_clock_offset + now) of its minting
+    assert minted_ms(events[0]["event_id"]) == 1_750_000_000_000
+    assert minted_ms(created["id"]) == 1_750_000_002_500
+    assert minted_ms(only(events, "rate_limits.updated")[0]["event_id"]) == 1_750_000_002_543
+    # deterministic for a seed and a clock; a new session (reconnect) gets new ids
+    again = [e["event_id"] for e in session()[1]]
+    assert again == [e["event_id"] for e in events]
+    other_seed = {e["event_id"] for e in session(seed=1)[1]}
+    later = {e["event_id"] for e in session(start=60.0)[1]}
+    assert not other_seed & set(again) and not later & set(again)
+    ids = ServiceIds(seed=0, start=1.0)
+    first = ids("item_")
+    ids.now = 0.5  # a clock going back does not make an earlier id
+    assert minted_ms(ids("item_")) == minted_ms(first) == 1000
 
 
 # ------------------------------------------------------------------ protocol violations --
@@ -973,7 +1054,8 @@ def test_manual_commit_mode() -> None:
     ]  # a commit never starts a response
     assert events[0]["item_id"] == "item_0001"
     events = harness.send({"type": "response.create"})
-    assert types(events)[0] == "response.created" and types(events)[-1] == "rate_limits.updated"
+    assert types(events)[0] == "response.created" and types(events)[-1] == "response.done"
+    assert types(harness.settle()) == ["rate_limits.updated"]
     assert AudioCommitted in [type(r) for r in harness.logs()]
 
 
@@ -1086,6 +1168,8 @@ def test_idle_timeout_triggers_a_turn_after_playback() -> None:
         sum(len(decode_base64(e["delta"])) for e in only(events, "response.output_audio.delta"))
         / 48
     )
+    assert harness.server.get_timer() == pytest.approx(RATE_LIMITS_DELAY)
+    assert types(harness.settle()) == ["rate_limits.updated"]
     assert harness.server.get_timer() == pytest.approx(audio_ms / 1000 + 2.0)
     harness.append(silence(300), chunk_ms=100)
     events = harness.run_timers(100.0)
@@ -1106,6 +1190,7 @@ def test_idle_timeout_is_skipped_while_the_user_speaks() -> None:
     harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
     harness.send(user_text("hi"))
     harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    harness.settle()
     events = harness.append(tone(400))  # speech starts before the timeout: no timeout
     assert types(events) == ["input_audio_buffer.speech_started"]
     assert harness.run_timers(10.0) == []
@@ -1125,8 +1210,11 @@ def test_transcription_is_emitted_after_the_response() -> None:
     )
     events = harness.append(TURN)
     kinds = types(events)
-    assert kinds.index("rate_limits.updated") < kinds.index(
-        "conversation.item.input_audio_transcription.delta"
+    assert (
+        kinds.index("response.done")
+        < kinds.index("conversation.item.input_audio_transcription.delta")
+        < kinds.index("conversation.item.input_audio_transcription.completed")
+        < kinds.index("rate_limits.updated")  # GA: 43 ms after response.done
     )
     deltas = only(events, "conversation.item.input_audio_transcription.delta")
     (completed,) = only(events, "conversation.item.input_audio_transcription.completed")
@@ -1577,6 +1665,7 @@ def test_text_response_events() -> None:
             "response": {"output_modalities": ["text"], "metadata": {"topic": "x"}},
         }
     )
+    events += harness.settle()
     deltas = only(events, "response.output_text.delta")
     assert types(events) == [
         "response.created",
@@ -1678,6 +1767,7 @@ def test_cancel_mid_response_closes_open_parts_with_partial_content() -> None:
         e["delta"] for e in only(streamed, "response.output_audio_transcript.delta")
     )
     events = harness.send({"type": "response.cancel", "response_id": "resp_0001"})
+    events += harness.settle()
     assert types(events) == [
         "response.output_audio.done",
         "response.output_audio_transcript.done",
@@ -1804,7 +1894,7 @@ def test_function_call_turn() -> None:
     tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]
     harness.send(update({"type": "realtime", "tools": tools}))
     harness.send(user_text("weather?"))
-    events = harness.send({"type": "response.create"})
+    events = harness.send({"type": "response.create"}) + harness.settle()
     call_events = events[types(events).index("response.output_item.done") + 1 :]
     deltas = only(call_events, "response.function_call_arguments.delta")
     assert types(call_events) == [
@@ -2068,6 +2158,7 @@ def test_webrtc_barge_in_after_done_clears_and_truncates_to_what_was_played() ->
     events = harness.send({"type": "response.create"}, now=10.0)
     item_id = only(events, "response.output_item.done")[0]["item"]["id"]
     assert harness.server.active_response_id is None  # generated faster than real time
+    assert types(harness.settle()) == ["rate_limits.updated"]
     harness.now = 10.5
     events = harness.append(silence(300) + tone(200), feed=True)
     kinds = types(events)
@@ -2089,6 +2180,7 @@ def test_webrtc_barge_in_during_the_response() -> None:
     harness.send({"type": "response.create"})
     harness.run_timers(0.3)
     events = harness.append(silence(100) + tone(100), feed=True)
+    events += harness.settle()
     kinds = types(events)
     start = kinds.index("input_audio_buffer.speech_started")
     assert kinds[start : start + 3] == [
@@ -2096,7 +2188,7 @@ def test_webrtc_barge_in_during_the_response() -> None:
         "output_audio_buffer.cleared",
         "response.output_audio.done",
     ]
-    assert kinds[-3:] == ["response.done", "rate_limits.updated", "conversation.item.truncated"]
+    assert kinds[-3:] == ["response.done", "conversation.item.truncated", "rate_limits.updated"]
     assert (
         only(events, "response.done")[0]["response"]["status_details"]["reason"] == "turn_detected"
     )
@@ -2108,6 +2200,7 @@ def test_output_audio_buffer_clear_from_the_client() -> None:
     assert events == []  # nothing ever played
     harness.send(user_text("one two three"))
     harness.send({"type": "response.create"})
+    harness.settle()
     harness.now = 0.4
     harness.server.next_output_audio()
     events = harness.send({"type": "output_audio_buffer.clear"})
@@ -2134,7 +2227,7 @@ def test_webrtc_cancel_keeps_playing_what_was_sent() -> None:
     harness.send(user_text("one two three four"))
     harness.send({"type": "response.create"})
     harness.run_timers(0.25)
-    events = harness.send({"type": "response.cancel"})
+    events = harness.send({"type": "response.cancel"}) + harness.settle()
     assert types(events)[-2:] == ["response.done", "rate_limits.updated"]
     rest = harness.run_timers(5.0)
     assert types(rest) == ["output_audio_buffer.stopped"]
@@ -2186,6 +2279,257 @@ def test_beta_idle_timeout_has_no_timeout_event() -> None:
     harness.send({"type": "response.create", "response": {"modalities": ["text"]}})
     events = harness.run_timers(5.0)
     assert types(events)[:2] == ["input_audio_buffer.committed", "conversation.item.created"]
+
+
+def test_beta_session_created_has_client_secret_null() -> None:
+    harness = Harness(dialect=Dialect.BETA)
+    created, _ = harness.connect()
+    session = created["session"]
+    assert session["client_secret"] is None  # service observations 8
+    keys = list(session)
+    assert keys.index("client_secret") + 1 == keys.index("include")
+    ga = Harness()
+    (created,) = ga.connect()
+    assert "client_secret" not in created["session"]
+
+
+def test_beta_session_updated_echoes_tools_with_type_after_parameters() -> None:
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    harness = connected(dialect=Dialect.BETA)
+    (event,) = harness.send(update({"tools": [tool]}))
+    (echoed,) = event["session"]["tools"]
+    assert echoed == tool
+    assert list(echoed) == ["name", "description", "parameters", "type"]  # as recorded (08)
+    ga = connected()
+    (event,) = ga.send(update({"type": "realtime", "tools": [tool]}))
+    assert list(event["session"]["tools"][0]) == ["type", "name", "description", "parameters"]
+
+
+def test_session_length_depends_on_the_dialect() -> None:
+    beta = Harness(dialect=Dialect.BETA)
+    created, _ = beta.connect()
+    assert created["session"]["expires_at"] == 1_750_000_000 + 1800  # +30 min in beta
+    assert beta.server.get_timer() == 1800
+    (expired,) = beta.run_timers(1800)
+    message = "Your session hit the maximum duration of 30 minutes."
+    assert expired["error"]["code"] == "session_expired"
+    assert expired["error"]["message"] == message
+    assert beta.server.close_requested == (1001, message)
+    assert beta.logs()[-1].describe() == "session expired after 1800 s"
+    ga = Harness()
+    (created,) = ga.connect()
+    assert created["session"]["expires_at"] == 1_750_000_000 + 3600  # +60 min in GA
+    assert ga.server.get_timer() == 3600
+    explicit = Harness(dialect=Dialect.BETA, max_duration=600.0)  # an explicit option wins
+    created, _ = explicit.connect()
+    assert created["session"]["expires_at"] == 1_750_000_600
+    explicit.run_timers(600)
+    assert explicit.server.close_requested == (
+        1001,
+        "Your session hit the maximum duration of 10 minutes.",
+    )
+    assert ServerOptions(dialect=Dialect.BETA).session_length == 1800
+    assert ServerOptions().session_length == 3600
+
+
+def test_beta_rate_limits_come_right_after_response_created_with_two_entries() -> None:
+    harness = connected(dialect=Dialect.BETA)
+    harness.send(user_text("hi there"))
+    events = harness.send({"type": "response.create", "response": {"modalities": ["text"]}})
+    kinds = types(events)
+    assert kinds[:3] == ["response.created", "rate_limits.updated", "response.output_item.added"]
+    assert kinds.count("rate_limits.updated") == 1 and kinds[-1] == "response.done"
+    assert harness.settle() == []  # nothing after response.done in beta
+    input_tokens = events[-1]["response"]["usage"]["input_tokens"]
+    assert events[1] == {
+        "type": "rate_limits.updated",
+        "event_id": events[1]["event_id"],
+        "rate_limits": [
+            {"name": "requests", "limit": 20000, "remaining": 19999, "reset_seconds": 0.003},
+            {
+                "name": "tokens",
+                "limit": 15_000_000,
+                "remaining": 15_000_000 - input_tokens,
+                "reset_seconds": round(input_tokens * 60 / 15_000_000, 3),
+            },
+        ],
+    }
+    # a server-VAD audio turn: right after response.created too
+    events = harness.append(TURN)
+    kinds = types(events)
+    created = kinds.index("response.created")
+    assert kinds[created : created + 2] == ["response.created", "rate_limits.updated"]
+    assert kinds.count("rate_limits.updated") == 1
+    # a response that thinks first: the limits come when its output starts; none for a
+    # response cancelled before any output (service observations 2)
+    slow = connected(dialect=Dialect.BETA, responder=delayed(1.0), rate_limit_tokens=1000)
+    slow.send(user_text("hi"))
+    assert types(slow.send({"type": "response.create"})) == ["response.created"]
+    events = slow.run_timers(1.0)
+    assert types(events)[:2] == ["rate_limits.updated", "response.output_item.added"]
+    assert events[0]["rate_limits"][1]["limit"] == 1000  # an explicit option wins
+    slow.send({"type": "response.create"})
+    assert types(slow.send({"type": "response.cancel"})) == ["response.done"]
+    assert slow.run_timers(5.0) == []
+
+
+def test_ga_rate_limits_come_43_ms_after_response_done() -> None:
+    harness = connected()
+    harness.send(user_text("hi"))
+    events = harness.send({"type": "response.create"}, now=2.0)
+    assert types(events)[0] == "response.created" and types(events)[-1] == "response.done"
+    assert "rate_limits.updated" not in types(events)
+    assert harness.server.get_timer() == pytest.approx(2.043)
+    harness.server.handle_timer(2.04)
+    assert harness.drain() == []
+    (limits,) = harness.run_timers(2.043)
+    total = events[-1]["response"]["usage"]["total_tokens"]
+    assert limits == {
+        "type": "rate_limits.updated",
+        "event_id": limits["event_id"],
+        "rate_limits": [
+            {
+                "name": "tokens",
+                "limit": 40000,
+                "remaining": 40000 - total,
+                "reset_seconds": round(total * 60 / 40000, 3),
+            }
+        ],
+    }
+    # the limit is an option; the session's end drops a pending update
+    other = connected(rate_limit_tokens=15_000_000, max_duration=2.02)
+    other.send(user_text("hi"))
+    assert types(other.send({"type": "response.create"}, now=2.0))[-1] == "response.done"
+    assert types(other.run_timers(3.0)) == ["error"]  # session_expired at 2.02 s
+
+
+def test_beta_response_object_key_order_and_temperature() -> None:
+    harness = connected(dialect=Dialect.BETA)
+    harness.send(user_text("hi"))
+    events = harness.send(
+        {
+            "type": "response.create",
+            "response": {"modalities": ["text"], "metadata": {"request_id": "r1"}},
+        }
+    )
+    created = events[0]["response"]
+    order = [
+        "object", "id", "status", "status_details", "output", "conversation_id", "modalities",
+        "voice", "output_audio_format", "temperature", "max_output_tokens", "usage", "metadata",
+    ]  # fmt: skip
+    assert created == {
+        "object": "realtime.response",
+        "id": "resp_0001",
+        "status": "in_progress",
+        "status_details": None,
+        "output": [],
+        "conversation_id": "conv_0001",
+        "modalities": ["text"],
+        "voice": "alloy",
+        "output_audio_format": "pcm16",
+        "temperature": 0.8,  # the session's
+        "max_output_tokens": "inf",
+        "usage": None,
+        "metadata": {"request_id": "r1"},
+    }
+    assert list(created) == order
+    done = only(events, "response.done")[0]["response"]
+    assert list(done) == order and done["temperature"] == 0.8
+
+    def temperatures(params: dict[str, Any]) -> set[float]:
+        events = harness.send({"type": "response.create", "response": params})
+        kinds = ("response.created", "response.done")
+        return {e["response"]["temperature"] for e in events if e["type"] in kinds}
+
+    assert temperatures({"modalities": ["text"], "temperature": 0.6}) == {0.6}  # its own
+    harness.send(update({"temperature": 0.7}))
+    assert temperatures({"modalities": ["text"]}) == {0.7}  # else the session's
+    ga = connected()
+    events = ga.send({"type": "response.create"})
+    assert "temperature" not in events[0]["response"]
+
+
+def test_beta_usage_has_no_image_tokens() -> None:
+    def usage_of(harness: Harness, content: dict[str, Any]) -> dict[str, Any]:
+        item = {"type": "message", "role": "user", "content": [content]}
+        harness.send({"type": "conversation.item.create", "item": item})
+        harness.send({"type": "response.create"})
+        events = harness.send({"type": "response.create"})  # the second sees cached tokens
+        usage: dict[str, Any] = only(events, "response.done")[0]["response"]["usage"]
+        return usage
+
+    text = {"type": "input_text", "text": "hi"}  # beta items take no images
+    beta = usage_of(connected(dialect=Dialect.BETA), text)
+    assert list(beta) == [
+        "total_tokens", "input_tokens", "output_tokens", "input_token_details",
+        "output_token_details",
+    ]  # fmt: skip
+    details = beta["input_token_details"]
+    assert list(details) == [
+        "text_tokens",
+        "audio_tokens",
+        "cached_tokens",
+        "cached_tokens_details",
+    ]
+    assert list(details["cached_tokens_details"]) == ["text_tokens", "audio_tokens"]
+    assert details["cached_tokens"] > 0
+    image = {"type": "input_image", "image_url": "data:image/png;base64,AA=="}
+    ga = usage_of(connected(), image)
+    assert ga["input_token_details"]["image_tokens"] == 85
+    assert "image_tokens" in ga["input_token_details"]["cached_tokens_details"]
+    # a response cancelled before any output: zeros, still without image_tokens
+    slow = connected(dialect=Dialect.BETA, responder=delayed(1.0))
+    slow.send({"type": "response.create"})
+    (done,) = slow.send({"type": "response.cancel"})
+    zero = done["response"]["usage"]["input_token_details"]
+    assert zero == {
+        "text_tokens": 0,
+        "audio_tokens": 0,
+        "cached_tokens": 0,
+        "cached_tokens_details": {"text_tokens": 0, "audio_tokens": 0},
+    }
+
+
+def test_beta_whisper_transcription_is_one_delta_ending_in_a_newline_without_usage() -> None:
+    harness = connected(dialect=Dialect.BETA)
+    transcription = {"model": "whisper-1"}
+    harness.send(update({"turn_detection": None, "input_audio_transcription": transcription}))
+    harness.append(silence(1000))
+    events = harness.send({"type": "input_audio_buffer.commit"})
+    assert types(events) == [
+        "input_audio_buffer.committed",
+        "conversation.item.created",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+    ]
+    item_id = events[0]["item_id"]
+    delta, completed = events[2:]
+    assert delta == {
+        "type": "conversation.item.input_audio_transcription.delta",
+        "event_id": delta["event_id"],
+        "item_id": item_id,
+        "content_index": 0,
+        "delta": "[1.0 seconds of audio]\n",
+    }  # one delta with the whole text, no obfuscation
+    assert completed == {
+        "type": "conversation.item.input_audio_transcription.completed",
+        "event_id": completed["event_id"],
+        "item_id": item_id,
+        "content_index": 0,
+        "transcript": "[1.0 seconds of audio]\n",
+    }  # no usage
+    # the newer transcription models keep their usage in beta
+    harness.send(update({"input_audio_transcription": {"model": "gpt-4o-transcribe"}}))
+    harness.append(silence(1000))
+    events = harness.send({"type": "input_audio_buffer.commit"})
+    (completed,) = only(events, "conversation.item.input_audio_transcription.completed")
+    assert completed["transcript"] == "[1.0 seconds of audio]"
+    assert completed["usage"]["type"] == "tokens"
 
 
 # ---------------------------------------------------------------------------- responders --
@@ -2504,7 +2848,8 @@ def test_webrtc_idle_timeout_counts_from_the_end_of_playback() -> None:
         timers.append(timer)
         harness.server.handle_timer(timer)
         harness.drain()
-    assert timers[:2] == [pytest.approx(0.9), pytest.approx(1.9)]  # stopped, then the idle turn
+    # rate limits, stopped, then the idle turn
+    assert timers[:3] == [pytest.approx(RATE_LIMITS_DELAY), pytest.approx(0.9), pytest.approx(1.9)]
 
 
 def test_webrtc_barge_in_over_two_items_and_an_out_of_band_response() -> None:

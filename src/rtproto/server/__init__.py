@@ -22,7 +22,14 @@ from .log import (
     TurnEnded,
     TurnStarted,
 )
-from .options import DEFAULT_INSTRUCTIONS, Pace, ServerOptions, ServerProfile, sequential_ids
+from .options import (
+    DEFAULT_INSTRUCTIONS,
+    Pace,
+    ServerOptions,
+    ServerProfile,
+    ServiceIds,
+    sequential_ids,
+)
 from .responder import (
     EchoResponder,
     FunctionCallPart,
@@ -59,6 +66,7 @@ __all__ = [
     "ServerOptions",
     "ServerProfile",
     "ServerSession",
+    "ServiceIds",
     "SessionExpired",
     "SessionStarted",
     "SessionUpdated",

@@ -31,7 +31,7 @@ from ..dialect import Dialect, from_beta, to_beta
 from ..errors import LocalProtocolError
 from . import log as L
 from . import validate as V
-from .options import ServerOptions, default_instructions, sequential_ids
+from .options import ServerOptions, ServiceIds, default_instructions
 from .responder import (
     EchoResponder,
     FunctionCallPart,
@@ -151,6 +151,15 @@ _IMAGE_TOKENS = 85
 _TEXT_DELTA_S = 0.05
 _ARGUMENT_DELTA_S = 0.02
 _DTMF_KEYS = "0123456789*#ABCD"
+#: Seconds from ``response.done`` to ``rate_limits.updated`` in GA (service observations 10).
+_GA_RATE_LIMITS_DELAY = 0.043
+#: The beta ``requests`` entry of ``rate_limits.updated``: it never moved in the recordings.
+_BETA_REQUESTS_LIMIT = {
+    "name": "requests",
+    "limit": 20000,
+    "remaining": 19999,
+    "reset_seconds": 0.003,
+}
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -206,6 +215,7 @@ class _Response:
     voice: Any
     metadata: dict[str, Any] | None
     input_usage: tuple[int, int, int, int, int]  # text, audio, image, cached, cached text
+    temperature: float = 0.8  # beta dialect only
     outputs: list[Output] = field(default_factory=list)
     ops: list[tuple[float, int, int, int]] = field(default_factory=list)
     cursor: int = 0
@@ -228,7 +238,9 @@ class ServerSession:
 
     def __init__(self, options: ServerOptions | None = None) -> None:
         self.options = options = options or ServerOptions()
-        self._ids = options.id_generator or sequential_ids()
+        # the default generator needs the start time: made by connection_made()
+        self._service_ids: ServiceIds | None = None
+        self._ids: Callable[[str], str] = options.id_generator or self._service_id
         self._responder = options.responder if options.responder is not None else EchoResponder()
         self._beta = options.dialect is Dialect.BETA
         self._media = options.profile != "websocket"
@@ -329,6 +341,8 @@ class ServerSession:
         self._state = "open"
         start = now + options.wall_clock_offset if unix_time is None else unix_time
         self._clock_offset = start - now
+        if options.id_generator is None:
+            self._service_ids = ServiceIds(options.seed, start)
         self._conversation_id = self._ids("conv_")
         instructions = options.instructions
         if instructions is None:
@@ -346,7 +360,7 @@ class ServerSession:
             "tracing": None,
             "truncation": "auto",
             "prompt": None,
-            "expires_at": int(start + options.max_duration),
+            "expires_at": int(start + options.session_length),
             "audio": {
                 "input": {
                     "format": dict(_FORMAT_PCM),
@@ -370,7 +384,7 @@ class ServerSession:
                 dialect=options.dialect.value,
             )
         )
-        self._schedule(now + options.max_duration, self._expire)
+        self._schedule(now + options.session_length, self._expire)
 
     def connection_lost(self, now: float) -> None:
         """The transport ended: stop everything (nothing more is sent)."""
@@ -401,6 +415,7 @@ class ServerSession:
         self._advance(now)
         if self._state != "open":
             return
+        self._tick(now)
         event_id: str | None = None
         try:
             event = self._decode(message, binary)
@@ -423,6 +438,7 @@ class ServerSession:
         self._check_drained()
         self._advance(now)
         if self._state == "open":
+            self._tick(now)
             self._add_audio(bytes(pcm24k), now)
             self._advance(now)
 
@@ -486,14 +502,32 @@ class ServerSession:
             heapq.heappop(tasks)
             action = self._live.pop(seq, None)
             if action is not None:
+                self._tick(due)
                 action(due)
 
+    def _tick(self, now: float) -> None:
+        """The time the default id generator mints at (its ids are time-ordered)."""
+        if self._service_ids is not None:
+            self._service_ids.now = now + self._clock_offset
+
+    def _service_id(self, prefix: str) -> str:
+        assert self._service_ids is not None, "ids are minted once connected"
+        return self._service_ids(prefix)
+
     def _send(self, kind: str, **fields: Any) -> None:
-        event: dict[str, Any] = {"type": kind, "event_id": self._ids("event_"), **fields}
+        if self._service_ids is not None and kind.startswith("output_audio_buffer."):
+            # WebRTC's output buffer events come from another generator (observations 6)
+            event_id = self._service_ids.hex_event_id()
+        else:
+            event_id = self._ids("event_")
+        event: dict[str, Any] = {"type": kind, "event_id": event_id, **fields}
         if self._beta:
             event = to_beta(event)
             if kind in ("session.created", "session.updated"):
-                event["session"]["temperature"] = self._temperature
+                created = kind == "session.created"
+                event["session"] = _beta_session(event["session"], self._temperature, created)
+            elif kind in ("response.created", "response.done"):
+                event["response"] = _beta_response(event["response"])
         self._outbox.append(serialize_server_event(event))
 
     def _error(
@@ -515,10 +549,10 @@ class ServerSession:
         return "".join(_BASE62[i] for i in self._rng.integers(0, 62, size))
 
     def _expire(self, at: float) -> None:
-        minutes = self.options.max_duration / 60.0
-        message = f"Your session hit the maximum duration of {minutes:g} minutes."
+        length = self.options.session_length
+        message = f"Your session hit the maximum duration of {length / 60.0:g} minutes."
         self._error("session_expired", message, None, None)
-        self._log(L.SessionExpired(max_duration=self.options.max_duration))
+        self._log(L.SessionExpired(max_duration=length))
         self._request_close(1001, message)  # spec 6.3
 
     def _request_close(self, code: int, reason: str) -> None:
@@ -569,10 +603,14 @@ class ServerSession:
             if "temperature" in session:
                 V.TEMPERATURE.check(session["temperature"], "session.temperature")
         response = event.get("response")
+        temperature: Any = None
         if kind == "response.create" and isinstance(response, dict) and "temperature" in response:
-            V.TEMPERATURE.check(response["temperature"], "response.temperature")
+            temperature = response["temperature"]
+            V.TEMPERATURE.check(temperature, "response.temperature")
             event = {**event, "response": {k: v for k, v in response.items() if k != "temperature"}}
         converted = from_beta(event)
+        if temperature is not None:
+            converted["_temperature"] = temperature
         if kind == "session.update" and isinstance(session, dict) and "temperature" in session:
             converted["session"] = {
                 k: v for k, v in converted["session"].items() if k != "temperature"
@@ -607,7 +645,7 @@ class ServerSession:
         elif kind == "conversation.item.truncate":
             self._on_truncate(event["item_id"], event["content_index"], event["audio_end_ms"])
         elif kind == "response.create":
-            self._on_response_create(event.get("response") or {}, event_id, now)
+            self._on_response_create(event.get("response") or {}, event_id, now, temperature)
         elif kind == "response.cancel":
             self._on_response_cancel(event.get("response_id"), now)
         else:  # session.close: semantics undocumented; the emulator ends the session
@@ -790,6 +828,11 @@ class ServerSession:
         if self._find(item_id) is None:
             return
         transcript = f"[{duration_ms / 1000.0:.1f} seconds of audio]"
+        # beta whisper-1 (service observations 4): the transcript ends with a newline, one
+        # delta carries it all, and .completed has no usage
+        beta_whisper = self._beta and model == "whisper-1"
+        if beta_whisper:
+            transcript += "\n"
         logprobs = self._session["include"] is not None
         pieces = [transcript] if model == "whisper-1" else split_words(transcript)
         for piece in pieces:
@@ -811,12 +854,9 @@ class ServerSession:
                 "input_token_details": {"text_tokens": 0, "audio_tokens": audio},
                 "output_tokens": output,
             }
-        done: dict[str, Any] = {
-            "item_id": item_id,
-            "content_index": 0,
-            "transcript": transcript,
-            "usage": usage,
-        }
+        done: dict[str, Any] = {"item_id": item_id, "content_index": 0, "transcript": transcript}
+        if not beta_whisper:
+            done["usage"] = usage
         if logprobs:
             done["logprobs"] = [_logprob(piece) for piece in pieces]
         self._send("conversation.item.input_audio_transcription.completed", **done)
@@ -1101,7 +1141,9 @@ class ServerSession:
 
     # --- responses (spec 3.3, 4.5, 8.5, 8.7) ----------------------------------------------------
 
-    def _on_response_create(self, params: Any, event_id: str | None, at: float) -> None:
+    def _on_response_create(
+        self, params: Any, event_id: str | None, at: float, temperature: float | None = None
+    ) -> None:
         if not isinstance(params, dict):
             raise V.invalid_type("response", "an object", params)
         V.RESPONSE_PARAMS.check(params, "response")
@@ -1116,7 +1158,7 @@ class ServerSession:
                         f"'{item['id']}' exists in the conversation.",
                         f"response.input[{index}].id",
                     )
-        self._start_response(params, event_id, at)
+        self._start_response(params, event_id, at, temperature)
 
     def _on_response_cancel(self, response_id: str | None, at: float) -> None:
         target = response_id if response_id is not None else self._default
@@ -1139,7 +1181,13 @@ class ServerSession:
                 entries.append(self._new_entry(item, "response.input"))
         return entries
 
-    def _start_response(self, params: dict[str, Any], event_id: str | None, at: float) -> None:
+    def _start_response(
+        self,
+        params: dict[str, Any],
+        event_id: str | None,
+        at: float,
+        temperature: float | None = None,
+    ) -> None:
         out_of_band = params.get("conversation") == "none"
         if not out_of_band and self._default is not None:
             # no response.created or response.done follows (spec 6.2)
@@ -1170,6 +1218,7 @@ class ServerSession:
             voice=output.get("voice", session["audio"]["output"]["voice"]),
             metadata=params.get("metadata"),
             input_usage=usage_in,
+            temperature=self._temperature if temperature is None else temperature,
         )
         self._responses[response.id] = response
         if not out_of_band:
@@ -1353,6 +1402,11 @@ class ServerSession:
         return {"type": "text", "text": output.text}
 
     def _open(self, response: _Response, output: Output, at: float) -> None:
+        if self._beta and not any(other.state for other in response.outputs):
+            # beta: once per response that produces output, before its first output item:
+            # right after response.created (May 2025 recordings; service observations 1, 5).
+            # Only the input tokens are known by then.
+            self._send_rate_limits(sum(response.input_usage[:3]))
         output.state = 1
         item = self._item(output, "in_progress")
         self._send(
@@ -1494,7 +1548,7 @@ class ServerSession:
         output: list[dict[str, Any]],
         usage: dict[str, Any] | None,
     ) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "object": "realtime.response",
             "id": response.id,
             "status": status,
@@ -1507,6 +1561,25 @@ class ServerSession:
             "usage": usage,
             "metadata": response.metadata,
         }
+        if self._beta:  # beta response objects carry it (service observations 8)
+            wire["temperature"] = response.temperature
+        return wire
+
+    def _send_rate_limits(self, tokens: int) -> None:
+        """``rate_limits.updated`` for a response of ``tokens`` tokens (service observations
+        5): GA one ``tokens`` entry, beta a fixed ``requests`` entry then ``tokens``.
+        ``reset_seconds`` = tokens x 60 / limit (a per-minute limit; matches both captures)."""
+        limit = self.options.token_limit
+        entry = {
+            "name": "tokens",
+            "limit": limit,
+            "remaining": max(0, limit - tokens),
+            "reset_seconds": round(tokens * 60.0 / limit, 3),
+        }
+        self._send(
+            "rate_limits.updated",
+            rate_limits=[dict(_BETA_REQUESTS_LIMIT), entry] if self._beta else [entry],
+        )
 
     def _cancel_response(self, response: _Response, reason: str, at: float) -> None:
         """Cancel: the ``*.done`` of what is open (partial, ``incomplete``), then
@@ -1564,21 +1637,15 @@ class ServerSession:
             "response.done",
             response=self._response_object(response, status, details, output, usage),
         )
-        if produced:
-            # once per response, right after response.done, one tokens entry (spec 4.1)
-            tokens = usage["total_tokens"]
-            limit = self.options.rate_limit_tokens
-            self._send(
-                "rate_limits.updated",
-                rate_limits=[
-                    {
-                        "name": "tokens",
-                        "limit": limit,
-                        "remaining": max(0, limit - tokens),
-                        "reset_seconds": round(tokens * 60.0 / limit, 3),
-                    }
-                ],
-            )
+        if produced and not self._beta:
+            # GA: once per response that produced output, ~43 ms after response.done
+            # (service observations 1, 10); beta sent it when the output started
+            tokens: int = usage["total_tokens"]
+
+            def limits(when: float) -> None:
+                self._send_rate_limits(tokens)
+
+            self._schedule(at + _GA_RATE_LIMITS_DELAY, limits)
         typed_usage = msgspec.convert(usage, M.Usage)
         reason = details.get("reason") if details else None
         self._log(
@@ -1599,6 +1666,76 @@ class ServerSession:
 
 
 # ---------------------------------------------------------------------------- helpers --
+
+
+def _beta_session(session: dict[str, Any], temperature: float, created: bool) -> dict[str, Any]:
+    """The beta-only parts of a flat session (service observations 8, 9): ``temperature``,
+    tool definitions with ``type`` after ``parameters``, and in ``session.created``
+    ``client_secret: null`` (next to ``include``)."""
+    out: dict[str, Any] = {}
+    for key, value in session.items():
+        if key == "include" and created:
+            out["client_secret"] = None
+        out[key] = [_beta_tool(tool) for tool in value] if key == "tools" else value
+    if created:
+        out.setdefault("client_secret", None)
+    out["temperature"] = temperature
+    return out
+
+
+def _beta_tool(tool: Any) -> Any:
+    """A tool definition as beta echoes it: ``type`` moved after ``parameters``."""
+    if not isinstance(tool, dict) or "type" not in tool or "parameters" not in tool:
+        return tool
+    out: dict[str, Any] = {}
+    for key, value in tool.items():
+        if key != "type":
+            out[key] = value
+        if key == "parameters":
+            out["type"] = tool["type"]
+    return out
+
+
+#: Key order of a beta response object (service observations 8).
+_BETA_RESPONSE_ORDER = (
+    "object",
+    "id",
+    "status",
+    "status_details",
+    "output",
+    "conversation_id",
+    "modalities",
+    "voice",
+    "output_audio_format",
+    "temperature",
+    "max_output_tokens",
+    "usage",
+    "metadata",
+)
+
+
+def _beta_response(response: dict[str, Any]) -> dict[str, Any]:
+    """A flat response object in the beta key order, its usage without ``image_tokens``."""
+    out = {key: response[key] for key in _BETA_RESPONSE_ORDER if key in response}
+    out.update((key, value) for key, value in response.items() if key not in out)
+    if isinstance(out.get("usage"), dict):
+        out["usage"] = _beta_usage(out["usage"])
+    return out
+
+
+def _beta_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """Beta usage objects have no ``image_tokens`` anywhere (service observations 7)."""
+    out = dict(usage)
+    details = out.get("input_token_details")
+    if isinstance(details, dict):
+        details = {key: value for key, value in details.items() if key != "image_tokens"}
+        cached = details.get("cached_tokens_details")
+        if isinstance(cached, dict):
+            details["cached_tokens_details"] = {
+                key: value for key, value in cached.items() if key != "image_tokens"
+            }
+        out["input_token_details"] = details
+    return out
 
 
 def _normalized(name: str, value: Any) -> Any:
