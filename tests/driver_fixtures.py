@@ -16,7 +16,7 @@ import json
 import re
 import ssl
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -221,10 +221,15 @@ def raw(
         server.stop()
 
 
-def json_response(status: int, reason: str, body: dict[str, Any]) -> Response:
-    """An HTTP error answer to the upgrade, with an OpenAI error envelope."""
+def json_response(
+    status: int, reason: str, body: dict[str, Any], extra: Sequence[tuple[str, str]] = ()
+) -> Response:
+    """An HTTP error answer to the upgrade, with an OpenAI error envelope (and ``extra``
+    headers, such as ``Retry-After``)."""
     data = json.dumps(body).encode()
-    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    headers = Headers(
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data))), *extra]
+    )
     return Response(status, reason, headers, data)
 
 

@@ -33,6 +33,8 @@ from rtproto.adapters import (
     ReconnectPolicy,
     Replayed,
     SyncConnection,
+    connect,
+    connect_sync,
     exponential_backoff,
     replay_items,
 )
@@ -55,6 +57,7 @@ from rtproto.wire import HandshakeRefused, HandshakeTimeout, WebSocketOptions
 
 from .driver_fixtures import (
     Client,
+    Handle,
     Record,
     ServerLoop,
     json_response,
@@ -906,6 +909,379 @@ async def test_no_reconnect_after_a_normal_close(client: Client, loop: ServerLoo
     assert srv.record.connections == 1
 
 
+async def _upgrade_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accepts the upgrade, then drops the TCP connection at once (no close frame)."""
+    try:
+        await raw_upgrade(reader, writer)
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        writer.transport.abort()
+
+
+async def test_reconnect_gives_up_when_every_upgrade_is_dropped(
+    client: Client, loop: ServerLoop
+) -> None:
+    """A server that accepts every upgrade and drops it at once: the attempt count does not
+    restart at each successful upgrade, so the backoff grows and ReconnectFailed comes after
+    max_attempts (the reconnect loop that never ends, peers.md pain point 8)."""
+    accepted: list[float] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(time.monotonic())
+        await _upgrade_then_drop(reader, writer)
+
+    policy = ReconnectPolicy(max_attempts=3, backoff=lambda attempt: 0.02 * attempt)
+    with raw(loop, handler) as srv:
+        with anyio.fail_after(3):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                seen = await conn.rest(timeout=3)
+    reconnecting = [e for e in seen if isinstance(e, Reconnecting)]
+    assert [e.attempt for e in reconnecting] == [1, 2, 3], names(seen)
+    assert [e.delay for e in reconnecting] == pytest.approx([0.02, 0.04, 0.06])
+    assert all(e.code == 1006 for e in reconnecting)
+    assert [e.attempt for e in seen if isinstance(e, Reconnected)] == [1, 2, 3]
+    assert isinstance(seen[-1], ReconnectFailed) and seen[-1].attempts == 3
+    assert len(accepted) == 4  # the first connection and three attempts, no more
+    gaps = [accepted[n + 1] - accepted[n] for n in range(3)]
+    assert gaps[2] >= 0.06 * 0.9, gaps
+
+
+async def test_reconnect_count_restarts_after_a_healthy_connection(
+    client: Client, loop: ServerLoop
+) -> None:
+    """A connection that stayed up healthy_after seconds resets the count: each of these
+    drops is attempt 1 again; the one that drops at once uses up max_attempts=1."""
+    connections: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        if len(connections) > 3:
+            await _upgrade_then_drop(reader, writer)
+            return
+        try:
+            await raw_upgrade(reader, writer)
+            await asyncio.sleep(0.25)  # healthy: up longer than healthy_after
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    policy = ReconnectPolicy(max_attempts=1, backoff=lambda attempt: 0.01, healthy_after=0.15)
+    with raw(loop, handler) as srv:
+        with anyio.fail_after(4):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                seen = await conn.rest(timeout=4)
+    assert [e.attempt for e in seen if isinstance(e, Reconnecting)] == [1, 1, 1], names(seen)
+    assert isinstance(seen[-1], ReconnectFailed) and seen[-1].attempts == 1
+    assert len(connections) == 4
+
+
+def _refusing(
+    answers: dict[int, tuple[int, str, tuple[tuple[str, str], ...]]],
+) -> tuple[Any, list[int]]:
+    """A process_request refusing the n-th request (1-based) as ``answers`` says."""
+    requests: list[int] = []
+
+    def process_request(ws: ServerConnection, request: Any) -> Any:
+        requests.append(len(requests) + 1)
+        answer = answers.get(len(requests))
+        if answer is None:
+            return None
+        status, reason, headers = answer
+        body = {"error": {"message": reason, "type": "invalid_request_error", "code": None}}
+        return json_response(status, reason, body, headers)
+
+    return process_request, requests
+
+
+async def _drop_first_then_serve(ws: ServerConnection, record: Record, server: Server) -> None:
+    if record.connections == 1:
+        ws.transport.abort()
+        return
+    await open_session(ws, record, server)
+    async for _ in ws:
+        pass
+
+
+async def test_reconnect_honours_a_capped_retry_after(client: Client, loop: ServerLoop) -> None:
+    """429 and 503 refusals are retried after their Retry-After: a day is capped at
+    max_retry_after, 150 ms (Retry-After-Ms) lengthens the backoff's 10 ms."""
+    process_request, requests = _refusing(
+        {
+            2: (429, "Too Many Requests", (("Retry-After", "86400"),)),
+            3: (503, "Service Unavailable", (("Retry-After-Ms", "150"),)),
+        }
+    )
+    policy = ReconnectPolicy(backoff=lambda attempt: 0.01, max_retry_after=0.3)
+    with scripted(loop, _drop_first_then_serve, process_request=process_request) as srv:
+        with anyio.fail_after(4):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                seen = await conn.until(lambda e: isinstance(e, E.SessionUpdated), timeout=4)
+                await conn.close()
+    reconnecting = [e for e in seen if isinstance(e, Reconnecting)]
+    assert [(e.attempt, e.delay) for e in reconnecting] == [(1, 0.01), (2, 0.3), (3, 0.15)]
+    assert "429" in reconnecting[1].reason and "503" in reconnecting[2].reason
+    assert [e.attempt for e in seen if isinstance(e, Reconnected)] == [3]
+    assert requests == [1, 2, 3, 4]
+
+
+async def test_reconnect_gives_up_at_once_on_401(client: Client, loop: ServerLoop) -> None:
+    """A 401 refusal is final: ReconnectFailed after the first attempt, no more requests."""
+    process_request, requests = _refusing({2: (401, "Unauthorized", ())})
+    policy = ReconnectPolicy(backoff=lambda attempt: 0.01)
+    with scripted(loop, _drop_first_then_serve, process_request=process_request) as srv:
+        with anyio.fail_after(4):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                seen = await conn.rest(timeout=4)
+    assert [e.attempt for e in seen if isinstance(e, Reconnecting)] == [1]
+    assert isinstance(seen[-1], ReconnectFailed) and seen[-1].attempts == 1
+    assert "HandshakeRefused" in seen[-1].reason and "401" in seen[-1].reason
+    assert requests == [1, 2]
+
+
+@pytest.mark.parametrize("stage", ["upgrade", "tls"])
+async def test_close_cancels_a_slow_reconnect(
+    client: Client, loop: ServerLoop, ca: trustme.CA, stage: str
+) -> None:
+    """close() while a reconnect attempt waits for the server (which accepted TCP, then
+    stalls the TLS handshake or the upgrade): close returns at once, and when the server
+    finally answers nobody is there (no session opened after close, no thread left)."""
+    if stage == "tls" and not hasattr(asyncio.StreamWriter, "start_tls"):
+        pytest.skip("StreamWriter.start_tls needs Python 3.11")
+    tls = stage == "tls"
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    stalled = threading.Event()
+    finished = threading.Event()
+    late: list[bytes] = []
+    connections: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        if len(connections) == 1:
+            if tls:
+                await writer.start_tls(server_context)
+            await _upgrade_then_drop(reader, writer)
+            return
+        try:
+            stalled.set()
+            await asyncio.sleep(0.5)  # the slow server
+            if tls:
+                await writer.start_tls(server_context)
+            await raw_upgrade(reader, writer)
+            late.append(await asyncio.wait_for(reader.read(1), 1))  # a session.update?
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+            late.append(b"")
+        finally:
+            writer.transport.abort()
+            finished.set()
+
+    policy = ReconnectPolicy(backoff=lambda attempt: 0.01)
+    with raw(loop, handler) as srv:
+        url = srv.url.replace("ws://", "wss://") if tls else srv.url
+        options: dict[str, Any] = {"ssl_context": client_context} if tls else {}
+        with anyio.fail_after(4):
+            async with client.connect(url, reconnect=policy, **options) as conn:
+                await conn.until(lambda e: isinstance(e, Reconnecting))
+                assert await anyio.to_thread.run_sync(stalled.wait, 2)
+                await anyio.sleep(0.05)  # the attempt waits for the server
+                started = time.monotonic()
+                await conn.close()
+                assert time.monotonic() - started < 1.0  # (was close_timeout + 0.5 s)
+                seen = await conn.rest()
+            assert await anyio.to_thread.run_sync(finished.wait, 2)
+    assert late == [b""]  # the client was gone before the server answered
+    assert len(connections) == 2
+    assert not [e for e in seen if isinstance(e, (Reconnected, ReconnectFailed))], names(seen)
+
+
+async def test_send_audio_while_reconnecting_is_dropped(client: Client, loop: ServerLoop) -> None:
+    """send_audio during a reconnect returns quietly (counted in dropped_audio): a
+    microphone task survives the drop. Once the connection is over for good it raises."""
+    gate = threading.Event()  # holds the reconnect's upgrade until the audio was sent
+    connections: list[int] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections) + 1)
+        first = len(connections) == 1
+        try:
+            if not first:
+                await asyncio.get_running_loop().run_in_executor(None, gate.wait, 3)
+            await raw_upgrade(reader, writer)
+            writer.write(server_frame(0x1, Server().session_created().encode()))
+            await writer.drain()
+            await read_client_frame(reader)  # the session.update
+            if first:
+                return  # dropped without a close frame
+            writer.write(server_frame(0x8, (1000).to_bytes(2, "big") + b"bye"))
+            await writer.drain()
+            while (await read_client_frame(reader))[0] != 0x8:
+                pass
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    policy = ReconnectPolicy(backoff=lambda attempt: 0.01)
+    with raw(loop, handler) as srv:
+        with anyio.fail_after(4):
+            async with client.connect(srv.url, reconnect=policy) as conn:
+                await conn.until(lambda e: isinstance(e, Reconnecting))
+                for _ in range(3):
+                    await conn.call("send_audio", b"\x00\x01" * 480)
+                assert conn.conn.dropped_audio == 3
+                gate.set()
+                seen = await conn.rest()
+                assert Reconnected in map(type, seen), names(seen)
+                assert disconnected(seen[-1]) and seen[-1].code == 1000, names(seen)
+                with pytest.raises(rtproto.ConnectionClosed):
+                    await conn.call("send_audio", b"\x00\x01" * 480)
+                assert conn.conn.dropped_audio == 3
+    assert len(connections) == 2
+
+
+# ------------------------------------------------------------------ connect arguments --
+
+#: The initial session.update for session={"instructions": "hi"}, without the model.
+_INITIAL_SESSION: dict[str, Any] = {
+    "type": "realtime",
+    "output_modalities": ["audio"],
+    "instructions": "hi",
+    "audio": {
+        "input": {
+            "format": {"type": "audio/pcm", "rate": 24000},
+            "noise_reduction": None,
+            "transcription": {"model": "gpt-4o-mini-transcribe"},
+            "turn_detection": {"type": "semantic_vad"},
+        },
+        "output": {"format": {"type": "audio/pcm", "rate": 24000}, "speed": 1.0},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "model", "sent"),
+    [
+        ("model=gpt-realtime-mini", None, None),  # the URL's model: nothing to add
+        ("model=gpt-realtime-mini", "gpt-realtime-mini", "gpt-realtime-mini"),  # asked for
+        ("call_id=rtc_123", None, None),  # a call's model is fixed
+        ("call_id=rtc_123", "gpt-realtime", None),
+    ],
+)
+async def test_initial_session_update_model(
+    client: Client, loop: ServerLoop, query: str, model: str | None, sent: str | None
+) -> None:
+    """The model comes from the URL; session.update names one only when the application
+    gave it (and never with a call_id): the default never overrides the URL's model."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await receive_until(ws, record, "session.update")
+        await ws.close(1000)
+
+    with scripted(loop, handler) as srv:
+        url = srv.url.split("?")[0] + "?" + query
+        given = {} if model is None else {"model": model}  # None: connect's default
+        with anyio.fail_after(4):
+            async with client.connect(url, session={"instructions": "hi"}, **given) as conn:
+                await conn.rest()
+        await srv.record.wait_done()
+    session = dict(_INITIAL_SESSION)
+    if sent is not None:
+        session = {"type": "realtime", "model": sent, **_INITIAL_SESSION}
+    assert srv.record.received == [
+        {"type": "session.update", "event_id": "rtproto_session_update_1", "session": session}
+    ]
+    assert list(srv.record.received[0]["session"]) == list(session)  # (the order too)
+    assert srv.record.paths == ["/v1/realtime?" + query]
+
+
+async def test_url_argument_overrides_ws_options_url(client: Client, loop: ServerLoop) -> None:
+    """connect(url, ws_options=...): the url argument wins over ws_options.url, everything
+    else in ws_options is used."""
+
+    async def handler(ws: ServerConnection, record: Record, server: Server) -> None:
+        await receive_until(ws, record, "session.update")
+        await ws.close(1000)
+
+    with raw(loop, _never) as nobody:
+        port = nobody.port  # (closed: a connection there would fail)
+    options = WebSocketOptions(
+        url=f"ws://127.0.0.1:{port}/v1/realtime?model=elsewhere",
+        extra_headers=(("X-Rtproto-Test", "kept"),),
+    )
+    with scripted(loop, handler) as srv:
+        with anyio.fail_after(4):
+            async with client.connect(srv.url, ws_options=options) as conn:
+                await conn.rest()
+        await srv.record.wait_done()
+    assert srv.record.paths == ["/v1/realtime?model=gpt-realtime"]
+    assert srv.record.headers[0]["X-Rtproto-Test"] == "kept"
+
+
+async def test_a_connection_is_entered_once(client: Client, loop: ServerLoop) -> None:
+    """Entering a connection while its first connect is under way (an overlapping connect),
+    or after it closed, raises LocalProtocolError and leaves the first one alone."""
+    accepted = threading.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            accepted.set()
+            await asyncio.sleep(0.2)  # the first connect is under way meanwhile
+            await raw_upgrade(reader, writer)
+            writer.write(server_frame(0x1, Server().session_created().encode()))
+            await writer.drain()
+            while (frame := await read_client_frame(reader))[0] != 0x8:
+                pass
+            writer.write(server_frame(0x8, frame[1]))  # the close reply
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    with raw(loop, slow) as srv:
+        entered = anyio.Event()
+        release = anyio.Event()
+        if client.threaded:
+            conn: Any = connect_sync(srv.url, api_key="sk-test-key")
+
+            async def first() -> None:
+                await anyio.to_thread.run_sync(conn.__enter__)
+                entered.set()
+                await release.wait()
+                await anyio.to_thread.run_sync(conn.close)
+
+            async def again() -> None:
+                await anyio.to_thread.run_sync(conn.__enter__)
+        else:
+            conn = connect(srv.url, api_key="sk-test-key")
+
+            async def first() -> None:
+                async with conn:
+                    entered.set()
+                    await release.wait()
+
+            async def again() -> None:
+                async with conn:
+                    pass
+
+        with anyio.fail_after(4):
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(first)
+                assert await anyio.to_thread.run_sync(accepted.wait, 2)
+                assert not entered.is_set()
+                with pytest.raises(rtproto.LocalProtocolError, match="entered once"):
+                    await again()
+                await entered.wait()  # the first connect went on undisturbed
+                assert isinstance(await Handle(conn, client.threaded).next(), ConnectionChange)
+                release.set()
+            with pytest.raises(rtproto.LocalProtocolError):
+                await again()  # nor after it closed
+
+
 # ------------------------------------------------------------------- not parametrised --
 
 
@@ -1010,6 +1386,8 @@ def test_connect_arguments(driver: str, monkeypatch: pytest.MonkeyPatch) -> None
     assert default.ws_options.api_key == SECRET
     assert default.ws_options.handshake_timeout == 2
     assert SECRET not in repr(default)
+    in_query = plan(url=f"wss://example.com/v1/realtime?model=m&api-key={SECRET}", model=None)
+    assert SECRET not in repr(in_query)  # (the URL and target are left out of the repr)
     assert plan(api_key="sk-other").ws_options.api_key == "sk-other"
     limits = WebSocketOptions(max_message_size=1000)  # no url: the model still picks it
     assert plan(ws_options=limits).url.endswith("model=gpt-realtime-mini")
@@ -1023,3 +1401,55 @@ def test_connect_arguments(driver: str, monkeypatch: pytest.MonkeyPatch) -> None
         plan(url="ftp://example.com/")
     with pytest.raises(rtproto.LocalProtocolError):
         plan(session={"voice": 42})
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_connect_model_resolution(driver: str) -> None:
+    """The URL names the model; the argument only fills the default URL, reaches the
+    session.update when given, and may not contradict the URL."""
+    from rtproto.adapters._core import plan_connect
+
+    def plan(url: str | None, model: str | None) -> Any:
+        return plan_connect(
+            url,
+            model=model,
+            api_key="k",
+            session=None,
+            ws_options=None,
+            connect_timeout=1,
+            handshake_timeout=1,
+            ssl_context=None,
+            max_queued_events=8,
+            reconnect=None,
+        )
+
+    default = plan(None, None)
+    assert default.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    assert (default.model, default.session_options.model) == ("gpt-realtime", None)
+    chosen = plan(None, "gpt-realtime-mini")
+    assert chosen.url.endswith("?model=gpt-realtime-mini")
+    assert (chosen.model, chosen.session_options.model) == ("gpt-realtime-mini",) * 2
+    mini = "wss://api.openai.com/v1/realtime?model=gpt-realtime-mini"
+    assert (plan(mini, None).model, plan(mini, None).session_options.model) == (
+        "gpt-realtime-mini",
+        None,
+    )
+    call = plan("wss://api.openai.com/v1/realtime?call_id=rtc_1", "gpt-realtime")
+    assert (call.model, call.session_options.model) == (None, None)
+    custom = plan("ws://127.0.0.1:9/realtime", "my-model")  # a URL that names none
+    assert (custom.model, custom.session_options.model) == ("my-model", "my-model")
+    with pytest.raises(rtproto.LocalProtocolError, match="gpt-realtime-mini"):
+        plan(mini, "gpt-realtime")
+    assert inspect.signature(connect).parameters["model"].default is None
+    assert inspect.signature(connect_sync).parameters["model"].default is None
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_reconnect_policy_limits(driver: str) -> None:
+    assert ReconnectPolicy().healthy_after == 10.0
+    assert ReconnectPolicy().max_retry_after == 30.0
+    for bad in (-1.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError):
+            ReconnectPolicy(healthy_after=bad)
+        with pytest.raises(ValueError):
+            ReconnectPolicy(max_retry_after=bad)

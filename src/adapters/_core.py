@@ -20,11 +20,17 @@ import logging
 import os
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
 
 from rtproto.dialect import Dialect
-from rtproto.errors import ConnectionClosed, RemoteProtocolError, RtprotoError
+from rtproto.errors import (
+    ConnectionClosed,
+    LocalProtocolError,
+    RemoteProtocolError,
+    RtprotoError,
+)
 from rtproto.session import (
     ClientSession,
     ConnectionChange,
@@ -79,6 +85,8 @@ DEFAULT_WRITE_TIMEOUT = 30.0
 MAX_REPLAYED_UPDATES = 256
 #: A refused handshake with one of these statuses is worth another attempt when reconnecting.
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: The model of the default URL when ``connect`` is given neither a URL nor a model.
+DEFAULT_MODEL = "gpt-realtime"
 
 
 _DEFAULT_OPTIONS_URL = WebSocketOptions.__dataclass_fields__["url"].default
@@ -94,13 +102,17 @@ class ConnectTimeout(ConnectError, TimeoutError):
 
 @dataclass(frozen=True)
 class ConnectPlan:
-    """Everything needed to open (and re-open) a connection, resolved once by ``connect``."""
+    """Everything needed to open (and re-open) a connection, resolved once by ``connect``.
+    Its ``repr`` leaves out the URL's query (it may carry a key)."""
 
-    url: str
+    url: str = field(repr=False)
+    #: The model the URL's ``?model=`` names (None for a ``call_id`` URL, or a URL that
+    #: names none: then the ``model`` argument, when given).
+    model: str | None
     tls: bool
     host: str
     port: int
-    target: str
+    target: str = field(repr=False)
     ws_options: WebSocketOptions
     session_options: SessionOptions
     ssl_context: ssl.SSLContext | None
@@ -136,12 +148,17 @@ def plan_connect(
     """Resolve ``connect``'s arguments: URL, key (argument, options, ``OPENAI_API_KEY``), TLS.
 
     The URL is the argument, else ``ws_options.url`` when it was set, else the service's URL
-    for ``model``. ``ws_options`` supplies everything else about the WebSocket; this
-    function's own ``handshake_timeout`` replaces the one in it. Everything is validated
-    here, before any I/O.
+    for ``model`` (``DEFAULT_MODEL`` when None). ``ws_options`` supplies everything else
+    about the WebSocket; this function's own ``handshake_timeout`` replaces the one in it.
+    Everything is validated here, before any I/O.
+
+    The session's model comes from the URL (``?model=``) and cannot be changed by
+    ``session.update``, so the initial ``session.update`` names a model only when the
+    application gave ``model`` (never for a ``call_id`` URL: the call's model is fixed).
 
     Raises:
-        LocalProtocolError: a bad URL, key, header, session configuration or dialect mix.
+        LocalProtocolError: a bad URL, key, header, session configuration or dialect mix;
+            a ``model`` other than the one the URL names.
         ValueError: ``max_queued_events`` below 1, or ``ssl_context`` with a ``ws://`` URL.
     """
     if reconnect is True:
@@ -153,7 +170,7 @@ def plan_connect(
     if url is None and ws_options is not None and ws_options.url != _DEFAULT_OPTIONS_URL:
         url = ws_options.url
     if url is None:
-        url = realtime_url(model=model)
+        url = realtime_url(model=DEFAULT_MODEL if model is None else model)
     if api_key is None and ws_options is not None:
         api_key = ws_options.api_key
     if api_key is None:
@@ -174,6 +191,15 @@ def plan_connect(
         import ssl
 
         ssl_context = ssl.create_default_context()  # verifies against the system CAs
+    query = dict(parse_qsl(urlsplit(url).query, keep_blank_values=True))
+    url_model = query.get("model")
+    if "call_id" in query:
+        model = None  # the call's model was chosen when the call was made
+    elif model is not None and url_model is not None and model != url_model:
+        raise LocalProtocolError(
+            f"model={model!r} but the URL asks for model {url_model!r}: the URL chooses the"
+            " model, and a session.update cannot change it"
+        )
     if isinstance(session, SessionOptions):
         session_options = session
     else:
@@ -182,6 +208,7 @@ def plan_connect(
     RealtimeWebSocket(options, session_options)  # validates the pair (dialects, config)
     return ConnectPlan(
         url=url,
+        model=url_model if url_model is not None else model,
         tls=tls,
         host=host,
         port=port,
@@ -214,12 +241,14 @@ class DriverCore:
         "_previous",
         "_resume_at",
         "_retry_after",
+        "_up_since",
         "_updates",
         "close_code",
         "close_reason",
         "closing",
         "discarded",
         "disconnected",
+        "dropped_audio",
         "ended",
         "failure",
         "plan",
@@ -249,7 +278,11 @@ class DriverCore:
         self.close_reason: str | None = None
         #: Events dropped after ``close()`` because nobody was reading any more.
         self.discarded = 0
+        #: ``send_audio`` calls dropped while reconnecting (see :meth:`command`).
+        self.dropped_audio = 0
         self._attempt = 0
+        #: When the current connection's upgrade succeeded (None once its drop was handled).
+        self._up_since: float | None = None
         self._retry_after: float | None = None
         self._last_failure = ""
         self._previous: ClientSession | None = None
@@ -356,11 +389,33 @@ class DriverCore:
 
     # ---------------------------------------------------------------------- commands --
 
+    @property
+    def reconnecting(self) -> bool:
+        """No connection is open, and the reconnect policy is re-opening one (it has not
+        given up, and the application has not closed)."""
+        ws = self.ws
+        return (
+            ws is not None
+            and not self.ended
+            and (self.disconnected or ws.state is WebSocketState.CONNECTING)
+            and self.should_reconnect()
+        )
+
+    def drop_audio(self) -> bool:
+        """``send_audio`` while reconnecting: count it and tell the caller to return quietly
+        (audio captured meanwhile has no session to go to; the microphone task carries on).
+        False when it must raise instead: the connection is open, or over for good."""
+        if not self.reconnecting:
+            return False
+        self.dropped_audio += 1
+        return True
+
     def command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         """Call a session command by name, then collect what it produced.
 
         Raises:
-            rtproto.ConnectionClosed: the connection is over (or being re-opened).
+            rtproto.ConnectionClosed: the connection is over (or being re-opened: drivers
+                drop ``send_audio`` then, see :meth:`drop_audio`).
         """
         ws = self.ws
         if ws is None or self.disconnected or ws.state is WebSocketState.CONNECTING:
@@ -545,20 +600,29 @@ class DriverCore:
             and self.close_code in policy.codes
         )
 
-    def next_attempt(self) -> float | None:
+    def next_attempt(self, now: float) -> float | None:
         """Start the next reconnect attempt: its delay (seconds), after queueing
-        :class:`Reconnecting`; or None, after queueing :class:`ReconnectFailed`."""
+        :class:`Reconnecting`; or None, after queueing :class:`ReconnectFailed`.
+
+        The attempt count restarts only after a connection that proved healthy: one that
+        stayed up ``policy.healthy_after`` seconds. A server that accepts the upgrade and
+        then drops (or closes 1011) every time uses up the attempts, with the backoff
+        growing, instead of being re-opened forever.
+        """
         policy = self.plan.reconnect
         assert policy is not None
-        self._attempt += 1
-        if self._attempt == 1:
+        up_since, self._up_since = self._up_since, None
+        if up_since is not None:  # an open connection dropped (not a failed attempt)
+            if now - up_since >= policy.healthy_after:
+                self._attempt = 0
             self._last_failure = self.close_reason or f"closed with code {self.close_code}"
+        self._attempt += 1
         if self._attempt > policy.max_attempts:
             self.give_up()
             return None
         delay = max(0.0, float(policy.backoff(self._attempt)))
-        if self._retry_after is not None:
-            delay = max(delay, self._retry_after)
+        if self._retry_after is not None:  # lengthens the wait, up to max_retry_after
+            delay = max(delay, min(self._retry_after, policy.max_retry_after))
             self._retry_after = None
         log.debug("reconnect attempt %d in %.3f s", self._attempt, delay)
         self._append(
@@ -591,14 +655,17 @@ class DriverCore:
         self._append(ReconnectFailed(attempts=attempts, reason=self._last_failure))
         self.end()
 
-    def opened(self) -> None:
-        """The upgrade succeeded. After a reconnect: report it and replay the history."""
+    def opened(self, now: float) -> None:
+        """The upgrade succeeded. After a reconnect: report it and replay the history.
+
+        The attempt count is kept until the connection proves healthy (see
+        :meth:`next_attempt`)."""
         self._opened = True
+        self._up_since = now
         policy = self.plan.reconnect
         if policy is None or self._attempt == 0:
             return
         self._append(Reconnected(attempt=self._attempt))
-        self._attempt = 0
         for update in self._updates or ():  # the configuration as the application left it
             self.session.update_session(update)
         previous, self._previous = self._previous, None
@@ -625,6 +692,12 @@ class CoreViews:
     def queued_events(self) -> int:
         """Events waiting for the application (at most about ``max_queued_events``)."""
         return self._core.queued
+
+    @property
+    def dropped_audio(self) -> int:
+        """``send_audio`` calls dropped because a reconnect was under way (no session to
+        take the audio); they raise ``ConnectionClosed`` once the connection is over."""
+        return self._core.dropped_audio
 
     @property
     def close_code(self) -> int | None:

@@ -25,7 +25,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from rtproto import models as M
-from rtproto.errors import RtprotoError
+from rtproto.errors import ConnectionClosed, LocalProtocolError, RtprotoError
 from rtproto.session import SessionOptions
 from rtproto.wire import HandshakeTimeout, WebSocketOptions
 
@@ -84,7 +84,7 @@ class _Signal:
 def connect(
     url: str | None = None,
     *,
-    model: str | None = "gpt-realtime",
+    model: str | None = None,
     api_key: str | None = None,
     session: Mapping[str, Any] | SessionOptions | None = None,
     ws_options: WebSocketOptions | None = None,
@@ -99,7 +99,10 @@ def connect(
 
     Args:
         url: the WebSocket URL; default ``wss://api.openai.com/v1/realtime?model=<model>``.
-        model: the model, for the default URL and the initial ``session.update``.
+        model: the model: for the default URL (``gpt-realtime`` when None) and, when given,
+            the initial ``session.update``. A URL chooses its own model (``?model=``): a
+            different one here raises ``LocalProtocolError``; with a ``call_id`` URL it is
+            ignored (the call's model is fixed).
         api_key: sent as ``Authorization: Bearer``; default ``$OPENAI_API_KEY``. Never shown
             in reprs or logs.
         session: the initial session configuration (a mapping, GA or flat shape) or complete
@@ -186,7 +189,7 @@ class AsyncConnection(CoreViews):
 
     async def __aenter__(self) -> AsyncConnection:
         if self._entered:
-            raise RuntimeError("an AsyncConnection can be entered once")
+            raise LocalProtocolError("an AsyncConnection can be entered once")
         self._entered = True
         await self._open()
         self._task_group = anyio.create_task_group()
@@ -219,6 +222,10 @@ class AsyncConnection(CoreViews):
         self._closing.set()
         self._room.set()  # a reader paused by backpressure resumes to see the reply
         self._timer_moved()
+        if self._open_scope is not None:
+            # no connection to close gracefully: a reconnect attempt (TCP, TLS or upgrade)
+            # is under way. Cancel it now; the runner ends without connecting again.
+            self._open_scope.cancel()
         if sent:  # (a writer busy with a big write writes the close frame after it)
             with anyio.CancelScope(shield=True):
                 await self._flush(raise_closed=False, wait=False)
@@ -283,8 +290,20 @@ class AsyncConnection(CoreViews):
     async def send_audio(
         self, pcm: bytes | bytearray | memoryview | Any, *, commit: bool = False
     ) -> None:
-        """Append audio (bytes in the input format, or an int16 array) to the input buffer."""
-        await self._command("send_audio", pcm, commit=commit)
+        """Append audio (bytes in the input format, or an int16 array) to the input buffer.
+
+        While the reconnect policy re-opens a dropped connection the audio is dropped
+        quietly (counted in :attr:`dropped_audio`); once the connection is over for good
+        this raises ``ConnectionClosed`` like every command.
+        """
+        core = self._core
+        if core.drop_audio():
+            return
+        try:
+            await self._command("send_audio", pcm, commit=commit)
+        except ConnectionClosed:
+            if not core.drop_audio():  # the write found the drop: a reconnect follows
+                raise
 
     async def commit_audio(self) -> None:
         """Commit the input buffer as a user item (when turn detection is off)."""
@@ -487,7 +506,7 @@ class AsyncConnection(CoreViews):
                 await self._flush(raise_closed=False)
             if not core.upgraded:
                 raise ConnectError("the connection closed during the upgrade")
-            core.opened()
+            core.opened(anyio.current_time())
             self._wake()
             await self._flush(raise_closed=False)
         except BaseException:
@@ -566,7 +585,9 @@ class AsyncConnection(CoreViews):
     async def _reconnect(self) -> bool:
         core = self._core
         while True:
-            delay = core.next_attempt()
+            if core.closing:
+                return False
+            delay = core.next_attempt(anyio.current_time())
             self._wake()
             if delay is None:
                 return False
@@ -583,8 +604,11 @@ class AsyncConnection(CoreViews):
                     failure = exc
                 finally:
                     self._open_scope = None
-            if scope.cancel_called:
-                return False  # close() gave up waiting: the runner ends (and drops a socket)
+            if scope.cancel_called or core.closing:
+                # close() cancelled the attempt: the runner ends (and drops a socket); an
+                # upgrade that had just succeeded still reports its end
+                core.finish_connection()
+                return False
             if failure is not None:
                 if not core.attempt_failed(failure):
                     core.give_up()

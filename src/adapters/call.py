@@ -81,8 +81,10 @@ def _frames(options: CallOptions) -> list[bytes]:
 
 
 def _connect_kwargs(options: CallOptions) -> dict[str, Any]:
+    # a URL that names its model (or a call) chooses it: connect() refuses a different one
+    named = "model=" in options.url or "call_id=" in options.url
     return {
-        "model": options.model,
+        "model": None if named else options.model,
         "api_key": options.api_key,
         "session": CALL_SESSION,
         "connect_timeout": options.connect_timeout,

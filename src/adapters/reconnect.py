@@ -61,7 +61,9 @@ RECONNECT_CODES = frozenset({1001, 1006, 1011, 1012, 1013})
 class ReconnectPolicy:
     """When and how a driver re-opens a dropped connection (off unless given to ``connect``)."""
 
-    #: Attempts per drop before giving up (the count restarts after a successful reconnect).
+    #: Attempts before giving up. The count restarts only once a re-opened connection
+    #: proved healthy (stayed up ``healthy_after`` seconds): a server that upgrades and then
+    #: drops every time uses them up.
     max_attempts: int = 5
     #: Seconds to wait before attempt ``n`` (1-based); exponential with a cap by default.
     backoff: Callable[[int], float] = field(default_factory=exponential_backoff)
@@ -70,10 +72,20 @@ class ReconnectPolicy:
     #: Close codes that trigger a reconnect; other codes (1000, 3000 auth, 4000 bad request)
     #: end the connection for good.
     codes: frozenset[int] = RECONNECT_CODES
+    #: Seconds a connection must stay up to count as healthy (then the next drop starts
+    #: again at attempt 1).
+    healthy_after: float = 10.0
+    #: The longest wait a refusal's ``Retry-After`` may impose (the default backoff's cap);
+    #: it lengthens the backoff's delay, never shortens it.
+    max_retry_after: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, not {self.max_attempts}")
+        for name in ("healthy_after", "max_retry_after"):
+            value = getattr(self, name)
+            if not 0 <= value < float("inf"):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value}")
 
 
 class DriverEvent(TransportEvent, frozen=True, kw_only=True, gc=False):

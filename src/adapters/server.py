@@ -134,8 +134,9 @@ class ServerConfig:
 
     #: ``fast``: a response's deltas all go out at once; ``realtime``: at playback speed.
     pace: Pace = "fast"
-    #: Session length cap in seconds (then ``session_expired`` and close 1001).
-    max_duration: float = 3600.0
+    #: Session length cap in seconds (then ``session_expired`` and close 1001); ``None``:
+    #: the service's (60 minutes, 30 in the beta dialect).
+    max_duration: float | None = None
     #: Accept only this key (``None``: any non-empty key). Never logged.
     api_key: str | None = field(default=None, repr=False)
     #: Makes each session's responder (one per connection: responders may keep state);

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from rtproto import models as M
-from rtproto.errors import RtprotoError
+from rtproto.errors import ConnectionClosed, LocalProtocolError, RtprotoError
 from rtproto.session import SessionOptions
 from rtproto.wire import HandshakeTimeout, WebSocketOptions
 
@@ -53,7 +53,7 @@ _MAX_WAIT = 1.0
 def connect_sync(
     url: str | None = None,
     *,
-    model: str | None = "gpt-realtime",
+    model: str | None = None,
     api_key: str | None = None,
     session: Mapping[str, Any] | SessionOptions | None = None,
     ws_options: WebSocketOptions | None = None,
@@ -101,6 +101,9 @@ class SyncConnection(CoreViews):
         self._write_started: float | None = None
         self._reader: threading.Thread | None = None
         self._timer: threading.Thread | None = None
+        #: The socket of a connection being opened (TCP, TLS, upgrade): close() shuts it
+        #: down to cancel a reconnect attempt.
+        self._pending: socket.socket | None = None
         self._entered = False
 
     def __repr__(self) -> str:
@@ -112,7 +115,7 @@ class SyncConnection(CoreViews):
 
     def __enter__(self) -> SyncConnection:
         if self._entered:
-            raise RuntimeError("a SyncConnection can be entered once")
+            raise LocalProtocolError("a SyncConnection can be entered once")
         self._entered = True
         self._open()
         self._reader = threading.Thread(target=self._run, name="rtproto-reader", daemon=True)
@@ -137,8 +140,13 @@ class SyncConnection(CoreViews):
             return  # never entered (or the connect failed)
         with self._lock:
             sent = core.close(code, reason, time.monotonic())
+            pending = self._pending
             self._notify()
-            self._room.notify_all()
+            self._room.notify_all()  # (also wakes a reconnect's backoff wait)
+        if pending is not None:
+            # a reconnect attempt is under way (TCP, TLS or the upgrade): cancel it; the
+            # reader sees ``closing`` after every blocking step and stops
+            _shutdown_quietly(pending)
         if sent:  # (a writer busy with a big write writes the close frame after it)
             self._flush(raise_closed=False, wait=False)
         if not self._finished.wait(self._plan.close_timeout + 0.5):
@@ -202,8 +210,22 @@ class SyncConnection(CoreViews):
     def send_audio(
         self, pcm: bytes | bytearray | memoryview | Any, *, commit: bool = False
     ) -> None:
-        """Append audio (bytes in the input format, or an int16 array) to the input buffer."""
-        self._command("send_audio", pcm, commit=commit)
+        """Append audio (bytes in the input format, or an int16 array) to the input buffer.
+
+        While the reconnect policy re-opens a dropped connection the audio is dropped
+        quietly (counted in :attr:`dropped_audio`); once the connection is over for good
+        this raises ``ConnectionClosed`` like every command.
+        """
+        core = self._core
+        with self._lock:
+            if core.drop_audio():
+                return
+        try:
+            self._command("send_audio", pcm, commit=commit)
+        except ConnectionClosed:
+            with self._lock:
+                if not core.drop_audio():  # the write found the drop: a reconnect follows
+                    raise
 
     def commit_audio(self) -> None:
         """Commit the input buffer as a user item (when turn detection is off)."""
@@ -328,12 +350,53 @@ class SyncConnection(CoreViews):
                     return
             wait = False  # bytes arrived while we let go: write them unless someone else does
 
+    def _pend(self, sock: socket.socket | None) -> None:
+        """Make ``sock`` the one close() shuts down to cancel the attempt under way; raise
+        if close() was called already (after every blocking step of the attempt)."""
+        with self._lock:
+            self._pending = sock
+            if self._core.closing:
+                raise ConnectError("close() cancelled the connection attempt")
+
+    def _connect_tcp(self) -> socket.socket:
+        """``socket.create_connection``, cancellable by close() (which shuts the socket
+        down: on Linux that ends a connect under way; elsewhere it ends within
+        ``connect_timeout``). A DNS lookup under way is waited for."""
+        plan = self._plan
+        errors: list[OSError] = []
+        try:
+            infos = socket.getaddrinfo(plan.host, plan.port, 0, socket.SOCK_STREAM)
+            self._pend(None)
+            for family, kind, proto, _, address in infos:
+                sock = socket.socket(family, kind, proto)
+                try:
+                    self._pend(sock)
+                    sock.settimeout(plan.connect_timeout)
+                    sock.connect(address)
+                    self._pend(sock)
+                    return sock
+                except OSError as exc:
+                    _close_quietly(sock)
+                    errors.append(exc)
+                except BaseException:
+                    _close_quietly(sock)
+                    raise
+        except BaseException:
+            with self._lock:
+                self._pending = None
+            raise
+        with self._lock:
+            self._pending = None
+        if not errors:
+            raise OSError(f"no address for {plan.host}")
+        raise errors[0]  # (as socket.create_connection)
+
     def _open(self) -> None:
         """Open the socket and perform the upgrade (first connect and reconnects)."""
         plan = self._plan
         core = self._core
         try:
-            sock = socket.create_connection((plan.host, plan.port), timeout=plan.connect_timeout)
+            sock = self._connect_tcp()
         except TimeoutError as exc:
             raise ConnectTimeout(
                 f"could not connect to {plan.host}:{plan.port} within {plan.connect_timeout} s"
@@ -345,7 +408,12 @@ class SyncConnection(CoreViews):
             if plan.tls:
                 assert plan.ssl_context is not None
                 try:
-                    sock = plan.ssl_context.wrap_socket(sock, server_hostname=plan.host)
+                    sock = plan.ssl_context.wrap_socket(
+                        sock, server_hostname=plan.host, do_handshake_on_connect=False
+                    )
+                    self._pend(sock)
+                    sock.do_handshake()  # (within connect_timeout: the socket's timeout)
+                    self._pend(sock)
                 except TimeoutError as exc:
                     raise ConnectTimeout(
                         f"no TLS handshake with {plan.host}:{plan.port} within"
@@ -361,6 +429,8 @@ class SyncConnection(CoreViews):
             deadline = time.monotonic() + plan.handshake_timeout
             while True:
                 with self._lock:
+                    if core.closing:
+                        raise ConnectError("close() cancelled the connection attempt")
                     if not core.handshaking:
                         break
                     timer = core.timer()
@@ -389,13 +459,15 @@ class SyncConnection(CoreViews):
             with self._lock:
                 if not core.upgraded:
                     raise ConnectError("the connection closed during the upgrade")
-                core.opened()
+                self._pending = None
+                core.opened(time.monotonic())
                 self._notify()
             sock.settimeout(None)  # from here on close() and the timer thread unblock it
             self._flush(raise_closed=False)
         except BaseException:
             with self._lock:
                 self._sock = None
+                self._pending = None
             _close_quietly(sock)
             raise
 
@@ -499,7 +571,9 @@ class SyncConnection(CoreViews):
         core = self._core
         while True:
             with self._lock:
-                delay = core.next_attempt()
+                if core.closing:
+                    return False
+                delay = core.next_attempt(time.monotonic())
                 self._notify()
             if delay is None:
                 return False
@@ -509,6 +583,10 @@ class SyncConnection(CoreViews):
                 self._open()
             except (RtprotoError, OSError) as exc:
                 with self._lock:
+                    if core.closing:  # close() cancelled the attempt
+                        core.finish_connection()
+                        self._notify()
+                        return False
                     retry = core.attempt_failed(exc)
                     if not retry:
                         core.give_up()

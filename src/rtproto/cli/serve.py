@@ -79,9 +79,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-duration",
         type=_seconds,
-        default=3600.0,
+        default=None,
         metavar="S",
-        help="session length cap in seconds (3600), then session_expired and close 1001",
+        help="session length cap in seconds (the service's: 3600, 1800 in the beta dialect),"
+        " then session_expired and close 1001",
     )
     parser.add_argument(
         "--api-key", default=None, metavar="KEY", help="accept only this key (default: any)"
