@@ -1331,6 +1331,30 @@ def test_webrtc_message_limit() -> None:
     with pytest.raises(rtproto.LocalProtocolError) as info:
         harness.session.send_message("x" * 70_000)
     assert "65536" in str(info.value)
+    # the limit is in bytes: 30,000 three-byte characters are 90,000 bytes of UTF-8
+    with pytest.raises(rtproto.LocalProtocolError, match=r"is 90\d\d\d bytes") as info:
+        harness.session.send_message("中" * 30_000)
+    harness.session.send_message("中" * 21_000)  # 63,000 bytes and the envelope
+    assert len(harness.session.messages_to_send()[0].encode()) <= 65536
+
+
+def test_webrtc_and_sip_never_truncate_the_servers_audio() -> None:
+    """The server plays the audio there, so it knows what was heard and truncates itself
+    (service-observations.md 2): an interruption cancels and clears its output buffer,
+    even if audio events came on the channel."""
+    for profile in (Profile.WEBRTC, Profile.SIP):
+        harness = Harness(profile=profile)
+        harness.session.connection_made(0.0)
+        harness.feed(harness.server.session_updated())
+        harness.sent()
+        play(harness, "resp_1", "item_A1", [400], now=0.0, done=False)
+        harness.session.interrupt(0.1)
+        assert [m["type"] for m in harness.sent()] == [
+            "response.cancel",
+            "output_audio_buffer.clear",
+        ]
+        (interrupted,) = [e for e in harness.events() if isinstance(e, AudioInterrupted)]
+        assert interrupted.truncated == ()
 
 
 def test_a_message_exactly_at_the_limit_goes() -> None:
@@ -1373,12 +1397,13 @@ def test_send_audio_appends_without_committing(h: Harness) -> None:
 
 
 def test_audio_exactly_at_the_services_append_limit_goes() -> None:
-    """15 MiB is 20 MiB of base64: more than the default 16 MiB message limit, which stops
-    it first; with room for it, the service's own limit is the bound."""
+    """15 MiB is 20 MiB of base64, more than the default 16 MiB incoming limit: the default
+    outgoing limit makes room for it (realtime-protocol.md 7), so the service's own limit is
+    the bound."""
     from rtproto.session.core import MAX_APPEND_AUDIO_BYTES
 
     assert MAX_APPEND_AUDIO_BYTES == 15 * 1024 * 1024
-    harness = Harness(limits=Limits(max_outgoing_message_size=32 * 1024 * 1024))
+    harness = Harness()
     harness.connect()
     harness.session.send_audio(bytes(MAX_APPEND_AUDIO_BYTES))
     assert len(harness.sent()) == 1

@@ -77,6 +77,8 @@ SessionEvent = E.ServerEvent | TransportEvent
 
 #: The service accepts at most 15 MiB of audio in one ``input_audio_buffer.append``.
 MAX_APPEND_AUDIO_BYTES = 15 * 1024 * 1024
+#: What the largest append takes on the wire: 15 MiB as base64 (20 MiB) and its envelope.
+MAX_APPEND_MESSAGE_SIZE = 21 * 1024 * 1024
 #: A WebRTC data channel carries messages up to 64 KiB.
 DATA_CHANNEL_MESSAGE_LIMIT = 64 * 1024
 
@@ -125,7 +127,8 @@ class Limits:
 
     #: Largest incoming message (JSON text) accepted.
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    #: Largest outgoing message; ``None`` means ``max_message_size`` (64 KiB for WebRTC).
+    #: Largest outgoing message (bytes of JSON text); ``None``: 64 KiB for WebRTC (its data
+    #: channel), else ``max_message_size`` and at least what a 15 MiB append needs (21 MiB).
     max_outgoing_message_size: int | None = None
     #: Transport events waiting for :meth:`ClientSession.next_event`.
     max_pending_events: int = 10_000
@@ -239,7 +242,7 @@ class ClientSession:
         elif options.profile is Profile.WEBRTC:
             self._max_outgoing = DATA_CHANNEL_MESSAGE_LIMIT
         else:
-            self._max_outgoing = limits.max_message_size
+            self._max_outgoing = max(limits.max_message_size, MAX_APPEND_MESSAGE_SIZE)
         self._ids = options.id_generator or counter_ids()
         self._parse = server_parser(dialect=options.dialect, max_size=limits.max_message_size)
         # receive() decodes GA text up to this size itself while receiving (-1 otherwise: not
@@ -768,9 +771,10 @@ class ClientSession:
         self._enqueue(str(kind), text, event_id if isinstance(event_id, str) else None)
 
     def _enqueue(self, kind: str, text: str, event_id: str | None) -> None:
-        if len(text) > self._max_outgoing:
+        size = len(text) if text.isascii() else len(text.encode())  # (limits are in bytes)
+        if size > self._max_outgoing:
             raise LocalProtocolError(
-                f"{kind} is {len(text)} bytes; this transport carries at most {self._max_outgoing}",
+                f"{kind} is {size} bytes; this transport carries at most {self._max_outgoing}",
                 event_type=kind,
                 state=self._state.value,
             )
@@ -828,12 +832,16 @@ class ClientSession:
                 )
             )
             _remember(self._discarded, cancelled)
+        truncated = []
         if self._profile in _SERVER_OUTPUT_BUFFER:
+            # the server plays the audio, so it knows what was heard and truncates itself
             self._write(
                 E.OutputAudioBufferClear(event_id=self._new_id("output_audio_buffer_clear"))
             )
-        truncated = []
-        for item, played in self._playback.unheard(now):
+            unheard = []
+        else:
+            unheard = self._playback.unheard(now)
+        for item, played in unheard:
             truncated.append(
                 TruncatedItem(
                     response_id=item.response_id,
