@@ -2260,3 +2260,9 @@ def test_out_of_band_response_answers_the_create(h: Harness) -> None:
     assert h.sent()[-1]["type"] == "response.create"
     h.feed(s.response_created("resp_oob", conversation=False))
     assert not h.session.response_active  # answered, and it does not block the conversation
+    # a raw out-of-band create too
+    h.session.send_event({"type": "response.create", "response": {"conversation": "none"}})
+    assert h.sent()[-1]["type"] == "response.create"
+    assert h.session.response_active
+    h.feed(s.response_created("resp_oob2", conversation=False))
+    assert not h.session.response_active
