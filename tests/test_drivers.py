@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import inspect
 import json
 import logging
@@ -18,7 +19,7 @@ import ssl
 import threading
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -306,6 +307,134 @@ async def test_api_key_from_env_never_shown(
     assert any(r.name.startswith("rtproto") for r in caplog.records)
     shown += [repr(WebSocketOptions(url=srv.url, api_key=SECRET))]
     assert not [text for text in shown if SECRET in text]
+
+
+async def _serve_forever(ws: ServerConnection, record: Record, server: Server) -> None:
+    await open_session(ws, record, server)
+    async for _ in ws:
+        pass
+
+
+async def _count_connections(
+    connections: list[int], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    connections.append(1)
+    writer.transport.abort()
+
+
+async def test_api_key_callable_errors_at_connect(client: Client, loop: ServerLoop) -> None:
+    """A key function that raises: its own exception from connect; one that returns no
+    non-empty str: LocalProtocolError naming the type, never the value. Both before any
+    I/O (the function is called before the TCP connect)."""
+    connections: list[int] = []
+
+    def fail() -> str:
+        raise RuntimeError("the token service is down")
+
+    with raw(loop, functools.partial(_count_connections, connections)) as srv:
+        with anyio.fail_after(10):
+            with pytest.raises(RuntimeError, match="token service is down"):
+                await client.open(srv.url, api_key=fail)
+            with pytest.raises(rtproto.LocalProtocolError, match="empty str"):
+                await client.open(srv.url, api_key=lambda: "")
+            for value, kind in ((42, "int"), (None, "NoneType"), (b"ek_bytes", "bytes")):
+                with pytest.raises(rtproto.LocalProtocolError, match=kind) as bad:
+                    await client.open(srv.url, api_key=lambda value=value: value)
+                assert "ek_bytes" not in str(bad.value)
+            with pytest.raises(rtproto.LocalProtocolError, match="header cannot carry"):
+                await client.open(srv.url, api_key=lambda: "ek_a\r\nX-Injected: 1")
+            if client.threaded:
+
+                async def mint() -> str:
+                    return "ek_async"
+
+                # an async function is refused by connect_sync itself; a sync one that
+                # returns a coroutine when it is called (the coroutine is closed, unawaited)
+                with pytest.raises(rtproto.LocalProtocolError, match="without awaiting"):
+                    connect_sync(srv.url, api_key=mint)
+                returned: list[Any] = []
+
+                def returns_a_coroutine() -> Any:
+                    returned.append(mint())
+                    return returned[-1]
+
+                with pytest.raises(rtproto.LocalProtocolError, match="coroutine"):
+                    await client.open(srv.url, api_key=returns_a_coroutine)
+                assert inspect.getcoroutinestate(returned[0]) == inspect.CORO_CLOSED
+    assert connections == []
+
+
+async def test_api_key_callable_sync_and_async(client: Client, loop: ServerLoop) -> None:
+    """The async driver takes a sync function, an async one, and a sync one returning an
+    awaitable (awaited); the thread driver a sync one. The key is fetched at connect time,
+    not when connect() is called."""
+    calls: list[str] = []
+
+    def sync_key() -> str:
+        calls.append("sync")
+        return "ek_sync"
+
+    async def async_key() -> str:
+        await anyio.sleep(0)
+        calls.append("async")
+        return "ek_async"
+
+    functions: list[Callable[[], Any]] = [sync_key]
+    if not client.threaded:
+        functions += [async_key, lambda: async_key()]
+    with scripted(loop, _serve_forever) as srv:
+        with anyio.fail_after(10):
+            for function in functions:
+                async with client.connect(srv.url, api_key=function) as conn:
+                    await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                    await conn.close()
+    expected = ["ek_sync"] if client.threaded else ["ek_sync", "ek_async", "ek_async"]
+    assert [h["Authorization"] for h in srv.record.headers] == [f"Bearer {k}" for k in expected]
+    assert calls == [k.removeprefix("ek_") for k in expected]
+    calls.clear()
+    connect_sync(srv.url, api_key=sync_key)
+    connect(srv.url, api_key=async_key)
+    assert calls == []  # planned, not called
+
+
+async def test_subprotocol_auth_takes_only_ek_keys(
+    client: Client, loop: ServerLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Browser-style auth (the key in Sec-WebSocket-Protocol) refuses a key that is not an
+    ek_ client secret, whether given, from OPENAI_API_KEY or from a key function, before any
+    I/O and without showing it; an explicit override lets it through."""
+    browser = WebSocketOptions(subprotocol_auth=True)
+    connections: list[int] = []
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with raw(loop, functools.partial(_count_connections, connections)) as srv:
+        with anyio.fail_after(10):
+            for key in (SECRET, None, lambda: SECRET):
+                with pytest.raises(rtproto.LocalProtocolError, match="ek_") as refused:
+                    await client.open(srv.url, api_key=key, ws_options=browser)
+                assert SECRET not in str(refused.value)
+    assert connections == []
+
+    with scripted(loop, _serve_forever) as srv:
+        with anyio.fail_after(10):
+            for key, allow in (
+                ("ek_test_given", False),
+                (lambda: "ek_test_called", False),
+                (SECRET, True),
+                (lambda: SECRET, True),
+            ):
+                async with client.connect(
+                    srv.url,
+                    api_key=key,
+                    ws_options=browser,
+                    dangerously_allow_api_key_in_subprotocol=allow,
+                ) as conn:
+                    await conn.until(lambda e: isinstance(e, E.SessionUpdated))
+                    await conn.close()
+    offered = [h["Sec-WebSocket-Protocol"] for h in srv.record.headers]
+    assert [p.split(", ")[1] for p in offered] == [
+        f"openai-insecure-api-key.{k}" for k in ("ek_test_given", "ek_test_called", SECRET, SECRET)
+    ]
+    assert not [h for h in srv.record.headers if "Authorization" in h]
 
 
 async def test_tls_with_trusted_ca(client: Client, loop: ServerLoop, ca: trustme.CA) -> None:
@@ -1040,6 +1169,106 @@ async def test_reconnect_gives_up_at_once_on_401(client: Client, loop: ServerLoo
     assert requests == [1, 2]
 
 
+def _minting() -> tuple[list[str], Any]:
+    """Keys minted by a test's key function, and a process_request accepting only the
+    latest one (as the service accepts an ephemeral key only until it expires)."""
+    minted: list[str] = []
+
+    def process_request(ws: ServerConnection, request: Any) -> Any:
+        if minted and request.headers.get("Authorization") == f"Bearer {minted[-1]}":
+            return None
+        body = {"error": {"message": "Client secret expired", "code": "invalid_api_key"}}
+        return json_response(401, "Unauthorized", body)
+
+    return minted, process_request
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "awaitable"])
+async def test_reconnect_gets_a_fresh_key(client: Client, loop: ServerLoop, kind: str) -> None:
+    """A reconnect calls the key function again: the stale key would get a 401 (final) and
+    ReconnectFailed; the fresh one is accepted."""
+    if client.threaded and kind != "sync":
+        pytest.skip("the thread driver takes sync key functions")
+    minted, process_request = _minting()
+
+    def mint() -> str:
+        minted.append(f"ek_test_{len(minted) + 1}")
+        return minted[-1]
+
+    async def mint_async() -> str:
+        await anyio.sleep(0)
+        return mint()
+
+    function: Callable[[], Any] = {
+        "sync": mint,
+        "async": mint_async,
+        "awaitable": lambda: mint_async(),
+    }[kind]
+    policy = ReconnectPolicy(max_attempts=2, backoff=lambda attempt: 0.01)
+    with scripted(loop, _drop_first_then_serve, process_request=process_request) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, api_key=function, reconnect=policy) as conn:
+                seen = await conn.until(
+                    lambda e: isinstance(e, (E.SessionUpdated, ReconnectFailed))
+                )
+                await conn.close()
+                seen += await conn.rest()
+    assert not [e for e in seen if isinstance(e, ReconnectFailed)], names(seen)
+    assert [e.attempt for e in seen if isinstance(e, Reconnected)] == [1]
+    assert minted == ["ek_test_1", "ek_test_2"]
+    assert [h["Authorization"] for h in srv.record.headers] == [
+        "Bearer ek_test_1",
+        "Bearer ek_test_2",
+    ]
+
+
+async def test_api_key_callable_failures_while_reconnecting(
+    client: Client, loop: ServerLoop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While reconnecting, a key function that raises or returns no key makes a failed
+    attempt (retried after the backoff) whose message is the next Reconnecting's reason;
+    no key it returned shows in a reason, a repr or a log record, even one the server
+    echoes in a 401."""
+    caplog.set_level(logging.DEBUG)
+    first, last = "ek_test-SECRET-first", "ek_test-SECRET-last"
+    answers: list[Any] = [first, RuntimeError("token service down"), "", last]
+
+    def key() -> str:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return str(answer)
+
+    def refuse_last(ws: ServerConnection, request: Any) -> Any:
+        sent = request.headers.get("Authorization", "")
+        if sent.endswith(last):
+            message = f"Incorrect API key provided: {sent.removeprefix('Bearer ')}."
+            return json_response(401, "Unauthorized", {"error": {"message": message}})
+        return None
+
+    policy = ReconnectPolicy(max_attempts=4, backoff=lambda attempt: 0.01)
+    shown: list[str] = []
+    with scripted(loop, _drop_first_then_serve, process_request=refuse_last) as srv:
+        with anyio.fail_after(10):
+            async with client.connect(srv.url, api_key=key, reconnect=policy) as conn:
+                shown += [repr(conn.conn), repr(conn.conn._plan)]
+                seen = await conn.rest()
+                shown += [repr(conn.conn)]
+    assert answers == []
+    reasons = [e.reason for e in seen if isinstance(e, Reconnecting)]
+    assert len(reasons) == 3, names(seen)
+    assert "RuntimeError: token service down" in reasons[1]
+    assert "api_key callable" in reasons[1]
+    assert "LocalProtocolError" in reasons[2] and "empty str" in reasons[2]
+    failed = seen[-1]
+    assert isinstance(failed, ReconnectFailed) and failed.attempts == 3
+    assert "401" in failed.reason and "<api key>" in failed.reason
+    shown += [repr(e) for e in seen]
+    shown += [r.getMessage() for r in caplog.records if not r.name.startswith("websockets")]
+    assert not [text for text in shown if first in text or last in text]
+    assert srv.record.connections == 1  # the refused upgrade never reached the handler
+
+
 @pytest.mark.parametrize("stage", ["upgrade", "tls"])
 async def test_close_cancels_a_slow_reconnect(
     client: Client, loop: ServerLoop, ca: trustme.CA, stage: str
@@ -1453,3 +1682,71 @@ def test_reconnect_policy_limits(driver: str) -> None:
             ReconnectPolicy(healthy_after=bad)
         with pytest.raises(ValueError):
             ReconnectPolicy(max_retry_after=bad)
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_connect_plan_api_key(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """plan_connect keeps a key function (uncalled, out of the repr, OPENAI_API_KEY unused)
+    and validates the rest as if it had returned a key; keyed_options checks what it
+    returns; the ek_ guard applies to given, environment and returned keys alike."""
+    from rtproto.adapters._core import DriverCore, plan_connect
+
+    def plan(**options: Any) -> Any:
+        arguments: dict[str, Any] = {
+            "url": None,
+            "model": None,
+            "api_key": None,
+            "session": None,
+            "ws_options": None,
+            "connect_timeout": 1,
+            "handshake_timeout": 2,
+            "ssl_context": None,
+            "max_queued_events": 8,
+            "reconnect": None,
+        }
+        return plan_connect(**{**arguments, **options})
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
+    calls: list[int] = []
+
+    def key() -> str:
+        calls.append(1)
+        return "ek_fresh"
+
+    planned = plan(api_key=key)
+    assert calls == [] and planned.key_function is key
+    assert planned.ws_options.api_key is None  # not the environment's
+    core = DriverCore(planned)
+    assert core.keyed_options("ek_fresh").api_key == "ek_fresh"
+    assert core.keyed_options("sk-standard").api_key == "sk-standard"  # header auth
+    for bad, match in (("", "empty"), (None, "NoneType"), (7, "int"), ("a\nb", "header")):
+        with pytest.raises(rtproto.LocalProtocolError, match=match):
+            core.keyed_options(bad)
+    assert SECRET not in repr(plan(api_key=functools.partial(str, SECRET)))
+    assert plan(api_key="sk-given").key_function is None
+    clash = WebSocketOptions(extra_headers=(("Authorization", "Bearer x"),))
+    with pytest.raises(rtproto.LocalProtocolError, match="repeats"):
+        plan(api_key=key, ws_options=clash)  # before any call, before any I/O
+    with pytest.raises(rtproto.LocalProtocolError, match="str or a callable"):
+        plan(api_key=b"sk-bytes")
+
+    browser = WebSocketOptions(subprotocol_auth=True)
+    for given in ("sk-given", None):  # given, and OPENAI_API_KEY
+        with pytest.raises(rtproto.LocalProtocolError, match="ek_"):
+            plan(api_key=given, ws_options=browser)
+        allowed = plan(
+            api_key=given, ws_options=browser, dangerously_allow_api_key_in_subprotocol=True
+        )
+        assert allowed.ws_options.api_key == (given or "sk-from-env")
+    assert plan(api_key="ek_given", ws_options=browser).ws_options.api_key == "ek_given"
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert plan(ws_options=browser).ws_options.api_key is None  # no key: nothing to guard
+    browser_core = DriverCore(plan(api_key=key, ws_options=browser))
+    assert browser_core.keyed_options("ek_fresh").subprotocol_auth
+    with pytest.raises(rtproto.LocalProtocolError, match="ek_") as refused:
+        browser_core.keyed_options("sk-standard-secret")
+    assert "sk-standard-secret" not in str(refused.value)
+    allowing = DriverCore(
+        plan(api_key=key, ws_options=browser, dangerously_allow_api_key_in_subprotocol=True)
+    )
+    assert allowing.keyed_options("sk-standard").api_key == "sk-standard"

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import os
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
@@ -62,6 +63,8 @@ if TYPE_CHECKING:  # ssl loads only for wss:// (about 5 MB)
     import ssl
 
 __all__ = [
+    "EPHEMERAL_KEY_PREFIX",
+    "ApiKey",
     "ConnectError",
     "ConnectPlan",
     "ConnectTimeout",
@@ -89,7 +92,17 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 DEFAULT_MODEL = "gpt-realtime"
 
 
+#: What ``api_key`` may be: the key, or a function called for a fresh one before every
+#: connection attempt (the first and each reconnect). The async driver awaits what the
+#: function returns when it is awaitable; the thread driver takes sync functions only.
+ApiKey = str | Callable[[], str | Awaitable[str]]
+#: How an ephemeral client secret starts: the only kind of key a subprotocol may carry
+#: unless the application explicitly allows another.
+EPHEMERAL_KEY_PREFIX = "ek_"
+
 _DEFAULT_OPTIONS_URL = WebSocketOptions.__dataclass_fields__["url"].default
+#: Stands in for a key function's key while ``plan_connect`` validates the options.
+_PLACEHOLDER_KEY = EPHEMERAL_KEY_PREFIX + "placeholder"
 
 
 class ConnectError(RtprotoError):
@@ -122,6 +135,12 @@ class ConnectPlan:
     write_timeout: float
     max_queued_events: int
     reconnect: ReconnectPolicy | None
+    #: The application's key function, called before every connection attempt (None: the
+    #: key, if any, is ``ws_options.api_key``). Left out of the repr (a ``partial`` may
+    #: hold a key).
+    key_function: Callable[[], object] | None = field(default=None, repr=False)
+    #: The application allowed a key other than an ``ek_`` client secret in a subprotocol.
+    allow_api_key_in_subprotocol: bool = False
 
     @property
     def where(self) -> str:
@@ -131,11 +150,22 @@ class ConnectPlan:
         return f"{'wss' if self.tls else 'ws'}://{host}:{self.port}{path}"
 
 
+def _check_subprotocol_key(key: str, options: WebSocketOptions, allowed: bool) -> None:
+    """The browser-style guard: a subprotocol carries only ``ek_`` client secrets (unless
+    allowed). The message never includes the key."""
+    if options.subprotocol_auth and not allowed and not key.startswith(EPHEMERAL_KEY_PREFIX):
+        raise LocalProtocolError(
+            "subprotocol_auth sends the api_key in the Sec-WebSocket-Protocol header, as a"
+            " browser must: use an ephemeral client secret (ek_...) there, not a standard API"
+            " key (or pass dangerously_allow_api_key_in_subprotocol=True)"
+        )
+
+
 def plan_connect(
     url: str | None,
     *,
     model: str | None,
-    api_key: str | None,
+    api_key: str | Callable[[], object] | None,
     session: Mapping[str, Any] | SessionOptions | None,
     ws_options: WebSocketOptions | None,
     connect_timeout: float,
@@ -144,8 +174,18 @@ def plan_connect(
     max_queued_events: int,
     reconnect: ReconnectPolicy | bool | None,
     write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    dangerously_allow_api_key_in_subprotocol: bool = False,
 ) -> ConnectPlan:
     """Resolve ``connect``'s arguments: URL, key (argument, options, ``OPENAI_API_KEY``), TLS.
+
+    A callable ``api_key`` is kept in the plan, not called: the driver calls it before every
+    connection attempt (:meth:`DriverCore.keyed_options` checks what it returns). Everything
+    else about the options is validated here as if it had returned an ``ek_`` key.
+
+    With ``ws_options.subprotocol_auth`` (browser style: the key travels in the
+    ``Sec-WebSocket-Protocol`` header) a key that is not an ``ek_`` client secret is refused
+    unless ``dangerously_allow_api_key_in_subprotocol``, as the JS SDK refuses one in a
+    browser unless ``useInsecureApiKey``.
 
     The URL is the argument, else ``ws_options.url`` when it was set, else the service's URL
     for ``model`` (``DEFAULT_MODEL`` when None). ``ws_options`` supplies everything else
@@ -158,7 +198,8 @@ def plan_connect(
 
     Raises:
         LocalProtocolError: a bad URL, key, header, session configuration or dialect mix;
-            a ``model`` other than the one the URL names.
+            a ``model`` other than the one the URL names; a standard key for subprotocol
+            auth (see above).
         ValueError: ``max_queued_events`` below 1, or ``ssl_context`` with a ``ws://`` URL.
     """
     if reconnect is True:
@@ -171,10 +212,18 @@ def plan_connect(
         url = ws_options.url
     if url is None:
         url = realtime_url(model=DEFAULT_MODEL if model is None else model)
-    if api_key is None and ws_options is not None:
-        api_key = ws_options.api_key
-    if api_key is None:
-        api_key = os.environ.get("OPENAI_API_KEY") or None
+    key_function: Callable[[], object] | None = None
+    if callable(api_key):
+        key_function, api_key = api_key, None
+    else:
+        if api_key is not None and not isinstance(api_key, str):
+            raise LocalProtocolError(
+                f"api_key must be a str or a callable returning one, not {type(api_key).__name__}"
+            )
+        if api_key is None and ws_options is not None:
+            api_key = ws_options.api_key
+        if api_key is None:
+            api_key = os.environ.get("OPENAI_API_KEY") or None
     if ws_options is None:
         options = WebSocketOptions(
             url=url, api_key=api_key, handshake_timeout=float(handshake_timeout)
@@ -183,6 +232,12 @@ def plan_connect(
         options = dataclasses.replace(
             ws_options, url=url, api_key=api_key, handshake_timeout=float(handshake_timeout)
         )
+    allow = bool(dangerously_allow_api_key_in_subprotocol)
+    if key_function is not None:
+        # what the key may not change (extra headers against Authorization...): now
+        dataclasses.replace(options, api_key=_PLACEHOLDER_KEY)
+    elif api_key is not None:
+        _check_subprotocol_key(api_key, options, allow)
     tls, host, port, target = split_url(url)
     if not tls:
         if ssl_context is not None:
@@ -222,6 +277,8 @@ def plan_connect(
         write_timeout=float(write_timeout),
         max_queued_events=max_queued_events,
         reconnect=reconnect,
+        key_function=key_function,
+        allow_api_key_in_subprotocol=allow,
     )
 
 
@@ -297,13 +354,42 @@ class DriverCore:
 
     # ------------------------------------------------------------------- connection --
 
-    def start(self, now: float) -> None:
-        """Begin a connection (the first, or a reconnect): queue the upgrade request."""
+    def keyed_options(self, key: object) -> WebSocketOptions:
+        """The connection's options with the key the plan's key function returned (the
+        driver calls the function before each attempt, awaiting it if need be).
+
+        Raises:
+            LocalProtocolError: not a non-empty str (an un-awaited coroutine is closed), a
+                key a header or subprotocol cannot carry, or a standard key for subprotocol
+                auth. The message never includes the key.
+        """
+        if inspect.iscoroutine(key):
+            key.close()  # (no "never awaited" warning)
+            raise LocalProtocolError(
+                "the api_key callable returned a coroutine: the thread driver does not await;"
+                " give connect_sync a sync callable (or use connect())"
+            )
+        if not isinstance(key, str):
+            raise LocalProtocolError(
+                f"the api_key callable must return a non-empty str, not {type(key).__name__}"
+            )
+        if not key:
+            raise LocalProtocolError("the api_key callable returned an empty str")
+        plan = self.plan
+        options = dataclasses.replace(plan.ws_options, api_key=key)
+        _check_subprotocol_key(key, options, plan.allow_api_key_in_subprotocol)
+        return options
+
+    def start(self, now: float, options: WebSocketOptions | None = None) -> None:
+        """Begin a connection (the first, or a reconnect): queue the upgrade request.
+        ``options``: from :meth:`keyed_options` when the plan has a key function."""
         if self.ws is not None and self._opened:
             self._previous = self.ws.session  # the session whose history a reconnect replays
         self._opened = False
         self._began = False
-        self.ws = RealtimeWebSocket(self.plan.ws_options, self.plan.session_options)
+        if options is None:
+            options = self.plan.ws_options
+        self.ws = RealtimeWebSocket(options, self.plan.session_options)
         self._out.clear()
         self.disconnected = False
         self._closed_sent = False
@@ -635,10 +721,18 @@ class DriverCore:
         )
         return delay
 
-    def attempt_failed(self, exc: BaseException) -> bool:
-        """A reconnect attempt failed; whether trying again makes sense."""
-        self._last_failure = f"{type(exc).__name__}: {exc}"
+    def attempt_failed(self, exc: BaseException, *, key: bool = False) -> bool:
+        """A reconnect attempt failed; whether trying again makes sense.
+
+        ``key``: the key function raised ``exc`` or returned no usable key (see
+        :meth:`keyed_options`). That counts as a failed attempt, retried with the backoff
+        (a token service may be down for a moment), up to ``max_attempts``.
+        """
+        failure = f"{type(exc).__name__}: {exc}"
+        self._last_failure = f"the api_key callable failed: {failure}" if key else failure
         log.debug("reconnect attempt %d failed: %s", self._attempt, self._last_failure)
+        if key:
+            return True
         if self.ws is not None and not self.disconnected:
             self.disconnected = True  # the failed attempt's events end here, unreported
         if isinstance(exc, HandshakeRefused):

@@ -16,6 +16,7 @@ peer). Reading resumes as soon as the application takes an event.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from rtproto.wire import HandshakeTimeout, WebSocketOptions
 from ._core import (
     DEFAULT_WRITE_TIMEOUT,
     READ_SIZE,
+    ApiKey,
     ConnectError,
     ConnectPlan,
     ConnectTimeout,
@@ -85,7 +87,7 @@ def connect(
     url: str | None = None,
     *,
     model: str | None = None,
-    api_key: str | None = None,
+    api_key: ApiKey | None = None,
     session: Mapping[str, Any] | SessionOptions | None = None,
     ws_options: WebSocketOptions | None = None,
     connect_timeout: float = 10,
@@ -94,6 +96,7 @@ def connect(
     max_queued_events: int = 1024,
     reconnect: ReconnectPolicy | bool | None = None,
     write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    dangerously_allow_api_key_in_subprotocol: bool = False,
 ) -> AsyncConnection:
     """A Realtime connection over WebSocket, for ``async with`` (asyncio or Trio).
 
@@ -104,7 +107,9 @@ def connect(
             different one here raises ``LocalProtocolError``; with a ``call_id`` URL it is
             ignored (the call's model is fixed).
         api_key: sent as ``Authorization: Bearer``; default ``$OPENAI_API_KEY``. Never shown
-            in reprs or logs.
+            in reprs or logs. A callable (sync, or async / returning an awaitable, which is
+            awaited) is called for a fresh key before every connection attempt, the first
+            and each reconnect: an expired ``ek_`` client secret is not sent again.
         session: the initial session configuration (a mapping, GA or flat shape) or complete
             :class:`~rtproto.session.SessionOptions`.
         ws_options: WebSocket options (headers, limits, keepalive); ``url``, ``api_key`` and
@@ -117,12 +122,18 @@ def connect(
             :class:`~rtproto.adapters.ReconnectPolicy` (``True``: the default policy);
             off by default.
         write_timeout: seconds one write may take before the connection is declared lost.
+        dangerously_allow_api_key_in_subprotocol: with ``ws_options.subprotocol_auth``
+            (the key in the ``Sec-WebSocket-Protocol`` header, browser style) accept a key
+            that is not an ``ek_`` client secret; refused with ``LocalProtocolError``
+            otherwise.
 
     Raises (on entering ``async with``):
         ConnectError / ConnectTimeout: TCP or TLS failed.
         rtproto.wire.HandshakeRefused: the server answered the upgrade with an HTTP error
             (``status``, ``body``, ``error``).
         rtproto.wire.HandshakeTimeout: the upgrade took longer than ``handshake_timeout``.
+        LocalProtocolError: the ``api_key`` callable returned no non-empty str (what it
+            raises propagates as it is).
     """
     plan = plan_connect(
         url,
@@ -136,6 +147,7 @@ def connect(
         max_queued_events=max_queued_events,
         reconnect=reconnect,
         write_timeout=write_timeout,
+        dangerously_allow_api_key_in_subprotocol=dangerously_allow_api_key_in_subprotocol,
     )
     return AsyncConnection(plan)
 
@@ -191,7 +203,7 @@ class AsyncConnection(CoreViews):
         if self._entered:
             raise LocalProtocolError("an AsyncConnection can be entered once")
         self._entered = True
-        await self._open()
+        await self._open(await self._resolve_key())
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
         self._task_group.start_soon(self._run)
@@ -458,8 +470,20 @@ class AsyncConnection(CoreViews):
             await self._written.wait()
         self._writing = True
 
-    async def _open(self) -> None:
-        """Open the socket and perform the upgrade (first connect and reconnects)."""
+    async def _resolve_key(self) -> WebSocketOptions | None:
+        """Call the plan's key function, if any, for this attempt's key (before any I/O of
+        the attempt: a slow token service holds no socket open); its options."""
+        function = self._plan.key_function
+        if function is None:
+            return None
+        key = function()
+        if inspect.isawaitable(key):
+            key = await key
+        return self._core.keyed_options(key)
+
+    async def _open(self, options: WebSocketOptions | None) -> None:
+        """Open the socket and perform the upgrade (first connect and reconnects), with the
+        options :meth:`_resolve_key` returned."""
         plan = self._plan
         core = self._core
         try:
@@ -483,7 +507,7 @@ class AsyncConnection(CoreViews):
         log.debug("connected to %s:%d (tls=%s)", plan.host, plan.port, plan.tls)
         self._stream = stream
         try:
-            core.start(anyio.current_time())
+            core.start(anyio.current_time(), options)
             await self._flush(raise_closed=False)
             deadline = anyio.current_time() + plan.handshake_timeout
             while core.handshaking:
@@ -595,11 +619,17 @@ class AsyncConnection(CoreViews):
                 await self._closing.wait()
             if core.closing:
                 return False
-            failure: RtprotoError | OSError | None = None
+            failure: Exception | None = None
+            key_failed = False
             with anyio.CancelScope() as scope:
                 self._open_scope = scope
                 try:
-                    await self._open()
+                    try:
+                        options = await self._resolve_key()
+                    except Exception as exc:  # the application's function: any error
+                        failure, key_failed = exc, True
+                    else:
+                        await self._open(options)
                 except (RtprotoError, OSError) as exc:
                     failure = exc
                 finally:
@@ -610,7 +640,7 @@ class AsyncConnection(CoreViews):
                 core.finish_connection()
                 return False
             if failure is not None:
-                if not core.attempt_failed(failure):
+                if not core.attempt_failed(failure, key=key_failed):
                     core.give_up()
                     self._wake()
                     return False

@@ -14,10 +14,11 @@ stops reading the socket (and the protocol's timers pause) until the application
 from __future__ import annotations
 
 import contextlib
+import inspect
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +55,7 @@ def connect_sync(
     url: str | None = None,
     *,
     model: str | None = None,
-    api_key: str | None = None,
+    api_key: str | Callable[[], str] | None = None,
     session: Mapping[str, Any] | SessionOptions | None = None,
     ws_options: WebSocketOptions | None = None,
     connect_timeout: float = 10,
@@ -63,11 +64,19 @@ def connect_sync(
     max_queued_events: int = 1024,
     reconnect: ReconnectPolicy | bool | None = None,
     write_timeout: float = DEFAULT_WRITE_TIMEOUT,
+    dangerously_allow_api_key_in_subprotocol: bool = False,
 ) -> SyncConnection:
     """A Realtime connection over WebSocket, for ``with`` (blocking, thread-safe commands).
 
-    The arguments are those of :func:`rtproto.adapters.connect`.
+    The arguments are those of :func:`rtproto.adapters.connect`, except that an ``api_key``
+    callable must be sync (it is called in the thread that connects: the caller's for the
+    first connection, the reader thread for reconnects).
     """
+    if inspect.iscoroutinefunction(api_key):
+        raise LocalProtocolError(
+            "connect_sync calls api_key without awaiting: give it a sync callable (or use"
+            " connect() for an async one)"
+        )
     plan = plan_connect(
         url,
         model=model,
@@ -80,6 +89,7 @@ def connect_sync(
         max_queued_events=max_queued_events,
         reconnect=reconnect,
         write_timeout=write_timeout,
+        dangerously_allow_api_key_in_subprotocol=dangerously_allow_api_key_in_subprotocol,
     )
     return SyncConnection(plan)
 
@@ -117,7 +127,7 @@ class SyncConnection(CoreViews):
         if self._entered:
             raise LocalProtocolError("a SyncConnection can be entered once")
         self._entered = True
-        self._open()
+        self._open(self._resolve_key())
         self._reader = threading.Thread(target=self._run, name="rtproto-reader", daemon=True)
         self._timer = threading.Thread(target=self._timer_loop, name="rtproto-timer", daemon=True)
         self._reader.start()
@@ -391,8 +401,17 @@ class SyncConnection(CoreViews):
             raise OSError(f"no address for {plan.host}")
         raise errors[0]  # (as socket.create_connection)
 
-    def _open(self) -> None:
-        """Open the socket and perform the upgrade (first connect and reconnects)."""
+    def _resolve_key(self) -> WebSocketOptions | None:
+        """Call the plan's key function, if any, for this attempt's key (before any I/O of
+        the attempt: a slow token service holds no socket open); its options."""
+        function = self._plan.key_function
+        if function is None:
+            return None
+        return self._core.keyed_options(function())
+
+    def _open(self, options: WebSocketOptions | None) -> None:
+        """Open the socket and perform the upgrade (first connect and reconnects), with the
+        options :meth:`_resolve_key` returned."""
         plan = self._plan
         core = self._core
         try:
@@ -424,7 +443,7 @@ class SyncConnection(CoreViews):
             log.debug("connected to %s:%d (tls=%s)", plan.host, plan.port, plan.tls)
             with self._lock:
                 self._sock = sock
-                core.start(time.monotonic())
+                core.start(time.monotonic(), options)
             self._flush(raise_closed=False)
             deadline = time.monotonic() + plan.handshake_timeout
             while True:
@@ -579,15 +598,24 @@ class SyncConnection(CoreViews):
                 return False
             if self._wait_closing(delay):
                 return False
+            failure: Exception | None = None
+            key_failed = False
             try:
-                self._open()
-            except (RtprotoError, OSError) as exc:
+                options = self._resolve_key()
+            except Exception as exc:  # the application's function: any error
+                failure, key_failed = exc, True
+            else:
+                try:
+                    self._open(options)
+                except (RtprotoError, OSError) as exc:
+                    failure = exc
+            if failure is not None:
                 with self._lock:
                     if core.closing:  # close() cancelled the attempt
                         core.finish_connection()
                         self._notify()
                         return False
-                    retry = core.attempt_failed(exc)
+                    retry = core.attempt_failed(failure, key=key_failed)
                     if not retry:
                         core.give_up()
                     self._notify()
