@@ -15,6 +15,7 @@ from rtproto.errors import LocalProtocolError, RemoteProtocolError
 from rtproto.wire.signalling import (
     CALLS_PATH,
     CLIENT_SECRETS_PATH,
+    MAX_HEAD_SIZE,
     MAX_SDP_SIZE,
     CallExchange,
     CallOffer,
@@ -435,3 +436,143 @@ def test_more_edges() -> None:
         )
     assert info.value.status == 413
     assert "HTTP 201" in HttpAnswered("POST", CALLS_PATH, 201).describe()
+
+
+# --- credentials stay out of errors and reprs ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sk-test-SECRET\t",
+        "sk-test-SECRET\x00",
+        "sk-test-SECRET\x7f",
+        "sk-test-SECRET\x0b",
+        "sk-test-SECRET\u00e9",
+        "sk-test-SECRET\u2028",
+        "sk-test SECRET",
+        "sk-test-SECRET\r\nX-Injected: 1",
+        " sk-test-SECRET",
+    ],
+)
+@pytest.mark.parametrize("kind", ["call", "secret"])
+def test_a_malformed_key_is_refused_without_showing_it(key: str, kind: str) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        if kind == "call":
+            CallExchange(OFFER, api_key=key)
+        else:
+            ClientSecretExchange(api_key=key)
+    error = info.value
+    assert "SECRET" not in str(error) + repr(error) + repr(error.args)
+    assert "printable ASCII" in str(error)
+
+
+@pytest.mark.parametrize("value", ["SECRET\x00", "SECRET\u00e9", "SECRET\r\nX: y", " SECRET"])
+def test_a_malformed_extra_header_is_refused_without_showing_it(value: str) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        CallExchange(OFFER, api_key="sk-x", extra_headers=[("X-Token", value)])
+    error = info.value
+    assert "SECRET" not in str(error) + repr(error) + repr(error.args)
+    assert "X-Token" in str(error)
+    with pytest.raises(LocalProtocolError):
+        ClientSecretExchange(api_key="sk-x", extra_headers=[("X Bad", "v")])
+
+
+def test_a_key_the_server_echoes_is_not_in_the_error() -> None:
+    key = "sk-test-SECRET-0123456789"
+    body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}"}}).encode()
+    response = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    for exchange in (CallExchange(OFFER, api_key=key), ClientSecretExchange(api_key=key)):
+        with pytest.raises(SignallingError) as info:
+            exchange.receive_data(response)
+        error = info.value
+        assert error.status == 401
+        shown = str(error) + repr(error) + repr(error.args) + repr(error.error)
+        assert "SECRET" not in shown + str(error.excerpt)
+        assert "<api key>" in str(error)
+
+
+def test_a_malformed_response_head_is_not_quoted() -> None:
+    """h11 quotes the header line it refuses: none of its words reach the error."""
+    exchange = CallExchange(OFFER, api_key="sk-x")
+    with pytest.raises(SignallingError) as info:
+        exchange.receive_data(b"HTTP/1.1 201 Created\r\nSet-Cookie SECRET\r\n\r\n")
+    error = info.value
+    assert "SECRET" not in str(error) + repr(error) + str(error.excerpt)
+    assert error.status is None
+
+
+def test_offer_and_secret_request_reprs_hide_the_key() -> None:
+    headers = [("authorization", "Bearer ek_SECRET"), ("content-type", "application/sdp")]
+    offer = parse_server_request("POST", CALLS_PATH, headers, OFFER.encode())
+    assert isinstance(offer, CallOffer) and offer.api_key == "ek_SECRET"
+    assert "SECRET" not in repr(offer) + str(offer)
+    headers = [("authorization", "Bearer sk-SECRET")]
+    request = parse_server_request("POST", CLIENT_SECRETS_PATH, headers, b"")
+    assert isinstance(request, ClientSecretRequest) and request.api_key == "sk-SECRET"
+    assert "SECRET" not in repr(request) + str(request)
+
+
+# --- the response head is bounded however it arrives ------------------------------------------
+
+
+@pytest.mark.parametrize("piece", [0, 1000])
+@pytest.mark.parametrize("kind", ["call", "secret"])
+def test_response_head_limit(piece: int, kind: str) -> None:
+    response = call_created_response(ANSWER, "rtc_1")
+    big = response.replace(b"Server:", b"X-Big: " + b"a" * 41_000 + b"\r\nServer:")
+    exchange = (
+        CallExchange(OFFER, api_key="k") if kind == "call" else ClientSecretExchange(api_key="k")
+    )
+    pieces = [big] if not piece else [big[i : i + piece] for i in range(0, len(big), piece)]
+    with pytest.raises(SignallingError, match=f"head exceeds {MAX_HEAD_SIZE} bytes") as info:
+        for data in pieces:
+            exchange.receive_data(data)
+    assert info.value.status is None
+    # a head just under the limit is fine
+    exchange = CallExchange(OFFER, api_key="k")
+    filler = b"a" * (MAX_HEAD_SIZE - len(response) + len(ANSWER.encode()) - 200)
+    ok = response.replace(b"Server:", b"X-Big: " + filler + b"\r\nServer:")
+    answer = exchange.receive_data(ok)
+    assert answer is not None and answer.call_id == "rtc_1"
+
+
+# --- request details --------------------------------------------------------------------------
+
+
+def test_user_agent_names_the_version() -> None:
+    import rtproto
+
+    for exchange in (CallExchange(OFFER, api_key="k"), ClientSecretExchange(api_key="k")):
+        _, _, headers, _ = _server_read(exchange.data_to_send())
+        assert ("user-agent", f"rtproto/{rtproto.__version__}") in headers
+
+
+@pytest.mark.parametrize(
+    ("location", "call_id"),
+    [
+        ("/v1/realtime/calls/rtc_u1_9c65", "rtc_u1_9c65"),
+        ("https://api.openai.com/v1/realtime/calls/rtc_1", "rtc_1"),
+        ("https://x/v1/realtime/calls/rtc_1/", "rtc_1"),
+        ("/v1/realtime/calls/rtc_1?x=y", "rtc_1"),
+        ("/v1/realtime/calls/rtc_1#fragment", "rtc_1"),
+        ("/v1/realtime/calls/rtc_1?x=/y#/z", "rtc_1"),
+        ("rtc_1", "rtc_1"),
+        ("/v1/realtime/calls/", None),
+        ("/v1/realtime/calls", None),
+        ("/", None),
+        ("", None),
+        ("/v1/realtime/calls/rtc%20x", None),
+    ],
+)
+def test_call_id_from_location(location: str, call_id: str | None) -> None:
+    exchange = CallExchange(OFFER, api_key="k")
+    body = ANSWER.encode()
+    answer = exchange.receive_data(
+        b"HTTP/1.1 201 Created\r\nLocation: %s\r\nContent-Length: %d\r\n\r\n"
+        % (location.encode(), len(body))
+        + body
+    )
+    assert answer is not None
+    assert answer.call_id == call_id
+    assert answer.location == location

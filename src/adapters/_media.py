@@ -3,7 +3,8 @@
 :func:`frame_to_pcm24k` turns a decoded ``av.AudioFrame`` (Opus decodes at 48 kHz, stereo)
 into mono PCM16 24 kHz; :class:`PcmTrack` is an outgoing audio track that plays PCM16 24 kHz
 pulled from a callable, resampled to 48 kHz and paced in real time in 20 ms frames (silence
-when there is nothing to play).
+when there is nothing to play); :class:`BorrowedTrack` sends a caller's track without owning
+it (closing the connection leaves the caller's track live).
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from rtproto.audio import Resampler
 
-__all__ = ["FRAME_SAMPLES", "PcmTrack", "frame_to_pcm24k", "loopback_candidates"]
+__all__ = [
+    "FRAME_SAMPLES",
+    "BorrowedTrack",
+    "PcmTrack",
+    "frame_to_pcm24k",
+    "loopback_candidates",
+    "peak",
+]
 
 RATE = 48000
 #: Samples of one 20 ms frame at 48 kHz.
@@ -58,6 +66,34 @@ class _Downmix:
 def frame_to_pcm24k() -> Callable[[av.AudioFrame], bytes]:
     """A converter of decoded frames to mono PCM16 24 kHz (one per incoming track)."""
     return _Downmix()
+
+
+def peak(pcm: bytes) -> int:
+    """The largest absolute sample of PCM16 audio (0 for none)."""
+    if len(pcm) < 2:
+        return 0
+    samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.int32)
+    return int(np.abs(samples).max())
+
+
+class BorrowedTrack(MediaStreamTrack):
+    """Sends the frames of a track it does not own.
+
+    aiortc stops a sender's track when the peer connection closes or its transport fails;
+    the sender gets this track instead of the caller's, so stopping it leaves the caller's
+    track (a microphone, a player) live: caller-owned media is never stopped
+    (spec/transport-behaviour.md sections 4.4 and 10).
+    """
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self.source = source
+
+    async def recv(self) -> Any:
+        if self.readyState != "live":
+            raise MediaStreamError
+        return await self.source.recv()
 
 
 class PcmTrack(MediaStreamTrack):

@@ -8,7 +8,9 @@ the asyncio backend (aiortc is asyncio-only). The session runs with ``profile="w
   fed to :meth:`~rtproto.server.ServerSession.feed_audio`;
 * the reply audio from :meth:`~rtproto.server.ServerSession.next_output_audio` is played on
   an outgoing track in real time (20 ms frames at 48 kHz), pulled only as it is played, so
-  ``output_audio_buffer.clear`` and barge-in drop what was not played yet.
+  ``output_audio_buffer.clear`` and barge-in drop what was not played yet;
+* a peer that has not opened ``oai-events`` within ``open_timeout`` seconds of the answer
+  is hung up on (the call would otherwise hold its peer connection forever).
 """
 
 from __future__ import annotations
@@ -27,9 +29,13 @@ from rtproto.server import ServerSession
 
 from ._media import PcmTrack, frame_to_pcm24k
 
-__all__ = ["WebRTCCall"]
+__all__ = ["DEFAULT_OPEN_TIMEOUT", "WebRTCCall"]
 
 log = logging.getLogger("rtproto.server")
+
+#: Seconds a call waits for its ``oai-events`` data channel to open (ICE, DTLS and SCTP
+#: included) before it hangs up.
+DEFAULT_OPEN_TIMEOUT = 30.0
 
 
 class WebRTCCall:
@@ -40,10 +46,13 @@ class WebRTCCall:
         session: ServerSession,
         call_id: str,
         on_record: Callable[[Any], None] | None = None,
+        *,
+        open_timeout: float | None = DEFAULT_OPEN_TIMEOUT,
     ) -> None:
         self.session = session
         self.call_id = call_id
         self._on_record = on_record
+        self.open_timeout = open_timeout
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.channel: Any = None
         self._opened = False
@@ -88,18 +97,35 @@ class WebRTCCall:
         return str(self.pc.localDescription.sdp)
 
     async def run(self) -> None:
-        """Run the session's timers until the call ends; then close the peer connection."""
+        """Run the session's timers until the call ends; then close the peer connection.
+
+        A call whose data channel has not opened within ``open_timeout`` seconds (from now:
+        call it right after :meth:`answer`) is closed.
+        """
+        timeout = self.open_timeout
+        open_by = None if timeout is None else self._now() + timeout
         try:
             while not self._closed.is_set():
-                deadline = self.session.get_timer() if self._opened else None
                 self._wake.clear()
+                if self._opened:
+                    deadline = self.session.get_timer()
+                elif open_by is not None and open_by <= self._now():
+                    log.info(
+                        "call %s: the oai-events data channel did not open within %s s",
+                        self.call_id,
+                        timeout,
+                    )
+                    break
+                else:
+                    deadline = open_by
                 if deadline is None:
                     wait: float | None = None
                 else:
                     wait = deadline - self._now()
                     if wait <= 0:
-                        self.session.handle_timer(self._now())
-                        self._flush()
+                        if self._opened:
+                            self.session.handle_timer(self._now())
+                            self._flush()
                         continue
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), wait)
@@ -136,7 +162,7 @@ class WebRTCCall:
             return
         self._opened = True
         self.session.connection_made(self._now(), unix_time=time.time())
-        self._flush()
+        self._flush()  # (wakes run(): the open deadline no longer applies)
 
     def _on_message(self, message: str | bytes) -> None:
         if not self._opened:

@@ -56,6 +56,8 @@ from rtproto.server import (
     pcm24k_from_wav,
     script_audio_files,
 )
+from rtproto.server.core import merge_session_configs
+from rtproto.server.validate import Reject, check_session_config
 from rtproto.wire.server import (
     Closed,
     ConnectRequest,
@@ -174,6 +176,9 @@ class ServerConfig:
     upstream_key: str | None = field(default=None, repr=False)
     #: Seconds the upstream may take to answer.
     upstream_timeout: float = 30.0
+    #: Seconds a WebRTC call may take to open its ``oai-events`` data channel after the SDP
+    #: answer; a peer that has not by then is hung up on.
+    call_open_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.upstream is not None:
@@ -190,6 +195,7 @@ class ServerConfig:
             "shutdown_timeout",
             "slow_handshake_delay",
             "upstream_timeout",
+            "call_open_timeout",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -453,6 +459,13 @@ class Server:
             if self.config.upstream is not None:
                 await self._upstream_secret(conn, request, server)
                 return
+            given = request.session
+            if given is not None and given.get("type", "realtime") == "realtime":
+                try:  # the service refuses a bad configuration when the key is minted
+                    check_session_config(given)
+                except Reject as exc:
+                    await conn.respond(_rejected(exc, server), 400)
+                    return
             await conn.respond(self._client_secret(request, now, server), 200)
             return
         await self._answer_call(conn, request, server)
@@ -550,20 +563,56 @@ class Server:
                 501,
             )
             return
+        # the session: the client secret's, with the offer's session field over it (spec 1.2)
+        minted = (
+            self.ephemeral_keys.session_of(offer.api_key)
+            if offer.api_key.startswith("ek_")
+            else None
+        )
+        if any(
+            c is not None and c.get("type", "realtime") != "realtime"
+            for c in (minted, offer.session)
+        ):
+            await conn.respond(
+                error_response(
+                    501,
+                    "The emulator's WebRTC calls run realtime sessions, not transcription "
+                    "sessions.",
+                    None,
+                    server=server,
+                ),
+                501,
+            )
+            return
+        config = merge_session_configs(minted, offer.session)
+        try:
+            check_session_config(config)
+        except Reject as exc:
+            await conn.respond(_rejected(exc, server), 400)
+            return
+        model = offer.model  # ?model=, or the offer's session.model
+        if model is None and isinstance(config.get("model"), str):
+            model = config["model"] or None  # the secret's
         template = self._session_template
         factory = self.config.responder
         session = ServerSession(
             replace(
                 template,
                 profile="webrtc",
-                model=offer.model or template.model,
+                model=model or template.model,
                 responder=factory() if factory is not None else template.responder,
                 wall_clock_offset=time.time() - anyio.current_time(),
+                initial_session=config or None,
             )
         )
         call_id = "rtc_u1_" + os.urandom(16).hex()
         number = conn.number
-        call = WebRTCCall(session, call_id, lambda record: _log_record(number, record))
+        call = WebRTCCall(
+            session,
+            call_id,
+            lambda record: _log_record(number, record),
+            open_timeout=self.config.call_open_timeout,
+        )
         try:
             answer = await call.answer(offer.sdp)
         except Exception as exc:  # aiortc rejects the offer: the client's fault
@@ -722,6 +771,18 @@ class _Connection:
         while record is not None:
             _log_record(self.number, record)
             record = self.ws.next_event()
+
+
+def _rejected(exc: Reject, server: str) -> bytes:
+    """A 400 with the error object the service sends for an invalid session configuration."""
+    error = {
+        "message": exc.message,
+        "type": "invalid_request_error",
+        "param": exc.param,
+        "code": exc.code,
+    }
+    body = (json.dumps({"error": error}, indent=4) + "\n").encode("utf-8")
+    return build_response(400, body, "application/json", server=server)
 
 
 def _version() -> str:

@@ -14,9 +14,16 @@ One loop around the pure pieces, as the JS SDK's WebRTC transport does it
    sends ``output_audio_buffer.clear``, messages are limited to 64 KiB;
 4. the model's audio track, decoded, downmixed to mono and resampled to 24 kHz, surfaces as
    :class:`~rtproto.session.AudioChunk` events between ``output_audio_buffer.started`` and
-   ``stopped``/``cleared``, so applications see the same events as over WebSocket;
+   ``stopped``/``cleared``, so applications see the same events as over WebSocket. The media
+   path lags the data channel (the jitter buffer, packets in flight: about 100 ms), so a
+   response's audio starts at its first sound after ``started`` (silent frames skipped for
+   at most :data:`AUDIO_LEAD_SECONDS`) and goes on after ``stopped`` until the track falls
+   silent (at most :data:`AUDIO_TAIL_SECONDS`); the ``stopped`` event, and the events after
+   it, wait for that tail. ``cleared`` (an interruption) cuts at once;
 5. peer connection ``failed``/``closed`` ends the session at once; ``disconnected`` only after
-   ``disconnected_grace`` seconds (5 s) without recovery.
+   ``disconnected_grace`` seconds (5 s) without recovery;
+6. a caller's own ``audio_track`` is sent through a :class:`~._media.BorrowedTrack`: closing
+   the connection (or a failed connect) never stops it.
 
 aiortc is asyncio-only: this driver runs on asyncio (not Trio).
 """
@@ -52,12 +59,20 @@ from rtproto.wire.signalling import DEFAULT_CALLS_URL, CallAnswer, CallExchange,
 
 from ._core import ConnectError, ConnectTimeout
 from ._http import round_trip
-from ._media import PcmTrack, frame_to_pcm24k
+from ._media import BorrowedTrack, PcmTrack, frame_to_pcm24k, peak
 
 __all__ = ["SignallingError", "WebRTCConnection", "connect_webrtc", "post_offer"]
 
 #: Audio queued by ``send_audio`` before it waits (seconds of PCM16 24 kHz).
 MAX_QUEUED_AUDIO_SECONDS = 10.0
+#: After ``output_audio_buffer.started``, silent frames (what the track played before the
+#: response's audio reached it) are skipped until the first sound, at most this long (s).
+AUDIO_LEAD_SECONDS = 0.25
+#: After ``output_audio_buffer.stopped``, the response's audio still on its way is delivered
+#: until the track falls silent, at most this long (s); ``stopped`` waits for it.
+AUDIO_TAIL_SECONDS = 0.25
+#: A decoded frame whose peak sample is below this is silence (about -50 dBFS).
+SILENCE_PEAK = 100
 
 
 async def post_offer(
@@ -127,13 +142,22 @@ class WebRTCConnection:
         self._mic: deque[bytes] = deque()
         self._mic_bytes = 0
         self._own_track = audio_track is not None
-        self._track = audio_track if audio_track is not None else PcmTrack(self._pull_mic)
+        # the caller's track is borrowed, never stopped (aiortc stops its senders' tracks)
+        self._track: Any = (
+            BorrowedTrack(audio_track) if audio_track is not None else PcmTrack(self._pull_mic)
+        )
         self._on_remote_track = on_remote_track
         self._tasks: set[asyncio.Task[None]] = set()
         self._ended = False
+        self._end_reason = ""
+        self._open_or_ended = asyncio.Event()
         # what the model's audio belongs to (from the data channel's events)
         self._playing: str | None = None
         self._part: tuple[str, str, int, int] | None = None
+        self._reading_audio = False  # AudioChunk events are made from the model's track
+        self._lead_until: float | None = None  # skipping silence until the first sound
+        self._tail_until: float | None = None  # ``stopped`` came; the tail still plays
+        self._held: list[SessionEvent] = []  # ``stopped`` and what followed it, meanwhile
 
     # ------------------------------------------------------------------------ events --
 
@@ -269,20 +293,73 @@ class WebRTCConnection:
                 raise ConnectionClosed("the data channel is not open", state="CLOSED")
             channel.send(text)
         for event in session.events():
-            self._track_audio_context(event)
-            self._events.append(event)
+            self._deliver(event)
         self._readable.set()
         self._timer_changed.set()
+
+    def _deliver(self, event: SessionEvent) -> None:
+        """Queue a session event for the application, after the audio it comes after."""
+        if self._tail_until is not None:
+            if isinstance(event, (E.OutputAudioBufferStarted, E.OutputAudioBufferCleared)):
+                self._end_tail()  # another response plays, or an interruption: cut now
+            else:
+                self._held.append(event)
+                return
+        self._track_audio_context(event)
+        (self._held if self._tail_until is not None else self._events).append(event)
 
     def _track_audio_context(self, event: SessionEvent) -> None:
         if isinstance(event, E.ResponseContentPartAdded):
             self._part = (event.response_id, event.item_id, event.output_index, event.content_index)
         elif isinstance(event, E.OutputAudioBufferStarted):
             self._playing = event.response_id
+            self._lead_until = self._now() + AUDIO_LEAD_SECONDS if self._reading_audio else None
         elif isinstance(
             event, (E.OutputAudioBufferStopped, E.OutputAudioBufferCleared)
         ) and event.response_id in (self._playing, None):
-            self._playing = None
+            if (
+                isinstance(event, E.OutputAudioBufferStopped)
+                and self._playing is not None
+                and self._reading_audio
+            ):
+                self._tail_until = self._now() + AUDIO_TAIL_SECONDS  # this event is held
+                self._timer_changed.set()
+            else:
+                self._playing = None
+                self._lead_until = None
+
+    def _end_tail(self) -> None:
+        """The response's tail is over: deliver ``stopped`` and the events held after it."""
+        if self._tail_until is None:
+            return
+        self._tail_until = None
+        self._playing = None
+        self._lead_until = None
+        held, self._held = self._held, []
+        if held:
+            self._events.append(held[0])  # the stopped event (already tracked)
+        for event in held[1:]:
+            self._deliver(event)
+        self._readable.set()
+
+    def _admit(self, pcm: bytes) -> bool:
+        """Whether a decoded frame belongs to the response playing (``_playing``)."""
+        now = self._now()
+        tail = self._tail_until
+        if tail is not None and now >= tail:
+            self._end_tail()
+            return False
+        silent = peak(pcm) < SILENCE_PEAK
+        lead = self._lead_until
+        if lead is not None:  # nothing heard since started: the response's audio is late
+            if silent and now < lead:
+                return False
+            self._lead_until = None
+            return True
+        if tail is not None and silent:  # the tail has played out
+            self._end_tail()
+            return False
+        return True
 
     def _on_message(self, message: str | bytes) -> None:
         if self._ended or self._session.state is SessionState.IDLE:
@@ -293,6 +370,9 @@ class WebRTCConnection:
             self._spawn(self._end(f"protocol error: {exc}"))
             return
         self._flush()
+
+    def _on_open(self) -> None:
+        self._open_or_ended.set()
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
@@ -310,57 +390,71 @@ class WebRTCConnection:
             return
         if self._on_remote_track is not None:
             self._on_remote_track(track)  # the application plays it: no AudioChunk events
-        else:
+        elif not self._reading_audio:
+            self._reading_audio = True
             self._spawn(self._read_audio(track))
 
     async def _read_audio(self, track: Any) -> None:
         convert = frame_to_pcm24k()
-        while not self._ended:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            pcm = convert(frame)
-            response_id = self._playing
-            if not pcm or response_id is None:
-                continue  # silence between responses
-            part = self._part
-            if part is not None and part[0] == response_id:
-                _, item_id, output_index, content_index = part
-            else:
-                item_id, output_index, content_index = "", 0, 0
-            delta = E.ResponseOutputAudioDelta(
-                event_id="rtproto_webrtc_audio",
-                response_id=response_id,
-                item_id=item_id,
-                output_index=output_index,
-                content_index=content_index,
-                delta=encode_base64(pcm),
-            )
-            self._events.append(AudioChunk(response_id, item_id, content_index, delta))
-            self._readable.set()
+        try:
+            while not self._ended:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                pcm = convert(frame)
+                if pcm and self._playing is not None and self._admit(pcm):
+                    self._audio_chunk(pcm)
+        finally:
+            self._reading_audio = False
+            self._end_tail()
+
+    def _audio_chunk(self, pcm: bytes) -> None:
+        response_id = self._playing
+        if response_id is None:
+            return
+        part = self._part
+        if part is not None and part[0] == response_id:
+            _, item_id, output_index, content_index = part
+        else:
+            item_id, output_index, content_index = "", 0, 0
+        delta = E.ResponseOutputAudioDelta(
+            event_id="rtproto_webrtc_audio",
+            response_id=response_id,
+            item_id=item_id,
+            output_index=output_index,
+            content_index=content_index,
+            delta=encode_base64(pcm),
+        )
+        self._events.append(AudioChunk(response_id, item_id, content_index, delta))
+        self._readable.set()
 
     async def _timer_loop(self) -> None:
         while not self._ended:
             deadline = self._session.get_timer()
+            tail = self._tail_until
             self._timer_changed.clear()
-            if deadline is not None and deadline <= self._now():
-                self._session.handle_timer(self._now())
+            now = self._now()
+            if tail is not None and tail <= now:  # no frame came to end it
+                self._end_tail()
+                continue
+            if deadline is not None and deadline <= now:
+                self._session.handle_timer(now)
                 if self._session.state is SessionState.CLOSED:  # the grace period ran out
                     await self._end("peer connection disconnected")
                     return
                 self._flush()
                 continue
-            wait = None if deadline is None else deadline - self._now()
+            due = [t for t in (deadline, tail) if t is not None]
+            wait = min(due) - now if due else None
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._timer_changed.wait(), wait)
 
     async def _open(self) -> None:
         pc = self.pc
-        opened = asyncio.Event()
         channel = pc.createDataChannel("oai-events")
         self.channel = channel
-        channel.on("open", opened.set)
+        channel.on("open", self._on_open)
         channel.on("message", self._on_message)
         channel.on("close", lambda: self._spawn(self._end("data channel closed")))
         pc.addTrack(self._track)
@@ -377,11 +471,13 @@ class WebRTCConnection:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type="answer"))
         try:
             with anyio.fail_after(self._connect_timeout):
-                await opened.wait()
+                await self._open_or_ended.wait()
         except TimeoutError:
             raise ConnectTimeout(
                 f"the data channel did not open within {self._connect_timeout} s"
             ) from None
+        if self._ended:  # the peer connection failed or closed first
+            raise ConnectError(f"the connection ended before it was ready: {self._end_reason}")
         self._session.connection_made(self._now())
         self._flush()
         self._spawn(self._timer_loop())
@@ -389,12 +485,15 @@ class WebRTCConnection:
             self._readable.clear()
             await self._readable.wait()
         if self._ended:
-            raise ConnectError("the connection ended before it was ready")
+            raise ConnectError(f"the connection ended before it was ready: {self._end_reason}")
 
     async def _end(self, reason: str) -> None:
         if self._ended:
             return
+        self._end_tail()  # the audio held back goes first
         self._ended = True
+        self._end_reason = reason
+        self._open_or_ended.set()
         self._session.connection_lost(reason, self._now())
         for event in self._session.events():
             self._events.append(event)
@@ -405,10 +504,14 @@ class WebRTCConnection:
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
+        # each step on its own: one failing must not skip the next (pc.close() above all)
         with contextlib.suppress(Exception):
             if self.channel is not None:
                 self.channel.close()
-        self._track.stop()
+        with contextlib.suppress(Exception):
+            # ours: the send_audio track, or the BorrowedTrack around the caller's track
+            # (the caller's own track stays live: never stop caller-owned media)
+            self._track.stop()
         with contextlib.suppress(Exception):
             await self.pc.close()
 
@@ -441,7 +544,8 @@ async def connect_webrtc(
         disconnected_grace: seconds a ``disconnected`` peer may recover before closing.
         ssl_context: for https; default ``ssl.create_default_context()``.
         audio_track: your own outgoing aiortc audio track (a microphone, a file player);
-            ``send_audio`` is then refused. Default: a track fed by ``send_audio``.
+            ``send_audio`` is then refused. It stays yours: closing the connection (or a
+            failed connect) does not stop it. Default: a track fed by ``send_audio``.
         on_remote_track: take the model's audio track yourself (play it, record it); no
             ``AudioChunk`` events are made then. Called once with the aiortc track.
 

@@ -14,10 +14,11 @@ the service does; nothing the client sends raises.
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +57,7 @@ from .response import (
 )
 from .vad import SAMPLES_PER_MS, SEMANTIC_SILENCE_MS, EnergyVad, VadSettings
 
-__all__ = ["SUPPORTED_CLIENT_EVENTS", "ServerSession"]
+__all__ = ["SUPPORTED_CLIENT_EVENTS", "ServerSession", "merge_session_configs"]
 
 #: The client event types a GA WebSocket session accepts, in the order the service lists them
 #: in its ``invalid_value`` error (spec 6.2, verbatim from a 2026 probe).
@@ -372,6 +373,10 @@ class ServerSession:
             },
             "include": None,
         }
+        initial = options.initial_session
+        if initial:  # a WebRTC call's client secret and offer (spec 1.2)
+            update = {k: v for k, v in initial.items() if k not in ("type", "model")}
+            self._apply_session(copy.deepcopy(update))
         self._send("session.created", session=self._session)
         if self._beta:
             conversation = {"id": self._conversation_id, "object": "realtime.conversation"}
@@ -1666,6 +1671,29 @@ class ServerSession:
 
 
 # ---------------------------------------------------------------------------- helpers --
+
+
+def merge_session_configs(*configs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Session configurations merged in order, each over the ones before it, as successive
+    ``session.update`` events would merge them (``audio.input`` and ``audio.output`` settings
+    one by one, every other key replaced); ``None`` entries are skipped."""
+    merged: dict[str, Any] = {}
+    for config in configs:
+        if config is None:
+            continue
+        for key, value in config.items():
+            if key == "audio" and isinstance(value, Mapping):
+                audio = merged.setdefault("audio", {})
+                if not isinstance(audio, dict):
+                    audio = merged["audio"] = {}
+                for side, settings in value.items():
+                    if isinstance(settings, Mapping) and isinstance(audio.get(side), dict):
+                        audio[side] = {**audio[side], **settings}
+                    else:
+                        audio[side] = dict(settings) if isinstance(settings, Mapping) else settings
+            else:
+                merged[key] = value
+    return merged
 
 
 def _beta_session(session: dict[str, Any], temperature: float, created: bool) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -175,6 +175,12 @@ class ServerOptions:
     audio_chunk_ms: int = 100
     #: Seconds between a commit and its input transcription events (when configured).
     transcription_delay: float = 0.0
+    #: A realtime session configuration in force from the start, so ``session.created``
+    #: carries it: a WebRTC call's, made by :func:`merge_session_configs` from the client
+    #: secret's ``session`` and the offer's ``session`` field (spec 1.2, 1.3). Checked as
+    #: ``session.update`` checks its ``session`` (``ValueError``); its ``model`` is not used
+    #: (``model`` above is).
+    initial_session: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.profile not in ("websocket", "webrtc", "sip"):
@@ -187,6 +193,15 @@ class ServerOptions:
             raise ValueError(f"rate_limit_tokens must be >= 1, not {self.rate_limit_tokens!r}")
         if self.audio_chunk_ms <= 0:
             raise ValueError(f"audio_chunk_ms must be > 0, not {self.audio_chunk_ms!r}")
+        if self.initial_session is not None:
+            from .validate import Reject, check_session_config
+
+            if not isinstance(self.initial_session, Mapping):
+                raise ValueError("initial_session must be a mapping")
+            try:
+                check_session_config(dict(self.initial_session), "initial_session")
+            except Reject as exc:
+                raise ValueError(exc.message) from None
         for name in (
             "max_message_size",
             "max_input_buffer_ms",

@@ -26,6 +26,7 @@ __all__ = [
     "TOOL",
     "TOOL_CHOICE",
     "Reject",
+    "check_session_config",
     "invalid_value",
     "missing",
     "supported",
@@ -633,6 +634,24 @@ RESPONSE_PARAMS = Object(
         "parallel_tool_calls": Bool(),
     }
 )
+
+
+def check_session_config(config: object, path: str = "session") -> None:
+    """A realtime session configuration given at creation (a client secret's ``session``, a
+    WebRTC offer's ``session`` field), checked as ``session.update`` checks its ``session``;
+    ``type`` may be left out (``realtime``).
+
+    Raises:
+        Reject: the first problem, as the service's error object would name it.
+    """
+    if not isinstance(config, dict):
+        raise invalid_type(path, "an object", config)
+    kind = config.get("type", "realtime")
+    if kind != "realtime":
+        raise invalid_value(kind, ["realtime"], join(path, "type"))
+    SESSION.check(config, path)
+    if "output_modalities" in config:
+        check_modalities(config["output_modalities"], join(path, "output_modalities"))
 
 
 def check_modalities(value: list[str], path: str) -> None:

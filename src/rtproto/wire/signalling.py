@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import h11
 import msgspec
@@ -77,7 +78,13 @@ MAX_HEAD_SIZE = 16 * 1024
 #: ``expires_after.seconds`` bounds and default (spec 1.3).
 MIN_SECRET_SECONDS, MAX_SECRET_SECONDS, DEFAULT_SECRET_SECONDS = 10, 7200, 600
 
-_USER_AGENT = "rtproto"
+#: What an API key may hold: printable ASCII, no spaces (a bearer token; spec 1.2).
+_KEY = re.compile(r"[\x21-\x7e]+")
+#: An HTTP header name (RFC 9110 token) and value (no control characters, no edge spaces).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?")
+#: What a call id (the last segment of ``Location``) may hold: URL-unreserved characters.
+_CALL_ID = re.compile(r"[A-Za-z0-9._~-]+")
 _REASONS = {
     200: "OK",
     201: "Created",
@@ -169,23 +176,40 @@ class _Exchange:
         accept: str,
         extra_headers: Sequence[tuple[str, str]] = (),
     ) -> None:
-        if not isinstance(api_key, str) or not api_key or any(c in api_key for c in "\r\n "):
-            raise LocalProtocolError("api_key must be a non-empty str without spaces")
+        # The key is checked here, never by h11: h11's errors quote the offending header
+        # (and a non-ASCII key made a UnicodeEncodeError carrying it).
+        if not isinstance(api_key, str) or not _KEY.fullmatch(api_key):
+            raise LocalProtocolError(
+                "api_key must be a non-empty str of printable ASCII characters without spaces"
+            )
         self.tls, self.host, self.port, self.target = split_url(url)
+        for pair in extra_headers:
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise LocalProtocolError("extra_headers must hold (name, value) pairs")
+            name, value = pair
+            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+                raise LocalProtocolError("an extra header has an invalid name")
+            if not isinstance(value, str) or not _VALUE.fullmatch(value):
+                # the value may be a credential: named, never shown
+                raise LocalProtocolError(f"the value of the extra header {name} is invalid")
         headers = [
             ("Host", host_header(self.host, self.port, self.tls)),
             ("Authorization", f"Bearer {api_key}"),
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Accept", accept),
-            ("User-Agent", _USER_AGENT),
+            ("User-Agent", _user_agent()),
             *extra_headers,
         ]
+        self._api_key = api_key  # to keep it out of error messages a server may echo it in
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
         try:
             head = self._h11.send(h11.Request(method=method, target=self.target, headers=headers))
-        except h11.LocalProtocolError as exc:
-            raise LocalProtocolError(f"cannot build the request: {exc}") from None
+        except (h11.LocalProtocolError, UnicodeError, ValueError):
+            # h11's message quotes the header or target it refused, which may be a secret
+            raise LocalProtocolError(
+                "cannot build the request: a header or the target is not valid HTTP"
+            ) from None
         data = self._h11.send(h11.Data(data=body))
         end = self._h11.send(h11.EndOfMessage())
         self._out = (head or b"") + (data or b"") + (end or b"")
@@ -194,6 +218,7 @@ class _Exchange:
         self._headers: list[tuple[str, str]] = []
         self._body: list[bytes] = []
         self._size = 0
+        self._head_size = 0  # bytes given to h11 since the current response head began
         self._done = False
 
     def data_to_send(self) -> bytes:
@@ -215,12 +240,21 @@ class _Exchange:
         if self._done:
             raise LocalProtocolError("the response was already complete")
         conn = self._h11
+        if self._status is None:
+            self._head_size += len(data)
         try:
             conn.receive_data(bytes(data))
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
                     return None
+                if isinstance(event, (h11.InformationalResponse, h11.Response)):
+                    # h11 refuses a head still incomplete after MAX_HEAD_SIZE bytes; this, a
+                    # longer one that arrived whole: the limit holds however the bytes split
+                    size = self._head_size - len(conn.trailing_data[0])
+                    self._head_size -= size
+                    if size > MAX_HEAD_SIZE:
+                        raise h11.RemoteProtocolError("head too long", error_status_hint=431)
                 if isinstance(event, h11.InformationalResponse):
                     continue
                 if isinstance(event, h11.Response):
@@ -252,9 +286,16 @@ class _Exchange:
                         status=self._status,
                     )
         except h11.RemoteProtocolError as exc:
-            raise SignallingError(
-                f"invalid HTTP response: {exc}", status=self._status, data=data
-            ) from None
+            if exc.error_status_hint == 431:  # over max_incomplete_event_size, or ours
+                what = "the response head" if self._status is None else "a line of the body"
+                message = f"invalid HTTP response: {what} exceeds {MAX_HEAD_SIZE} bytes"
+            elif not data:
+                message = "the server closed the connection before a complete response"
+            elif self._status is None:  # never h11's words: they quote the header line
+                message = "invalid HTTP response: a malformed status line or header"
+            else:  # (a chunked body's trailers are headers too)
+                message = "invalid HTTP response: the body is incomplete or badly framed"
+            raise SignallingError(message, status=self._status) from None
 
     def _fail(self, body: bytes) -> SignallingError:
         status = self._status if self._status is not None else 0
@@ -270,6 +311,12 @@ class _Exchange:
             detail = message if isinstance(message, str) else ""
         if not detail:
             detail = body[:500].decode("utf-8", "replace").strip() or self._reason
+        key = self._api_key
+        if len(key) >= 8:  # a server may echo the key it refused: never in the error
+            detail = detail.replace(key, "<api key>")
+            if error is not None and isinstance(error.get("message"), str):
+                error = {**error, "message": error["message"].replace(key, "<api key>")}
+            body = body.replace(key.encode("ascii"), b"<api key>")
         return SignallingError(
             f"the request failed with status {status}: {detail}",
             status=status,
@@ -362,10 +409,27 @@ class CallExchange(_Exchange):
                 "the answer is not SDP (it does not start with v=0)", status=status, data=body
             )
         location = self.header("location")
-        call_id = None
-        if location is not None:
-            call_id = location.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1] or None
+        call_id = _call_id(location) if location is not None else None
         return CallAnswer(sdp=sdp, call_id=call_id, location=location, status=status)
+
+
+def _user_agent() -> str:
+    from .. import __version__  # lazily, as the WebSocket's default User-Agent
+
+    return f"rtproto/{__version__}"
+
+
+def _call_id(location: str) -> str | None:
+    """The call id in a ``Location``: its path's last non-empty segment (query and fragment
+    left out); ``None`` when that is the ``calls`` collection itself or not an id."""
+    try:
+        path = urlsplit(location.strip()).path
+    except ValueError:
+        return None
+    segments = [segment for segment in path.split("/") if segment]
+    if not segments or segments[-1] == "calls" or not _CALL_ID.fullmatch(segments[-1]):
+        return None
+    return segments[-1]
 
 
 class ClientSecretExchange(_Exchange):
