@@ -9,9 +9,11 @@ The contract under test, for ANY input (``bytes`` or ``str``), in both direction
   (input that is not UTF-8 cannot come back: then to text that parses to an equal event);
   serialising it into the other dialect raises nothing, and that output obeys this same
   contract when parsed in the other dialect; ``event_raw`` returns a ``dict``;
+* so does an ``UnknownEvent`` or ``InvalidEvent`` (its input is always UTF-8: exactly);
 * decoding audio (``ResponseOutputAudioDelta.audio`` / ``.pcm``,
   ``InputAudioBufferAppend.audio_bytes``) raises nothing but ``RemoteProtocolError``;
-* a message longer than ``max_size`` is refused with ``RemoteProtocolError``;
+* a message longer than ``max_size`` (in bytes, of a ``str``'s UTF-8 too) is refused with
+  ``RemoteProtocolError``, in every form and direction;
 * ``rtproto.codec.server_parser`` (options bound once) returns the same as the plain call;
 * ``rtproto.salvage`` of a server ``InvalidEvent`` raises nothing and gives ``None`` or the
   same event type, whose ``event_raw`` is still what arrived.
@@ -179,8 +181,14 @@ def _check(
                     assert rtproto.event_raw(salvaged) == event.raw
         else:
             assert event.type not in direction.known, event.type
-        assert isinstance(direction.serialize(event, dialect=dialect), str)
+        # (the whole object was decoded, so what arrived was UTF-8: it comes back exactly)
+        original = data if isinstance(data, str) else bytes(data).decode("utf-8")
+        assert direction.serialize(event, dialect=dialect) == original, "resent text differs"
+        other = direction.serialize(event, dialect=_OTHER[dialect])
+        assert isinstance(other, str)
         assert isinstance(rtproto.event_raw(event), dict)
+        if depth == 0:
+            _check(other, direction, _OTHER[dialect], depth + 1)
         return
 
     # a typed event, of this direction
@@ -227,13 +235,17 @@ def check_one(data: bytes) -> None:
                     if hasattr(exc, "add_note"):  # Python 3.11+
                         exc.add_note(note)
                     raise
-    if data:
-        try:
-            rtproto.parse_server_event(data, max_size=len(data) - 1)
-        except RemoteProtocolError:
-            pass
-        else:
-            raise AssertionError("a message over max_size was accepted")
+    if data:  # every form of it is len(data) bytes (a str: once UTF-8-encoded)
+        for variant in _variants(data):
+            for direction in _DIRECTIONS:
+                try:
+                    direction.parse(variant, max_size=len(data) - 1)
+                except RemoteProtocolError:
+                    pass
+                else:
+                    raise AssertionError(
+                        f"a {type(variant).__name__} message over max_size was accepted"
+                    )
 
 
 def TestOneInput(data: bytes) -> None:  # the name atheris and libFuzzer expect

@@ -1,7 +1,10 @@
 """Real-shaped wire samples: one per GA server event type and per client event type.
 
-Shapes follow shared/spec/realtime-protocol.md (sections 3 and 4); the test suite also checks
-each sample against the official ``openai`` SDK's own models, so they cannot drift from it.
+Shapes follow shared/spec/realtime-protocol.md (sections 3 and 4) and, where the service
+differs from its docs, shared/spec/service-observations.md (section 8: GA items carry no
+``object`` key except in ``conversation.item.retrieved``; GA text, transcript and transcription
+deltas carry ``obfuscation``). The test suite also checks each sample against the official
+``openai`` SDK's own models, so they cannot drift from it.
 """
 
 from __future__ import annotations
@@ -56,9 +59,9 @@ SESSION = {
     "include": None,
 }
 
+# GA items as the service sends them: no "object" key (service observations 8).
 USER_ITEM = {
     "id": "item_U1",
-    "object": "realtime.item",
     "type": "message",
     "role": "user",
     "status": "completed",
@@ -66,7 +69,6 @@ USER_ITEM = {
 }
 ASSISTANT_ITEM = {
     "id": "item_A1",
-    "object": "realtime.item",
     "type": "message",
     "role": "assistant",
     "status": "completed",
@@ -74,7 +76,6 @@ ASSISTANT_ITEM = {
 }
 CALL_ITEM = {
     "id": "item_F1",
-    "object": "realtime.item",
     "type": "function_call",
     "status": "completed",
     "name": "get_weather",
@@ -141,8 +142,10 @@ SERVER_SAMPLES: dict[str, dict[str, Any]] = {
     "conversation.created": _ev(
         "conversation.created", conversation={"id": "conv_C1", "object": "realtime.conversation"}
     ),
-    "conversation.item.created": _ev(
-        "conversation.item.created", previous_item_id=None, item=USER_ITEM
+    "conversation.item.created": _ev(  # a beta event: beta items carry "object"
+        "conversation.item.created",
+        previous_item_id=None,
+        item={"id": "item_U1", "object": "realtime.item", **USER_ITEM},
     ),
     "conversation.item.added": _ev(
         "conversation.item.added", previous_item_id="item_U1", item=ASSISTANT_ITEM
@@ -150,9 +153,11 @@ SERVER_SAMPLES: dict[str, dict[str, Any]] = {
     "conversation.item.done": _ev(
         "conversation.item.done", previous_item_id="item_U1", item=ASSISTANT_ITEM
     ),
-    "conversation.item.retrieved": _ev(
+    "conversation.item.retrieved": _ev(  # the one GA event whose item has "object"
         "conversation.item.retrieved",
         item={
+            "id": "item_A1",
+            "object": "realtime.item",
             **ASSISTANT_ITEM,
             "content": [{"type": "output_audio", "audio": "AAAA", "transcript": "Hi"}],
         },
@@ -166,6 +171,7 @@ SERVER_SAMPLES: dict[str, dict[str, Any]] = {
         item_id="item_U1",
         content_index=0,
         delta="Hel",
+        obfuscation="z9A9dJucSf1J",
     ),
     "conversation.item.input_audio_transcription.completed": _ev(
         "conversation.item.input_audio_transcription.completed",
@@ -240,7 +246,9 @@ SERVER_SAMPLES: dict[str, dict[str, Any]] = {
     "response.content_part.done": _ev(
         "response.content_part.done", **CTX, part={"type": "audio", "transcript": "Hello there!"}
     ),
-    "response.output_text.delta": _ev("response.output_text.delta", **CTX, delta="Hel"),
+    "response.output_text.delta": _ev(
+        "response.output_text.delta", **CTX, delta="Hel", obfuscation="fQ3nO0aBtT"
+    ),
     "response.output_text.done": _ev("response.output_text.done", **CTX, text="Hello"),
     "response.output_audio.delta": _ev("response.output_audio.delta", **CTX, delta="AAABAP//"),
     "response.output_audio.done": _ev("response.output_audio.done", **CTX),

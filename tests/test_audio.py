@@ -87,6 +87,14 @@ def test_pcm16_to_array_rejects_odd_length() -> None:
         audio.pcm16_to_array(b"\x00\x01\x02")
 
 
+def test_pcm16_to_array_rejects_a_strided_buffer_with_its_documented_error() -> None:
+    strided = memoryview(b"\x01\x00\x02\x00\x03\x00\x04\x00").cast("H")[::2]
+    assert strided.nbytes == 4
+    with pytest.raises(ValueError, match="contiguous"):
+        audio.pcm16_to_array(strided)
+    assert audio.pcm16_to_array(bytes(strided)).tolist() == [1, 3]  # as the message says
+
+
 def test_array_to_pcm16_any_byte_order() -> None:
     native = np.array([1, -2, 32767, -32768], dtype=np.int16)
     expected = b"\x01\x00\xfe\xff\xff\x7f\x00\x80"
@@ -114,6 +122,17 @@ def test_float_to_int16() -> None:
     assert out.tolist() == [-32767, -32767, -16384, 0, 16384, 32767, 32767, 0, 32767, -32767, 0]
     assert audio.float_to_int16(np.array([0.25], np.float32)).tolist() == [8192]
     assert audio.float_to_int16([0, 1, -1]).tolist() == [0, 32767, -32767]
+
+
+def test_float_to_int16_passes_int16_samples_through() -> None:
+    # int16 input already is samples: not amplitudes in [-1, 1] to saturate
+    for samples in (ALL_INT16, ALL_INT16.astype(">i2"), ALL_INT16[::-3]):
+        out = audio.float_to_int16(samples)
+        assert out.dtype == np.int16 and out.dtype.isnative
+        assert np.array_equal(out, samples)
+        assert not np.shares_memory(out, samples)
+    pcm = tone(440, 8000, 160)
+    assert np.array_equal(audio.float_to_int16(audio.float_to_int16(pcm)), pcm)
 
 
 def test_float_to_int16_rejects_non_numbers() -> None:
@@ -213,6 +232,27 @@ def test_g711_encode_inputs() -> None:
         audio.alaw_encode(b"\x00")
 
 
+@pytest.mark.parametrize("decode", [audio.ulaw_decode, audio.alaw_decode])
+def test_g711_decode_refuses_what_is_not_codes(decode: Any) -> None:
+    # an int16 array's bytes are not G.711 codes (they would decode to twice the samples)
+    pcm = np.array([1, 2, 3], dtype=np.int16)
+    with pytest.raises(TypeError, match=r"expects G\.711 bytes or a uint8 array.*int16"):
+        decode(pcm)
+    with pytest.raises(TypeError, match="2-byte items"):
+        decode(memoryview(pcm))
+    for bad in (np.zeros(3, np.int8), np.zeros(3), "abc", [1, 2]):
+        with pytest.raises(TypeError, match="G\\.711 bytes"):
+            decode(bad)
+    # codes as bytes, bytearray, memoryview (strided too) or uint8 array all decode alike
+    codes = np.frombuffer(ALL_CODES, dtype=np.uint8)
+    expected = decode(ALL_CODES)
+    assert len(expected) == 256
+    for data in (bytearray(ALL_CODES), memoryview(ALL_CODES), codes, codes.copy()):
+        assert np.array_equal(decode(data), expected)
+    assert np.array_equal(decode(memoryview(ALL_CODES)[::2]), expected[::2])
+    assert np.array_equal(decode(codes[::2]), expected[::2])
+
+
 def test_g711_decode_encode_is_stable() -> None:
     """Re-encoding a decoded code gives the code back (mu-law's -0 folds onto +0)."""
     ulaw = audio.ulaw_encode(audio.ulaw_decode(ALL_CODES))
@@ -265,16 +305,46 @@ def test_bytes_for_ms(ms: float, fmt: str, rate: int, nbytes: int) -> None:
     assert audio.bytes_for_ms(ms, fmt, rate) == nbytes
 
 
-@SETTINGS
-@given(
-    st.integers(0, 10**7),
-    st.sampled_from(["audio/pcm", "audio/pcmu", "audio/pcma", "pcm16", "g711_ulaw"]),
-    st.sampled_from(audio.SAMPLE_RATES),
+#: Rates the duration helpers take: any positive integer (PCM; G.711 is always 8000 Hz). The
+#: usual ones, the file rates whose durations are not exact decimals, and odd ones.
+DURATION_RATES = st.one_of(
+    st.sampled_from([*audio.SAMPLE_RATES, 11025, 22050, 44100, 88200, 96000, 176400, 192000]),
+    st.integers(1, 4 * audio.MAX_RATE),
 )
+DURATION_FORMATS = ["audio/pcm", "audio/pcmu", "audio/pcma", "pcm16", "g711_ulaw", "g711_alaw"]
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.integers(0, 10**9), st.sampled_from(DURATION_FORMATS), DURATION_RATES)
 def test_bytes_for_ms_inverts_duration_ms(samples: int, fmt: str, rate: int) -> None:
     width = 2 if fmt in ("audio/pcm", "pcm16") else 1
     nbytes = samples * width
     assert audio.bytes_for_ms(audio.duration_ms(nbytes, fmt, rate), fmt, rate) == nbytes
+
+
+@pytest.mark.parametrize("rate", [11025, 22050, 44100, *audio.SAMPLE_RATES, 1, 3, 7, 192000])
+def test_bytes_for_ms_inverts_duration_ms_for_every_length(rate: int) -> None:
+    # 26 bytes at 44.1 kHz lasted 0.2947... ms, and that came back as 24 bytes
+    bad = [
+        nbytes
+        for nbytes in range(0, 20_000, 2)
+        if audio.bytes_for_ms(audio.duration_ms(nbytes, "audio/pcm", rate), "audio/pcm", rate)
+        != nbytes
+    ]
+    assert bad == []
+
+
+@SETTINGS
+@given(
+    st.floats(0, 10**7, allow_nan=False) | st.integers(0, 10**7),
+    st.sampled_from(DURATION_FORMATS),
+    DURATION_RATES,
+)
+def test_bytes_for_ms_is_the_most_whole_samples_that_fit(ms: float, fmt: str, rate: int) -> None:
+    width = 2 if fmt in ("audio/pcm", "pcm16") else 1
+    nbytes = audio.bytes_for_ms(ms, fmt, rate)
+    assert nbytes % width == 0
+    assert audio.duration_ms(nbytes, fmt, rate) <= ms < audio.duration_ms(nbytes + width, fmt, rate)
 
 
 def test_durations_reject_unknown_formats() -> None:

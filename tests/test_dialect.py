@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 import rtproto
@@ -228,3 +229,64 @@ def test_beta_parse_reports_mistyped_fields() -> None:
     assert event.type == "response.output_audio.delta" and event.raw == raw
     unknown = rtproto.parse_server_event('{"type":"beta.only"}', dialect=BETA)
     assert isinstance(unknown, rtproto.UnknownEvent)
+
+
+def test_empty_audio_objects_are_not_sent_to_beta() -> None:
+    # a beta server answers session.audio with unknown_parameter (spec 5.4): whatever is left
+    # empty under audio once its keys are flat goes, the containers given empty included
+    update = E.SessionUpdate(
+        session=M.RealtimeSession(
+            audio=M.AudioConfig(input=M.AudioInput(), output=M.AudioOutput(voice="x"))
+        )
+    )
+    beta = rtproto.serialize_client_event(update, dialect=BETA)
+    assert beta == '{"type":"session.update","session":{"voice":"x"}}'
+    back = rtproto.parse_client_event(beta, dialect=BETA)
+    assert isinstance(back, E.SessionUpdate) and isinstance(back.session, M.RealtimeSession)
+    assert back.session.audio == M.AudioConfig(output=M.AudioOutput(voice="x"))
+    for session in (
+        M.RealtimeSession(audio=M.AudioConfig()),
+        M.RealtimeSession(audio=M.AudioConfig(input=M.AudioInput(), output=M.AudioOutput())),
+        M.TranscriptionSession(audio=M.TranscriptionAudioConfig(input=M.AudioInput())),
+    ):
+        sent = json.loads(
+            rtproto.serialize_client_event(E.SessionUpdate(session=session), dialect=BETA)
+        )
+        assert sent["session"] == {}, sent
+    create = E.ResponseCreate(
+        response=M.ResponseCreateParams(audio=M.ResponseAudio(output=M.ResponseAudioOutput()))
+    )
+    assert rtproto.serialize_client_event(create, dialect=BETA) == (
+        '{"type":"response.create","response":{}}'
+    )
+    # what beta cannot flatten stays where it is
+    odd = {"type": "realtime", "audio": {"input": {"new": 1}, "output": {}, "other": {}}}
+    assert to_beta({"type": "session.update", "session": odd})["session"] == {
+        "audio": {"input": {"new": 1}, "other": {}}
+    }
+
+
+def test_pcm_without_a_rate_is_pcm16_in_beta() -> None:
+    # audio/pcm has one rate, 24 kHz: no rate means it, and beta's pcm16 says so explicitly
+    for rate in (msgspec.UNSET, 24000):
+        update = E.SessionUpdate(
+            session=M.RealtimeSession(
+                audio=M.AudioConfig(
+                    input=M.AudioInput(format=M.AudioFormat(type="audio/pcm", rate=rate))
+                )
+            )
+        )
+        beta = rtproto.serialize_client_event(update, dialect=BETA)
+        assert beta == '{"type":"session.update","session":{"input_audio_format":"pcm16"}}'
+        back = rtproto.parse_client_event(beta, dialect=BETA)
+        assert isinstance(back, E.SessionUpdate) and isinstance(back.session, M.RealtimeSession)
+        assert isinstance(back.session.audio, M.AudioConfig)
+        assert isinstance(back.session.audio.input, M.AudioInput)
+        assert back.session.audio.input.format == M.AudioFormat(type="audio/pcm", rate=24000)
+    other = {"type": "audio/pcm", "rate": 16000}  # not expressible in beta: passed through
+    assert to_beta(
+        {
+            "type": "session.update",
+            "session": {"type": "realtime", "audio": {"output": {"format": other}}},
+        }
+    )["session"] == {"output_audio_format": other}

@@ -13,7 +13,8 @@ import pytest
 import rtproto
 from rtproto import events as E
 from rtproto import models as M
-from rtproto.dialect import Dialect, to_beta
+from rtproto.codec import server_parser
+from rtproto.dialect import Dialect, from_beta, to_beta
 
 from .samples import SERVER_SAMPLES
 
@@ -99,6 +100,40 @@ def test_error_event_is_data() -> None:
     assert event.error.event_id == "commit_10" and event.error.param is None
 
 
+def test_text_delta_types_its_obfuscation() -> None:
+    # service observations 8: GA text, transcript and transcription deltas all carry it
+    for kind in (
+        "response.output_text.delta",
+        "response.output_audio_transcript.delta",
+        "conversation.item.input_audio_transcription.delta",
+    ):
+        raw = SERVER_SAMPLES[kind]
+        assert isinstance(raw["obfuscation"], str)
+        event = rtproto.parse_server_event(json.dumps(raw))
+        assert type(event) is E.SERVER_EVENT_TYPES[kind]
+        assert event.obfuscation == raw["obfuscation"]  # type: ignore[union-attr]
+    delta = E.ResponseOutputTextDelta(
+        response_id="r", item_id="i", output_index=0, content_index=0, delta="Hi"
+    )
+    assert delta.obfuscation is msgspec.UNSET and "obfuscation" not in (
+        rtproto.serialize_server_event(delta)
+    )
+
+
+def test_ga_items_carry_no_object_key_but_when_retrieved() -> None:
+    # service observations 8: the samples are what the service sends
+    for kind in (
+        "conversation.item.added",
+        "conversation.item.done",
+        "response.output_item.added",
+        "response.output_item.done",
+    ):
+        assert "object" not in SERVER_SAMPLES[kind]["item"], kind
+    for item in SERVER_SAMPLES["response.done"]["response"]["output"]:
+        assert "object" not in item
+    assert SERVER_SAMPLES["conversation.item.retrieved"]["item"]["object"] == "realtime.item"
+
+
 def test_events_are_immutable() -> None:
     event = rtproto.parse_server_event(json.dumps(SERVER_SAMPLES["response.output_text.delta"]))
     with pytest.raises(AttributeError):
@@ -110,10 +145,84 @@ def test_events_are_immutable() -> None:
 
 def test_unknown_event_keeps_type_and_raw() -> None:
     raw = {"type": "response.brand_new.thing", "event_id": "e1", "x": [1, {"y": None}]}
-    event = rtproto.parse_server_event(json.dumps(raw))
+    text = json.dumps(raw)
+    event = rtproto.parse_server_event(text)
     assert isinstance(event, rtproto.UnknownEvent)
     assert event.type == "response.brand_new.thing" and event.raw == raw
-    assert json.loads(rtproto.serialize_server_event(event)) == raw
+    assert rtproto.serialize_server_event(event) == text
+
+
+# Texts whose re-encoding differs from what arrived: spacing, number spelling, escapes.
+UNTYPED_TEXTS = [
+    '{"type":"brand.new.event","x":1.0e3,"s":"caf\\u00e9"}',
+    '{ "type" : "brand.new.event", "x": [1E2, -0.0, 10000000000000000000000] }',
+    '{"type":"response.done","event_id":"e","response":{"id":"r","usage":{"total_tokens":null}},'
+    '"extra":1E2}',
+    '{"type":"conversation.item.truncated","event_id":"e","item_id":"i","content_index":0,'
+    '"audio_end_ms":1.5e3,"s":"\\ud83d\\ude00"}',
+]
+
+
+@pytest.mark.parametrize("text", UNTYPED_TEXTS)
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_unknown_and_invalid_events_are_resent_exactly_as_they_arrived(
+    text: str, dialect: Dialect
+) -> None:
+    for data in (text, text.encode(), bytearray(text.encode()), memoryview(text.encode())):
+        for parse, serialize in (
+            (rtproto.parse_server_event, rtproto.serialize_server_event),
+            (rtproto.parse_client_event, rtproto.serialize_client_event),
+        ):
+            event = parse(data, dialect=dialect)
+            assert isinstance(event, (rtproto.UnknownEvent, rtproto.InvalidEvent))
+            assert event.raw == json.loads(text)
+            assert serialize(event, dialect=dialect) == text
+    server_event = rtproto.parse_server_event(text, dialect=dialect)
+    assert type(server_event) is (
+        rtproto.UnknownEvent if "brand.new" in text else rtproto.InvalidEvent
+    )
+
+
+def test_unknown_and_invalid_events_follow_the_dialect_they_are_sent_in() -> None:
+    # an InvalidEvent that arrived in beta, with its beta name, sent in GA: its GA name
+    beta = '{"type":"response.text.delta","event_id":"e","response_id":"r","item_id":"i",'
+    beta += '"output_index":0,"content_index":0,"delta":5}'
+    event = rtproto.parse_server_event(beta, dialect=Dialect.BETA)
+    assert isinstance(event, rtproto.InvalidEvent)
+    assert event.type == "response.output_text.delta"
+    assert rtproto.serialize_server_event(event, dialect=Dialect.BETA) == beta
+    ga = json.loads(rtproto.serialize_server_event(event))
+    assert ga == {**json.loads(beta), "type": "response.output_text.delta"}
+    # and the other way
+    event = rtproto.parse_server_event(json.dumps(ga))
+    assert isinstance(event, rtproto.InvalidEvent)
+    assert json.loads(rtproto.serialize_server_event(event, dialect=Dialect.BETA)) == json.loads(
+        beta
+    )
+    # a mistyped GA session.update sent in beta: flattened like any other
+    update = {
+        "type": "session.update",
+        "session": {"type": "realtime", "audio": {"output": {"voice": 5}}, "new": 1},
+    }
+    invalid = rtproto.parse_client_event(json.dumps(update))
+    assert isinstance(invalid, rtproto.InvalidEvent)
+    sent = json.loads(rtproto.serialize_client_event(invalid, dialect=Dialect.BETA))
+    assert sent == to_beta(update) == {"type": "session.update", "session": {"voice": 5, "new": 1}}
+    back = rtproto.parse_client_event(json.dumps(sent), dialect=Dialect.BETA)
+    assert json.loads(rtproto.serialize_client_event(back)) == from_beta(sent)
+    # an unknown beta event keeps its name in both dialects
+    unknown = rtproto.parse_server_event('{"type":"beta.only","x":1}', dialect=Dialect.BETA)
+    assert rtproto.serialize_server_event(unknown) == '{"type":"beta.only","x":1}'
+
+
+def test_constructed_unknown_and_invalid_events_are_sent_as_they_are() -> None:
+    raw = {"type": "session.update", "session": {"type": "realtime", "audio": {}}}
+    for event in (
+        rtproto.UnknownEvent(type="session.update", raw=raw),
+        rtproto.InvalidEvent(type="session.update", problem="p", raw=raw),
+    ):
+        for dialect in Dialect:
+            assert json.loads(rtproto.serialize_client_event(event, dialect=dialect)) == raw
 
 
 def test_unknown_fields_survive_a_round_trip_unchanged() -> None:
@@ -194,6 +303,37 @@ def test_salvage_drops_a_list_element_that_cannot_be_typed() -> None:
     assert [item.type for item in salvaged.response.output] == ["message", "function_call"]
 
 
+def test_salvage_drops_a_dict_whose_value_cannot_be_typed() -> None:
+    # msgspec names a dict value `[...]`: the dict holding it goes
+    tool = {
+        "type": "mcp",
+        "server_label": "docs",
+        "server_url": "https://example.com/mcp",
+        "headers": {"Authorization": None},
+    }
+    raw = json.loads(json.dumps(SERVER_SAMPLES["session.created"]))
+    raw["session"]["tools"] = [tool]
+    text = json.dumps(raw)
+    event = rtproto.parse_server_event(text)
+    assert isinstance(event, rtproto.InvalidEvent)
+    assert "$.session.tools[0].headers[...]" in event.problem
+    salvaged = rtproto.salvage(event)
+    assert isinstance(salvaged, E.SessionCreated)
+    assert isinstance(salvaged.session, M.RealtimeSession)
+    assert isinstance(salvaged.session.tools, list)
+    (mcp,) = salvaged.session.tools
+    assert isinstance(mcp, M.McpTool)
+    assert mcp.server_label == "docs" and mcp.headers is msgspec.UNSET
+    assert rtproto.event_raw(salvaged) == raw
+    assert rtproto.serialize_server_event(salvaged) == text  # exactly what arrived
+    # a path that goes on inside the dict value ends at the dict too
+    assert rtproto.codec._error_path("Expected `str`, got `null` - at `$.a[0].b[...].c[1]`") == [
+        "a",
+        0,
+        "b",
+    ]
+
+
 def test_salvage_gives_up_on_required_fields_and_after_its_bound() -> None:
     for raw in (
         {"type": "response.done", "response": 5},
@@ -267,6 +407,85 @@ def test_message_size_limit() -> None:
             rtproto.parse_server_event(data, dialect=dialect, max_size=len(data) - 1)
         assert info.value.hint == 1009
     assert rtproto.DEFAULT_MAX_MESSAGE_SIZE == 16 * 1024 * 1024
+
+
+def test_client_events_take_the_largest_append_by_default() -> None:
+    # spec 7: one append carries up to 15 MiB of audio, ~20 MiB of JSON once base64-encoded
+    text = rtproto.encode_audio_append(bytes(15 * 1024 * 1024))
+    assert len(text) == 20_971_567 > rtproto.DEFAULT_MAX_MESSAGE_SIZE
+    assert rtproto.codec.DEFAULT_MAX_CLIENT_MESSAGE_SIZE == 21 * 1024 * 1024
+    for dialect in Dialect:
+        event = rtproto.parse_client_event(text, dialect=dialect)
+        assert isinstance(event, E.InputAudioBufferAppend)
+        assert len(event.audio) == 20 * 1024 * 1024  # 15 MiB, base64-encoded
+    too_big = text + " " * (21 * 1024 * 1024 - len(text) + 1)
+    with pytest.raises(rtproto.RemoteProtocolError) as info:
+        rtproto.parse_client_event(too_big)
+    assert info.value.hint == 1009
+    with pytest.raises(rtproto.RemoteProtocolError):
+        rtproto.parse_server_event(text)  # server events keep their 16 MiB
+
+
+def _parsers(max_size: int) -> list[Any]:
+    return [
+        lambda data, dialect: rtproto.parse_server_event(data, dialect=dialect, max_size=max_size),
+        lambda data, dialect: rtproto.parse_client_event(data, dialect=dialect, max_size=max_size),
+        lambda data, dialect: server_parser(dialect=dialect, max_size=max_size)(data),
+    ]
+
+
+def _text_delta(text: str) -> str:
+    """A typed event holding ``text`` (the GA fast path takes it), not ASCII-escaped."""
+    delta = {**SERVER_SAMPLES["response.output_text.delta"], "delta": text}
+    return json.dumps(delta, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_message_size_counts_bytes_of_utf8(dialect: Dialect) -> None:
+    for char in ("é", "€", "😀"):  # 2, 3 and 4 bytes each
+        for text in ('{"type":"x","s":"' + char * 100 + '"}', _text_delta(char * 100)):
+            size = len(text.encode())
+            assert size >= len(text) + 100
+            for parse in _parsers(size):  # exactly at the limit: taken
+                assert not isinstance(parse(text, dialect), rtproto.InvalidEvent)
+            for max_size in (size - 1, len(text)):  # (characters are not the measure)
+                for parse in _parsers(max_size):
+                    with pytest.raises(rtproto.RemoteProtocolError) as info:
+                        parse(text, dialect)
+                    assert info.value.hint == 1009 and f"of {size} bytes" in info.value.message
+    ascii_text = '{"type":"x","s":"' + "a" * 200 + '"}'  # ASCII: characters are bytes
+    for parse in _parsers(len(ascii_text)):
+        assert isinstance(parse(ascii_text, dialect), rtproto.UnknownEvent)
+    for parse in _parsers(len(ascii_text) - 1):
+        with pytest.raises(rtproto.RemoteProtocolError):
+            parse(ascii_text, dialect)
+
+
+def test_the_default_limit_counts_bytes_of_a_str() -> None:
+    limit = rtproto.DEFAULT_MAX_MESSAGE_SIZE
+    fits = _text_delta("é" * (limit // 4))  # over a quarter, 8 MiB of UTF-8
+    over = _text_delta("é" * (limit // 2))  # 8 Mi characters, over 16 MiB of UTF-8
+    assert len(fits) > limit >> 2 and len(over) < limit < len(over.encode())
+    for parse in (rtproto.parse_server_event, server_parser()):
+        assert isinstance(parse(fits), E.ResponseOutputTextDelta)
+        with pytest.raises(rtproto.RemoteProtocolError) as info:
+            parse(over)
+        assert info.value.hint == 1009
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_message_size_counts_bytes_of_any_buffer(dialect: Dialect) -> None:
+    data = b'{"type":"x", "a":1}' + b" "  # 20 bytes, 5 int32 elements
+    int32: Any = np.frombuffer(data, dtype=np.int32)
+    for view in (memoryview(int32), memoryview(data).cast("i")):
+        assert len(view) == 5 and view.nbytes == 20
+        for parse in _parsers(19):
+            with pytest.raises(rtproto.RemoteProtocolError) as info:
+                parse(view, dialect)
+            assert "of 20 bytes" in info.value.message
+        for parse in _parsers(20):
+            event = parse(view, dialect)
+            assert isinstance(event, rtproto.UnknownEvent) and event.raw == {"type": "x", "a": 1}
 
 
 def test_bytes_bytearray_and_memoryview_inputs() -> None:

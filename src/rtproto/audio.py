@@ -56,11 +56,15 @@ _PCM16_LE: Final = np.dtype("<i2")
 def pcm16_to_array(data: bytes | bytearray | memoryview) -> Int16Array:
     """View PCM16 little-endian bytes as an int16 array (no copy; read-only for ``bytes``).
 
-    Raises ``ValueError`` when the byte length is odd.
+    Raises ``ValueError`` when the byte length is odd or the buffer is not contiguous (a
+    strided ``memoryview``: copy it with ``bytes()`` first).
     """
-    nbytes = memoryview(data).nbytes
+    view = memoryview(data)
+    nbytes = view.nbytes
     if nbytes % 2:
         raise ValueError(f"PCM16 data must have an even number of bytes, got {nbytes}")
+    if not view.c_contiguous:
+        raise ValueError("PCM16 data must be a contiguous buffer, got a strided memoryview")
     return np.frombuffer(data, dtype=_PCM16_LE)
 
 
@@ -93,8 +97,14 @@ def array_to_pcm16(samples: npt.NDArray[np.int16]) -> bytes:
 
 
 def float_to_int16(samples: npt.ArrayLike) -> Int16Array:
-    """Convert float samples in [-1, 1] to int16: clipped, scaled by 32767, rounded (NaN -> 0)."""
+    """Convert float samples in [-1, 1] to int16: clipped, scaled by 32767, rounded (NaN -> 0).
+
+    An int16 array already holds samples: it is returned unchanged (as a new native-order
+    int16 array), not read as amplitudes in [-1, 1]. Other integers are amplitudes.
+    """
     arr = np.asarray(samples)
+    if arr.dtype.kind == "i" and arr.dtype.itemsize == 2:
+        return arr.astype(np.int16, copy=True)
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"float_to_int16 expects float samples, got dtype {arr.dtype}")
     scaled = np.clip(np.nan_to_num(arr.astype(np.float64), nan=0.0), -1.0, 1.0) * 32767.0
@@ -173,8 +183,30 @@ def _g711_encode(table: npt.NDArray[np.uint8], pcm: PCM16Like, what: str) -> byt
     return table.take(index).tobytes()
 
 
-def _g711_decode(table: Int16Array, data: bytes | bytearray | memoryview) -> Int16Array:
-    return table.take(np.frombuffer(data, dtype=np.uint8))
+def _g711_decode(
+    table: Int16Array, data: bytes | bytearray | memoryview | npt.NDArray[np.uint8], what: str
+) -> Int16Array:
+    if type(data) is bytes:  # the common case
+        return table.take(np.frombuffer(data, dtype=np.uint8))
+    if isinstance(data, np.ndarray):
+        if data.dtype != np.uint8:
+            raise TypeError(
+                f"{what} expects G.711 bytes or a uint8 array (one byte per sample),"
+                f" got dtype {data.dtype}"
+            )
+        return table.take(data)
+    try:
+        view = memoryview(data)
+    except TypeError:
+        raise TypeError(
+            f"{what} expects G.711 bytes or a uint8 array, got {type(data).__name__}"
+        ) from None
+    if view.itemsize != 1:
+        raise TypeError(
+            f"{what} expects G.711 bytes or a uint8 array (one byte per sample),"
+            f" got a buffer of {view.itemsize}-byte items (format {view.format!r})"
+        )
+    return table.take(np.asarray(view).view(np.uint8))
 
 
 def ulaw_encode(pcm: PCM16Like) -> bytes:
@@ -182,9 +214,12 @@ def ulaw_encode(pcm: PCM16Like) -> bytes:
     return _g711_encode(_ULAW_ENCODE, pcm, "ulaw_encode")
 
 
-def ulaw_decode(data: bytes | bytearray | memoryview) -> Int16Array:
-    """Decode G.711 mu-law bytes to int16 samples."""
-    return _g711_decode(_ULAW_DECODE, data)
+def ulaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> Int16Array:
+    """Decode G.711 mu-law bytes (or a uint8 array) to int16 samples.
+
+    Raises ``TypeError`` for anything else, an int16 array included (its bytes are not codes).
+    """
+    return _g711_decode(_ULAW_DECODE, data, "ulaw_decode")
 
 
 def alaw_encode(pcm: PCM16Like) -> bytes:
@@ -192,9 +227,12 @@ def alaw_encode(pcm: PCM16Like) -> bytes:
     return _g711_encode(_ALAW_ENCODE, pcm, "alaw_encode")
 
 
-def alaw_decode(data: bytes | bytearray | memoryview) -> Int16Array:
-    """Decode G.711 A-law bytes to int16 samples."""
-    return _g711_decode(_ALAW_DECODE, data)
+def alaw_decode(data: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> Int16Array:
+    """Decode G.711 A-law bytes (or a uint8 array) to int16 samples.
+
+    Raises ``TypeError`` for anything else, an int16 array included (its bytes are not codes).
+    """
+    return _g711_decode(_ALAW_DECODE, data, "alaw_decode")
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,15 +270,29 @@ def duration_ms(nbytes: int, fmt: str = "audio/pcm", rate: int = 24000) -> float
     width, hz = _format_params(fmt, rate)
     if nbytes < 0:
         raise ValueError(f"nbytes must be >= 0, got {nbytes}")
+    return _duration(nbytes, width, hz)
+
+
+def _duration(nbytes: int, width: int, hz: int) -> float:
     return nbytes * 1000.0 / (width * hz)
 
 
 def bytes_for_ms(ms: float, fmt: str = "audio/pcm", rate: int = 24000) -> int:
-    """Number of bytes holding ``ms`` milliseconds of audio, rounded down to whole samples."""
+    """Number of bytes holding ``ms`` milliseconds of audio, rounded down to whole samples.
+
+    The inverse of :func:`duration_ms`: the most whole samples whose ``duration_ms`` is at
+    most ``ms``, so ``bytes_for_ms(duration_ms(n)) == n`` for every whole-sample ``n``, at
+    every rate. Computed on the exact value of ``ms`` (integer arithmetic, no rounding).
+    """
     width, hz = _format_params(fmt, rate)
     if not (math.isfinite(ms) and ms >= 0):
         raise ValueError(f"ms must be a finite number >= 0, got {ms!r}")
-    return math.floor(ms * hz / 1000.0) * width
+    num, den = (ms, 1) if isinstance(ms, int) else float(ms).as_integer_ratio()
+    samples = num * hz // (den * 1000)  # floor(ms * hz / 1000), exactly
+    # duration_ms rounds to the nearest float, maybe down to ms: then that sample counts too
+    if _duration((samples + 1) * width, width, hz) <= ms:
+        samples += 1
+    return samples * width
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,15 @@ There is one codec. A beta message is decoded to a plain object, rewritten by :f
 into its GA shape, and then typed like any GA message; on send, :func:`to_beta` rewrites the
 GA object. Everything the tables below do not name passes through unchanged, in both
 directions, so unknown fields survive.
+
+Two GA spellings have no beta counterpart and are normalised on the way to beta, so they come
+back from it spelt differently (the same configuration):
+
+* an ``audio/pcm`` format without a ``rate`` is 24 kHz PCM16 (its only rate) and goes to beta
+  as ``"pcm16"``, which comes back as ``{"type": "audio/pcm", "rate": 24000}``;
+* ``audio``, ``audio.input`` and ``audio.output`` objects left empty once their keys have
+  moved to the flat beta ones are dropped (a beta server answers ``unknown_parameter`` to a
+  ``session.audio``, spec section 5.4), so an empty ``AudioInput()`` comes back unset.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ EVENT_RENAMES: dict[str, str] = {
 }
 _EVENT_RENAMES_BACK = {beta: ga for ga, beta in EVENT_RENAMES.items()}
 
-#: GA audio format type -> beta format name.
+#: GA audio format type -> beta format name (``audio/pcm`` at 24000 Hz or with no rate).
 FORMAT_NAMES: dict[str, str] = {
     "audio/pcm": "pcm16",
     "audio/pcmu": "g711_ulaw",
@@ -129,10 +138,8 @@ def _flatten(obj: JSON, paths: dict[str, tuple[str, ...]]) -> JSON:
     """GA nested object -> beta flat object (keys not in ``paths`` stay where they are)."""
     out = dict(obj)
     audio = out.get("audio")
-    filled: set[str] = set()
     if isinstance(audio, dict):
         audio = out["audio"] = {k: dict(v) if isinstance(v, dict) else v for k, v in audio.items()}
-        filled = {k for k, v in audio.items() if v != {}}
     for beta_key, path in paths.items():
         node: Any = out
         for key in path[:-1]:
@@ -141,10 +148,11 @@ def _flatten(obj: JSON, paths: dict[str, tuple[str, ...]]) -> JSON:
             value = node.pop(path[-1])
             convert = _TO_BETA.get(beta_key)
             out[beta_key] = convert(value) if convert else value
-    if isinstance(audio, dict) and filled:
-        # drop only the containers this move emptied
-        for inner in filled & {"input", "output"}:
-            if audio[inner] == {}:
+    if isinstance(audio, dict):
+        # beta has no audio object: drop the containers left empty (also those that were
+        # empty to begin with), whatever else is left is passed through
+        for inner in ("input", "output"):
+            if inner in audio and audio[inner] == {}:
                 del audio[inner]
         if not audio:
             del out["audio"]

@@ -358,6 +358,7 @@ class ResponseOutputTextDelta(
     """A piece of output text."""
 
     delta: str
+    obfuscation: str | UnsetType = UNSET
 
 
 class ResponseOutputTextDone(
@@ -603,17 +604,23 @@ class ResponseCancel(Event, frozen=True, kw_only=True, tag="response.cancel"):
 # ================================================================================ fallbacks ==
 
 
-class UnknownEvent(Struct, frozen=True, kw_only=True):
-    """An event whose ``type`` rtproto does not know; ``raw`` is the whole object."""
+class UnknownEvent(Struct, frozen=True, kw_only=True, dict=True):
+    """An event whose ``type`` rtproto does not know; ``raw`` is the whole object.
+
+    Parsed, it also keeps the text it arrived as (like a typed event, outside its fields): it
+    serialises back to exactly that text in the same dialect, and to ``raw`` rewritten by the
+    dialect mapping in the other one.
+    """
 
     type: str
     raw: dict[str, Any]
 
 
-class InvalidEvent(Struct, frozen=True, kw_only=True):
+class InvalidEvent(Struct, frozen=True, kw_only=True, dict=True):
     """A known event whose fields did not match their types.
 
-    ``problem`` says what was wrong (with the JSON path); ``raw`` is the whole object.
+    ``problem`` says what was wrong (with the JSON path); ``raw`` is the whole object (in the
+    dialect it arrived in). Serialised, it is sent like an :class:`UnknownEvent`.
     """
 
     type: str
