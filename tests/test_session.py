@@ -1338,6 +1338,21 @@ def test_webrtc_message_limit() -> None:
     assert len(harness.session.messages_to_send()[0].encode()) <= 65536
 
 
+def test_the_incoming_limit_counts_bytes_of_a_str_too() -> None:
+    """A str of at most a quarter of the limit is decoded inline (it fits, whatever it
+    holds); a longer one is measured in UTF-8 bytes: over the limit, it is dropped."""
+    h = Harness(limits=Limits(max_message_size=400, max_outgoing_message_size=4096))
+    h.connect()
+    small = '{"type":"x","s":"' + "é" * 40 + '"}'  # 59 characters, 99 bytes
+    assert isinstance(h.feed(small)[0], rtproto.UnknownEvent)
+    fits = '{"type":"x","s":"' + "é" * 150 + '"}'  # 169 characters, 319 bytes
+    assert isinstance(h.feed(fits)[0], rtproto.UnknownEvent)
+    over = '{"type":"x","s":"' + "é" * 200 + '"}'  # 218 characters, 419 bytes
+    (warning,) = h.feed(over)
+    assert isinstance(warning, ProtocolWarning) and "419 bytes exceeds" in warning.message
+    assert "419 bytes exceeds" in h.feed(over.encode())[0].message
+
+
 def test_webrtc_and_sip_never_truncate_the_servers_audio() -> None:
     """The server plays the audio there, so it knows what was heard and truncates itself
     (service-observations.md 2): an interruption cancels and clears its output buffer,

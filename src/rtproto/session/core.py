@@ -245,9 +245,11 @@ class ClientSession:
             self._max_outgoing = max(limits.max_message_size, MAX_APPEND_MESSAGE_SIZE)
         self._ids = options.id_generator or counter_ids()
         self._parse = server_parser(dialect=options.dialect, max_size=limits.max_message_size)
-        # receive() decodes GA text up to this size itself while receiving (-1 otherwise: not
-        # receiving, or a dialect that needs the codec; its slow path sorts those out)
-        self._inline_parse_limit = -1
+        # receive() decodes GA text up to these sizes itself while receiving (-1 otherwise:
+        # not receiving, or a dialect that needs the codec; its slow path sorts those out):
+        # bytes up to the limit, a str of up to a quarter of it (it fits, whatever it holds;
+        # a longer one is measured in UTF-8 bytes by the codec)
+        self._inline_parse_limit = self._inline_str_limit = -1
         self._max_events = limits.max_pending_events
         self._state = _IDLE
         self._outbox: list[str] = []
@@ -379,6 +381,7 @@ class ClientSession:
         self._state = _CONNECTING
         if self.options.dialect is Dialect.GA:
             self._inline_parse_limit = self.options.limits.max_message_size
+            self._inline_str_limit = self._inline_parse_limit >> 2
         self._events.append(ConnectionChange(status=ConnectionStatus.CONNECTING))
         self._write(E.SessionUpdate(session=self._config, event_id=self._new_id("session_update")))
         if self._profile is _WEBRTC:
@@ -408,7 +411,7 @@ class ClientSession:
         if self._state is _CLOSED:
             return
         self._state = _CLOSED
-        self._inline_parse_limit = -1
+        self._inline_parse_limit = self._inline_str_limit = -1
         self._connect_deadline = self._grace_deadline = None
         self._sequencer.release()
         self._playback.clear()
@@ -443,9 +446,12 @@ class ClientSession:
         events = self._events
         if events and len(events) >= self._max_events:  # (drained after every call: empty)
             self._make_room()
-        data: Any = message  # narrowed by exact type below, which mypy does not follow
+        data: Any = message  # narrowed by exact type below (immutable text: kept as the source)
         event: Any
-        if type(data) in _TEXT and len(data) <= self._inline_parse_limit:
+        kind = type(data)
+        if (kind is bytes and len(data) <= self._inline_parse_limit) or (
+            kind is str and len(data) <= self._inline_str_limit
+        ):
             try:
                 event = decode_ga_server_event(data)
             except DECODE_ERRORS:
@@ -1111,7 +1117,6 @@ class ClientSession:
 
 
 _AUDIO_DELTA = E.ResponseOutputAudioDelta
-_TEXT = (bytes, str)  # what receive() parses itself (immutable: kept as the source)
 _INVALID = E.InvalidEvent
 _MCP_ITEMS = (M.McpListToolsItem, M.McpApprovalRequestItem, M.McpCallItem)
 _TRANSCRIPT_DELTA = E.ResponseOutputAudioTranscriptDelta
