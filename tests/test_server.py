@@ -492,6 +492,11 @@ def test_messages_over_the_size_limit_are_refused() -> None:
     error = error_of(harness.send(json.dumps({"type": "input_audio_buffer.clear", "x": "y" * 200})))
     assert error["code"] == "invalid_event"
     assert "more than the maximum of 100" in error["message"]
+    # the limit is in bytes: 40 two-byte characters are 80 characters but 117 bytes here
+    text = json.dumps({"type": "input_audio_buffer.clear", "x": "é" * 40}, ensure_ascii=False)
+    assert len(text) <= 100 < len(text.encode())
+    error = error_of(harness.send(text))
+    assert f"the message is {len(text.encode())} bytes" in error["message"]
 
 
 def test_session_close_requests_a_normal_close() -> None:

@@ -572,11 +572,14 @@ class ServerSession:
     def _decode(self, message: str | bytes, binary: bool) -> dict[str, Any]:
         if binary:
             raise V.Reject("invalid_event", "Invalid event: binary frames are not supported.")
-        if len(message) > self.options.max_message_size:
+        limit = self.options.max_message_size
+        size = len(message)
+        if size > limit // 4 and isinstance(message, str) and not message.isascii():
+            size = len(message.encode())  # the limit is in bytes of UTF-8
+        if size > limit:
             raise V.Reject(
                 "invalid_event",
-                f"Invalid event: the message is {len(message)} bytes, more than the maximum "
-                f"of {self.options.max_message_size}.",
+                f"Invalid event: the message is {size} bytes, more than the maximum of {limit}.",
             )
         try:
             event: Any = msgspec.json.decode(message)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from ..codec import DEFAULT_MAX_CLIENT_MESSAGE_SIZE
 from ..dialect import Dialect
 
 if TYPE_CHECKING:
@@ -154,7 +155,7 @@ class ServerOptions:
     seed: int = 0
     #: Largest client message accepted (characters of JSON text): room for the service's
     #: largest append, 15 MiB of audio, once base64-encoded (about 20 MiB) (spec section 7).
-    max_message_size: int = 21 * 1024 * 1024
+    max_message_size: int = DEFAULT_MAX_CLIENT_MESSAGE_SIZE
     #: Uncommitted input audio kept, in ms; older audio is dropped (15 minutes).
     max_input_buffer_ms: int = 15 * 60 * 1000
     #: Conversation items kept; the oldest are forgotten beyond this.

@@ -22,6 +22,7 @@ from .. import events as E
 from .. import models as M
 from ..codec import (
     DECODE_ERRORS,
+    DEFAULT_MAX_CLIENT_MESSAGE_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
     GA_SOURCE,
     decode_ga_server_event,
@@ -78,7 +79,7 @@ SessionEvent = E.ServerEvent | TransportEvent
 #: The service accepts at most 15 MiB of audio in one ``input_audio_buffer.append``.
 MAX_APPEND_AUDIO_BYTES = 15 * 1024 * 1024
 #: What the largest append takes on the wire: 15 MiB as base64 (20 MiB) and its envelope.
-MAX_APPEND_MESSAGE_SIZE = 21 * 1024 * 1024
+MAX_APPEND_MESSAGE_SIZE = DEFAULT_MAX_CLIENT_MESSAGE_SIZE
 #: A WebRTC data channel carries messages up to 64 KiB.
 DATA_CHANNEL_MESSAGE_LIMIT = 64 * 1024
 
