@@ -1585,25 +1585,31 @@ def test_backoff_is_exponential_with_a_cap(driver: str) -> None:
         ReconnectPolicy(max_attempts=0)
 
 
+def plan_of(**options: Any) -> Any:
+    """``plan_connect`` with test defaults for every argument not given."""
+    from rtproto.adapters._core import plan_connect
+
+    arguments: dict[str, Any] = {
+        "url": None,
+        "model": None,
+        "api_key": None,
+        "session": None,
+        "ws_options": None,
+        "connect_timeout": 1,
+        "handshake_timeout": 2,
+        "ssl_context": None,
+        "max_queued_events": 8,
+        "reconnect": None,
+    }
+    return plan_connect(**{**arguments, **options})
+
+
 @pytest.mark.parametrize("driver", ["asyncio"])
 def test_connect_arguments(driver: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """URL, key and TLS resolution, all before any I/O."""
-    from rtproto.adapters._core import plan_connect
 
     def plan(**options: Any) -> Any:
-        arguments: dict[str, Any] = {
-            "url": None,
-            "model": "gpt-realtime-mini",
-            "api_key": None,
-            "session": None,
-            "ws_options": None,
-            "connect_timeout": 1,
-            "handshake_timeout": 2,
-            "ssl_context": None,
-            "max_queued_events": 8,
-            "reconnect": None,
-        }
-        return plan_connect(**{**arguments, **options})
+        return plan_of(**{"model": "gpt-realtime-mini", **options})
 
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     default = plan()
@@ -1636,21 +1642,9 @@ def test_connect_arguments(driver: str, monkeypatch: pytest.MonkeyPatch) -> None
 def test_connect_model_resolution(driver: str) -> None:
     """The URL names the model; the argument only fills the default URL, reaches the
     session.update when given, and may not contradict the URL."""
-    from rtproto.adapters._core import plan_connect
 
     def plan(url: str | None, model: str | None) -> Any:
-        return plan_connect(
-            url,
-            model=model,
-            api_key="k",
-            session=None,
-            ws_options=None,
-            connect_timeout=1,
-            handshake_timeout=1,
-            ssl_context=None,
-            max_queued_events=8,
-            reconnect=None,
-        )
+        return plan_of(url=url, model=model, api_key="k")
 
     default = plan(None, None)
     assert default.url == "wss://api.openai.com/v1/realtime?model=gpt-realtime"
@@ -1689,22 +1683,9 @@ def test_connect_plan_api_key(driver: str, monkeypatch: pytest.MonkeyPatch) -> N
     """plan_connect keeps a key function (uncalled, out of the repr, OPENAI_API_KEY unused)
     and validates the rest as if it had returned a key; keyed_options checks what it
     returns; the ek_ guard applies to given, environment and returned keys alike."""
-    from rtproto.adapters._core import DriverCore, plan_connect
+    from rtproto.adapters._core import DriverCore
 
-    def plan(**options: Any) -> Any:
-        arguments: dict[str, Any] = {
-            "url": None,
-            "model": None,
-            "api_key": None,
-            "session": None,
-            "ws_options": None,
-            "connect_timeout": 1,
-            "handshake_timeout": 2,
-            "ssl_context": None,
-            "max_queued_events": 8,
-            "reconnect": None,
-        }
-        return plan_connect(**{**arguments, **options})
+    plan = plan_of
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-from-env")
     calls: list[int] = []
