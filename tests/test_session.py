@@ -2033,6 +2033,8 @@ def test_an_item_without_an_id_is_reported_not_kept(h: Harness) -> None:
         item = {"type": "message", "role": "user", "content": []}
         events = h.feed(s.event("conversation.item.added", previous_item_id=previous, item=item))
         assert [e.previous_item_id for e in events if isinstance(e, ItemUpdate)] == [previous]
+    item = {"type": "message", "role": "user", "content": []}
+    assert derived(h.feed(s.event("conversation.item.retrieved", item=item))) == []
     assert h.session.history == ()
     assert h.sent() == []
 

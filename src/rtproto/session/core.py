@@ -1072,8 +1072,8 @@ class ClientSession:
         if transcript is not None:
             self._history.set_transcript(item_id, *transcript)  # (input items come without)
         kept = self._history.get(item_id)
-        if kept is not None:
-            self._history_changed(kept, self._history.previous_of(item_id))
+        assert kept is not None  # (just put there)
+        self._history_changed(kept, self._history.previous_of(item_id))
 
     def _on_item_truncated(self, event: E.ConversationItemTruncated, now: float) -> None:
         # The server cut the audio and dropped that part's transcript: read the item back as
