@@ -742,3 +742,40 @@ def test_fast_append_text_equals_the_typed_path(event_id: str | None) -> None:
         )
     with pytest.raises(TypeError):
         rtproto.encode_audio_append(np.zeros(4, dtype=np.float32))  # type: ignore[arg-type]
+
+
+def test_salvage_of_a_constructed_invalid_event_cuts_a_copy_of_its_raw() -> None:
+    raw = malformed_response_done()
+    parsed = rtproto.parse_server_event(json.dumps(raw))
+    assert isinstance(parsed, rtproto.InvalidEvent)
+    event = rtproto.InvalidEvent(type="response.done", problem=parsed.problem, raw=raw)
+    salvaged = rtproto.salvage(event)
+    assert isinstance(salvaged, E.ResponseDone)
+    usage = salvaged.response.usage
+    assert isinstance(usage, M.Usage) and usage.output_token_details is msgspec.UNSET
+    assert isinstance(salvaged.response.output, list)
+    message, call = salvaged.response.output
+    assert isinstance(message, M.MessageItem) and message.content[0].text is msgspec.UNSET
+    assert isinstance(call, M.FunctionCallItem) and call.call_id == "c"
+    assert raw == malformed_response_done()  # cut from a copy: the event's raw is whole
+    # the raw, encoded, is what it keeps as having arrived
+    assert rtproto.event_raw(salvaged) == raw
+    assert rtproto.serialize_server_event(salvaged) == json.dumps(raw, separators=(",", ":"))
+
+
+def test_salvage_gives_up_on_a_raw_it_cannot_encode_or_a_problem_it_cannot_find() -> None:
+    raw = malformed_response_done()
+    unencodable = rtproto.InvalidEvent(
+        type="response.done", problem="p", raw={**raw, "x": object()}
+    )
+    assert rtproto.salvage(unencodable) is None
+    for path in (
+        "$.response.nothing.at_all",  # a step that is not there
+        "$.response.output[0].content[5].text",  # an index past the end on the way
+        "$.response.nothing",  # the last key is not there
+        "$.response.output[7]",  # nor the last index
+        "$.response.id.x",  # a step into a str
+    ):
+        problem = f"Expected `int`, got `null` - at `{path}`"
+        event = rtproto.InvalidEvent(type="response.done", problem=problem, raw=raw)
+        assert rtproto.salvage(event) is None, path

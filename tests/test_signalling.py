@@ -27,6 +27,7 @@ from rtproto.wire.signalling import (
     client_secret_response,
     error_response,
     parse_server_request,
+    preflight_response,
 )
 
 from .fuzzing import load_harness
@@ -563,6 +564,7 @@ def test_user_agent_names_the_version() -> None:
         ("/", None),
         ("", None),
         ("/v1/realtime/calls/rtc%20x", None),
+        ("http://[::1/v1/realtime/calls/rtc_1", None),  # urlsplit refuses the bracket
     ],
 )
 def test_call_id_from_location(location: str, call_id: str | None) -> None:
@@ -576,3 +578,82 @@ def test_call_id_from_location(location: str, call_id: str | None) -> None:
     assert answer is not None
     assert answer.call_id == call_id
     assert answer.location == location
+
+
+def test_extra_headers_follow_the_defaults_and_must_be_pairs() -> None:
+    extra = [("OpenAI-Beta", "realtime=v1"), ("X-Trace", "a b\tc")]
+    for exchange in (
+        CallExchange(OFFER, api_key="sk-x", extra_headers=extra),
+        ClientSecretExchange(api_key="sk-x", extra_headers=extra),
+    ):
+        _, _, headers, _ = _server_read(exchange.data_to_send())
+        assert headers[-2:] == [("openai-beta", "realtime=v1"), ("x-trace", "a b\tc")]
+    for bad in ([("X-Token",)], [("X-Token", "v", "w")], [["X-Token", "v"]], ["X-Token"]):
+        with pytest.raises(
+            LocalProtocolError, match=r"^extra_headers must hold \(name, value\) pairs$"
+        ):
+            CallExchange(OFFER, api_key="sk-x", extra_headers=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("boundary", ["SECRET\nX: y", "SECRET\x00"])
+def test_a_request_h11_refuses_is_refused_without_quoting_it(boundary: str) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        CallExchange(OFFER, api_key="sk-x", session={"model": "m"}, boundary=boundary)
+    error = info.value
+    assert str(error) == "cannot build the request: a header or the target is not valid HTTP"
+    assert "SECRET" not in str(error) + repr(error) + repr(error.args)
+    assert error.__cause__ is None and error.__suppress_context__
+
+
+def test_a_switch_of_protocols_is_not_an_answer() -> None:
+    """With an ``Upgrade`` extra header, a ``101`` pauses h11: no response will follow."""
+    exchange = CallExchange(
+        OFFER, api_key="sk-x", extra_headers=[("Upgrade", "websocket"), ("Connection", "upgrade")]
+    )
+    exchange.data_to_send()
+    with pytest.raises(SignallingError) as info:
+        exchange.receive_data(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+        )
+    assert str(info.value) == "the server closed the connection before a complete response"
+    assert info.value.status is None
+
+
+def test_an_echoed_key_is_hidden_when_the_error_has_no_message() -> None:
+    key = "sk-test-SECRET-0123456789"
+    body = json.dumps({"error": {"code": "invalid_api_key", "message": None}, "key": key})
+    response = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body)
+    with pytest.raises(SignallingError) as info:
+        CallExchange(OFFER, api_key=key).receive_data(response + body.encode())
+    error = info.value
+    assert error.status == 401 and error.code == "invalid_api_key"
+    assert error.error == {"code": "invalid_api_key", "message": None}  # as it arrived
+    shown = body.replace(key, "<api key>")
+    assert str(error) == f"the request failed with status 401: {shown}; hint 401"
+    assert "SECRET" not in str(error) + repr(error.args)
+
+
+def test_server_multipart_name_after_other_parameters() -> None:
+    multipart = (
+        b'--B\r\nContent-Disposition: form-data; filename="offer.sdp"; name="sdp"\r\n\r\n'
+        + OFFER.encode()
+        + b"\r\n--B--\r\n"
+    )
+    offer = parse_server_request(
+        "POST", CALLS_PATH, _auth("multipart/form-data; boundary=B"), multipart
+    )
+    assert offer == CallOffer(sdp=OFFER, model=None, session=None, api_key="sk-x")
+
+
+def test_preflight_response_bytes() -> None:
+    assert preflight_response("emu/1") == (
+        b"HTTP/1.1 204 No Content\r\n"
+        b"Connection: close\r\n"
+        b"Access-Control-Allow-Origin: *\r\n"
+        b"Access-Control-Expose-Headers: Location\r\n"
+        b"Access-Control-Allow-Methods: POST, OPTIONS\r\n"
+        b"Access-Control-Allow-Headers: Authorization, Content-Type, OpenAI-Beta\r\n"
+        b"Access-Control-Max-Age: 600\r\n"
+        b"Server: emu/1\r\n\r\n"
+    )
+    assert preflight_response().endswith(b"\r\nServer: rtproto\r\n\r\n")

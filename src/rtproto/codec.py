@@ -409,12 +409,12 @@ def _serialize(event: Any, dialect: Dialect, known: dict[str, type[Event]]) -> s
             _refuse_non_finite(event, kind)
         return data.decode()
     if isinstance(event, (UnknownEvent, InvalidEvent)):
-        fields = event.__dict__
-        if fields:
-            kept = _resend(fields, dialect)
-            if kept is not None:
-                return kept
-        return _encode_raw(event.raw, event.type)  # constructed: sent as it is, like a dict
+        # Parsed, it kept the text it arrived as, which was decoded whole (``_parse``): that
+        # text is always resendable. Constructed, it kept none: sent as it is, like a dict.
+        kept = _resend(event.__dict__, dialect)
+        if kept is None:
+            return _encode_raw(event.raw, event.type)
+        return kept
     if isinstance(event, dict):
         raw_type = event.get("type")
         if not isinstance(raw_type, str):
