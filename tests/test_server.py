@@ -53,8 +53,9 @@ from rtproto.server import (
     sequential_ids,
     synthesize_speech,
 )
+from rtproto.server.core import merge_session_configs
 from rtproto.server.vad import EnergyVad, VadSettings, threshold_level
-from rtproto.server.validate import supported
+from rtproto.server.validate import Reject, check_session_config, supported
 
 from .fuzzing import FUZZ, load_harness
 
@@ -351,6 +352,52 @@ def test_connection_lifecycle_misuse() -> None:
 def test_options_are_checked(field: str, value: Any) -> None:
     with pytest.raises(ValueError):
         ServerOptions(**{field: value})
+
+
+@pytest.mark.parametrize(
+    ("initial", "message"),
+    [
+        ([("type", "realtime")], "initial_session must be a mapping"),
+        (
+            {"type": "transcription"},
+            "Invalid value: 'transcription'. Supported values are: 'realtime'.",
+        ),
+        ({"type": "realtime", "voice": "x"}, "Unknown parameter: 'initial_session.voice'."),
+    ],
+)
+def test_initial_session_is_checked_when_the_options_are_made(initial: Any, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        ServerOptions(initial_session=initial)
+    assert str(info.value) == message
+
+
+def test_check_session_config_refuses_what_is_not_an_object() -> None:
+    with pytest.raises(Reject) as info:
+        check_session_config(["realtime"], "session")
+    error = info.value
+    assert error.code == "invalid_type"
+    assert error.param == "session"
+    assert error.message == (
+        "Invalid type for 'session': expected an object, but got an array instead."
+    )
+    check_session_config({"instructions": "x"})  # type left out: realtime
+
+
+def test_merge_session_configs_merges_audio_settings_one_by_one() -> None:
+    merged = merge_session_configs(
+        {"instructions": "A", "audio": {"output": {"voice": "verse"}}},
+        None,  # skipped
+        {"audio": {"output": {"speed": 1.2}, "input": {"turn_detection": None}}},
+    )
+    assert merged == {
+        "instructions": "A",
+        "audio": {"output": {"voice": "verse", "speed": 1.2}, "input": {"turn_detection": None}},
+    }
+    # an earlier audio value that is not an object is replaced by a later object
+    assert merge_session_configs({"audio": None}, {"audio": {"output": {"voice": "ash"}}}) == {
+        "audio": {"output": {"voice": "ash"}}
+    }
+    assert merge_session_configs(None, None) == {}
 
 
 def test_id_generator_is_injectable() -> None:
@@ -1497,6 +1544,18 @@ def test_retrieve() -> None:
     sent = b"".join(decode_base64(e["delta"]) for e in only(events, "response.output_audio.delta"))
     assert decode_base64(part["audio"]) == sent == clip
     assert part["transcript"] == "I heard 0.3 seconds of audio."
+    # an item without audio comes back as it was made
+    text = {"id": "text_item", **user_text("plain")["item"]}
+    harness.send({"type": "conversation.item.create", "item": text})
+    (retrieved,) = harness.send({"type": "conversation.item.retrieve", "item_id": "text_item"})
+    assert retrieved["item"] == {
+        "id": "text_item",
+        "object": "realtime.item",
+        "type": "message",
+        "role": "user",
+        "status": "completed",
+        "content": [{"type": "input_text", "text": "plain"}],
+    }
 
 
 def test_delete() -> None:
@@ -2313,6 +2372,11 @@ def test_beta_session_updated_echoes_tools_with_type_after_parameters() -> None:
     ga = connected()
     (event,) = ga.send(update({"type": "realtime", "tools": [tool]}))
     assert list(event["session"]["tools"][0]) == ["type", "name", "description", "parameters"]
+    # a function without parameters has nothing to move type after: echoed as given
+    bare = {"type": "function", "name": "ping"}
+    (event,) = harness.send(update({"tools": [bare]}))
+    (echoed,) = event["session"]["tools"]
+    assert echoed == bare and list(echoed) == ["type", "name"]
 
 
 def test_session_length_depends_on_the_dialect() -> None:

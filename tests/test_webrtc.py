@@ -544,11 +544,12 @@ async def test_call_session_offer_field_over_the_secret(server: Any) -> None:
     offer_session = {
         "type": "realtime",
         "instructions": "FROM_OFFER",
-        "audio": {"input": {"turn_detection": None}},
+        "audio": {"input": {"turn_detection": None}, "output": {"speed": 1.25}},
     }
     created = await _session_created(server, key, offer_session)
     assert created["instructions"] == "FROM_OFFER"  # the offer's over the secret's
     assert created["audio"]["output"]["voice"] == "verse"  # the secret's, kept
+    assert created["audio"]["output"]["speed"] == 1.25  # the offer's, merged next to it
     assert created["audio"]["input"]["turn_detection"] is None  # the offer's
     # a standard key: the offer's session alone
     created = await _session_created(server, "sk-test", {"type": "realtime", "instructions": "X"})

@@ -1755,18 +1755,15 @@ def _beta_response(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def _beta_usage(usage: dict[str, Any]) -> dict[str, Any]:
-    """Beta usage objects have no ``image_tokens`` anywhere (service observations 7)."""
-    out = dict(usage)
-    details = out.get("input_token_details")
-    if isinstance(details, dict):
-        details = {key: value for key, value in details.items() if key != "image_tokens"}
-        cached = details.get("cached_tokens_details")
-        if isinstance(cached, dict):
-            details["cached_tokens_details"] = {
-                key: value for key, value in cached.items() if key != "image_tokens"
-            }
-        out["input_token_details"] = details
-    return out
+    """Beta usage objects have no ``image_tokens`` anywhere (service observations 7).
+    ``usage`` is always :func:`usage_object`'s (or :func:`zero_usage`'s) shape."""
+    details = usage["input_token_details"]
+    details = {key: value for key, value in details.items() if key != "image_tokens"}
+    cached = details["cached_tokens_details"]
+    details["cached_tokens_details"] = {
+        key: value for key, value in cached.items() if key != "image_tokens"
+    }
+    return {**usage, "input_token_details": details}
 
 
 def _normalized(name: str, value: Any) -> Any:
