@@ -491,6 +491,17 @@ def test_a_key_the_server_echoes_is_not_in_the_error() -> None:
         shown = str(error) + repr(error) + repr(error.args) + repr(error.error)
         assert "SECRET" not in shown + str(error.excerpt)
         assert "<api key>" in str(error)
+    # echoed in any field of the error object, too
+    body = json.dumps({"error": {"message": "no", "param": key, "code": "x"}}).encode()
+    response = b"HTTP/1.1 401 Unauthorized\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    with pytest.raises(SignallingError) as info:
+        CallExchange(OFFER, api_key=key).receive_data(response)
+    assert info.value.error == {"message": "no", "param": "<api key>", "code": "x"}
+
+
+def test_a_boundary_that_is_not_ascii_is_refused() -> None:
+    with pytest.raises(LocalProtocolError, match="boundary must be ASCII"):
+        CallExchange(OFFER, api_key="sk-x", session={"type": "realtime"}, boundary="é")
 
 
 def test_a_malformed_response_head_is_not_quoted() -> None:

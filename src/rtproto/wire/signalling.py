@@ -301,6 +301,9 @@ class _Exchange:
         status = self._status if self._status is not None else 0
         error: dict[str, Any] | None = None
         detail = ""
+        key = self._api_key
+        if len(key) >= 8:  # a server may echo the key it refused: never in the error
+            body = body.replace(key.encode("ascii"), b"<api key>")
         try:
             parsed = json.loads(body.decode("utf-8")) if body else None
         except (ValueError, UnicodeDecodeError, RecursionError):
@@ -311,12 +314,6 @@ class _Exchange:
             detail = message if isinstance(message, str) else ""
         if not detail:
             detail = body[:500].decode("utf-8", "replace").strip() or self._reason
-        key = self._api_key
-        if len(key) >= 8:  # a server may echo the key it refused: never in the error
-            detail = detail.replace(key, "<api key>")
-            if error is not None and isinstance(error.get("message"), str):
-                error = {**error, "message": error["message"].replace(key, "<api key>")}
-            body = body.replace(key.encode("ascii"), b"<api key>")
         return SignallingError(
             f"the request failed with status {status}: {detail}",
             status=status,
@@ -363,6 +360,8 @@ class CallExchange(_Exchange):
             if boundary is None:
                 digest = hashlib.sha256(sdp + b"\0" + session_text).hexdigest()[:32]
                 boundary = f"----rtproto{digest}"
+            if not boundary.isascii():
+                raise LocalProtocolError("the multipart boundary must be ASCII")
             marker = b"--" + boundary.encode("ascii")
             if marker in sdp or marker in session_text:
                 raise LocalProtocolError("the multipart boundary occurs in the content")
