@@ -38,7 +38,7 @@ import h11
 import msgspec
 
 from ..errors import LocalProtocolError, RemoteProtocolError
-from .url import host_header, split_url
+from .url import HEADER_NAME, HEADER_VALUE, host_header, split_url
 
 __all__ = [
     "CALLS_PATH",
@@ -80,9 +80,6 @@ MIN_SECRET_SECONDS, MAX_SECRET_SECONDS, DEFAULT_SECRET_SECONDS = 10, 7200, 600
 
 #: What an API key may hold: printable ASCII, no spaces (a bearer token; spec 1.2).
 _KEY = re.compile(r"[\x21-\x7e]+")
-#: An HTTP header name (RFC 9110 token) and value (no control characters, no edge spaces).
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?")
 #: What a call id (the last segment of ``Location``) may hold: URL-unreserved characters.
 _CALL_ID = re.compile(r"[A-Za-z0-9._~-]+")
 _REASONS = {
@@ -187,9 +184,9 @@ class _Exchange:
             if not isinstance(pair, tuple) or len(pair) != 2:
                 raise LocalProtocolError("extra_headers must hold (name, value) pairs")
             name, value = pair
-            if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+            if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
                 raise LocalProtocolError("an extra header has an invalid name")
-            if not isinstance(value, str) or not _VALUE.fullmatch(value):
+            if not isinstance(value, str) or not HEADER_VALUE.fullmatch(value):
                 # the value may be a credential: named, never shown
                 raise LocalProtocolError(f"the value of the extra header {name} is invalid")
         headers = [

@@ -124,6 +124,12 @@ def redact_url(url: str) -> str:
     return url[:cut] + ("?..." if url[cut] == "?" else "")
 
 
+#: An HTTP header name (RFC 9110 token) and value (no control characters, no edge spaces),
+#: for the requests this package writes.
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+HEADER_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?")
+
+
 def host_header(host: str, port: int, tls: bool) -> str:
     """The ``Host`` header value for a bare host and port (brackets for IPv6)."""
     name = f"[{host}]" if ":" in host else host

@@ -69,7 +69,7 @@ from ._frames import (
     mask,
     valid_close_code,
 )
-from .url import host_header, redact_url, split_url
+from .url import HEADER_NAME, HEADER_VALUE, host_header, redact_url, split_url
 
 __all__ = [
     "HandshakeRefused",
@@ -89,8 +89,6 @@ _MASK_POOL_SIZE = 256
 #: (audio appends barely shrink), so only the server's direction is ever compressed.
 DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
 _TRAILER = b"\x00\x00\xff\xff"
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_VALUE = re.compile(r"(?:[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)?")
 _RESERVED = frozenset(
     {
         "host",
@@ -175,11 +173,11 @@ class WebSocketOptions:
         if key is not None:
             if not isinstance(key, str) or not key:
                 raise LocalProtocolError("api_key must be a non-empty str")
-            if self.subprotocol_auth and not _TOKEN.fullmatch(key):
+            if self.subprotocol_auth and not HEADER_NAME.fullmatch(key):
                 raise LocalProtocolError(
                     "api_key has characters a subprotocol cannot carry: use header auth"
                 )
-            if not _VALUE.fullmatch(key):
+            if not HEADER_VALUE.fullmatch(key):
                 raise LocalProtocolError("api_key has characters a header cannot carry")
         names: set[str] = set()
         for name, value in (
@@ -1272,9 +1270,9 @@ class RealtimeWebSocket:
 
 
 def _check_header(name: object, value: object) -> None:
-    if not isinstance(name, str) or not _TOKEN.fullmatch(name):
+    if not isinstance(name, str) or not HEADER_NAME.fullmatch(name):
         raise LocalProtocolError(f"invalid header name {name!r}")
-    if not isinstance(value, str) or not _VALUE.fullmatch(value):
+    if not isinstance(value, str) or not HEADER_VALUE.fullmatch(value):
         raise LocalProtocolError(f"invalid value for header {name!r}")
 
 
