@@ -188,11 +188,7 @@ class SessionOptions:
     def __post_init__(self) -> None:
         for name in ("session_update_timeout", "disconnect_grace"):
             value = getattr(self, name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value < math.inf
-            ):
+            if not _finite_and_not_negative(value):
                 raise LocalProtocolError(
                     f"SessionOptions.{name} must be a finite number of seconds >= 0, not {value!r}"
                 )
@@ -707,11 +703,7 @@ class ClientSession:
 
     def playback_progress(self, item_id: str, played_ms: float) -> bool:
         """Report how much of an item's audio the user has heard; False if not tracked."""
-        if (
-            isinstance(played_ms, bool)
-            or not isinstance(played_ms, (int, float))
-            or not 0 <= played_ms < math.inf
-        ):
+        if not _finite_and_not_negative(played_ms):
             raise LocalProtocolError(
                 f"played_ms must be a finite number of milliseconds >= 0, not {played_ms!r}"
             )
@@ -1181,6 +1173,11 @@ def _image_type(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
     return None
+
+
+def _finite_and_not_negative(value: object) -> bool:
+    """A number (not a bool) from 0 up, NaN and infinity excluded."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < math.inf
 
 
 def _require_positive_int(name: str, value: object) -> None:
