@@ -94,3 +94,21 @@ def test_base64_audio_counts_exactly_what_decoding_gives(sizes: list[int]) -> No
         decoded += len(base64.b64decode(delta))
         item.add_base64(delta)
         assert item.received_bytes == decoded
+
+
+def test_a_new_item_prunes_only_the_items_heard_before_the_first_unheard_one() -> None:
+    """Starting an item drops the oldest items heard to the end, and stops at the first one
+    not heard: audio plays in order, so the search never walks the whole queue."""
+    tracker = PlaybackTracker(estimate=False)
+    for item_id in ("heard", "unheard", "reported"):
+        item = tracker.start(item_id, "r", 0, 0.0, 48000)
+        item.add_base64(pcm_base64(4800))  # 100 ms
+        tracker.complete(item_id)
+    tracker.progress("heard", 100.0)
+    tracker.progress("reported", 100.0)  # (out of order: kept until the one before is heard)
+    tracker.start("next", "r", 0, 1.0, 48000)
+    assert list(tracker.items) == ["unheard", "reported", "next"]
+    assert [item.item_id for item, _ in tracker.unheard(1.0)] == ["unheard", "next"]
+    tracker.progress("unheard", 100.0)
+    tracker.start("last", "r", 0, 2.0, 48000)
+    assert list(tracker.items) == ["next", "last"]

@@ -10,6 +10,7 @@ and ran in real time (the JS SDK's default), continuing from one item to the nex
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["PlaybackItem", "PlaybackTracker"]
@@ -112,7 +113,10 @@ class PlaybackTracker:
 
     def played(self, now: float) -> list[tuple[PlaybackItem, int]]:
         """Each tracked item with its played position in whole ms (floor, clamped)."""
-        result = []
+        return list(self._positions(now))
+
+    def _positions(self, now: float) -> Iterator[tuple[PlaybackItem, int]]:
+        """:meth:`played`, item by item (oldest first)."""
         now_ms = now * 1000.0
         cursor = -math.inf  # when the previous item finished playing, by the estimate (ms)
         for item in self.items.values():
@@ -131,8 +135,7 @@ class PlaybackTracker:
             whole = min(
                 math.floor(min(position, item.received_ms) + _EPSILON_MS), item.received_whole_ms
             )
-            result.append((item, whole))
-        return result
+            yield item, whole
 
     def unheard(self, now: float) -> list[tuple[PlaybackItem, int]]:
         """The items the user has not heard to the end, and where to cut them: every item
@@ -163,9 +166,15 @@ class PlaybackTracker:
             self.last = None
 
     def _prune(self, now: float) -> None:
-        # drop complete items known to have finished playing, and keep the table bounded
-        for item, ms in self.played(now):
-            if item.heard_to_the_end(ms):
-                del self.items[item.item_id]
+        """Drop the oldest items while they were heard to the end, and keep the table
+        bounded. (Audio plays in order: the first item not heard to the end ends the search,
+        so a new item costs O(1), not a walk over every item still queued.)"""
+        heard = []
+        for item, ms in self._positions(now):
+            if not item.heard_to_the_end(ms):
+                break
+            heard.append(item.item_id)
+        for item_id in heard:
+            del self.items[item_id]
         while len(self.items) >= self.max_items:
             del self.items[next(iter(self.items))]
