@@ -18,7 +18,10 @@ median of the repeats:
 Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py``;
 ``--breakdown`` shows the session's extra cost over the floor per message type instead;
 ``--instructions`` counts CPU instructions per turn under valgrind's callgrind instead of
-timing: exact and repeatable on a shared, noisy machine (the ratios track the timed ones).
+timing: exact and repeatable on a shared, noisy machine; ``--stalls`` counts the cache misses
+and branch mispredictions behind those instructions (cachegrind), which is why the timed
+ratio is higher than the instruction ratio: the interpreter running the session's Python
+stalls far more often per instruction than the codec's decoder loops do.
 """
 
 from __future__ import annotations
@@ -232,39 +235,99 @@ PATHS: dict[str, tuple[str, Any]] = {
 }
 
 
-def instructions(chunks: int, turns: int) -> int:
-    """Instructions per turn of each path, counted by callgrind: two runs of each (``turns``
-    and ``turns + 100`` turns) so the interpreter's start-up cancels out. Both runs open
-    ``turns + 100`` sessions, so opening one (about 270k instructions: configuration,
-    ``session.update``) is left out, as the timed runs leave it out. Counts repeat exactly;
-    a change of code layout alone moves them by up to about 2k per turn."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        print("--instructions needs valgrind (Debian package valgrind)", file=sys.stderr)
-        return 2
+#: What ``--stalls`` reads from cachegrind's summary (a name, a pattern of the line's label).
+STALLS = {
+    "instructions": "I +refs",
+    "L1 instruction misses": "I1 +misses",
+    "L1 data misses": "D1 +misses",
+    "branch mispredictions": "Mispredicts",
+}
 
-    def count(mode: str, n: int) -> int:
-        callgrind = [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+
+def per_turn_counts(chunks: int, turns: int, tool: list[str]) -> dict[str, dict[str, float]]:
+    """Counts per turn of each path under a valgrind tool: two runs of each (``turns`` and
+    ``turns + 100`` turns) so the interpreter's start-up cancels out. Both runs open
+    ``turns + 100`` sessions, so opening one (about 270k instructions: configuration,
+    ``session.update``) is left out, as the timed runs leave it out."""
+
+    def count(mode: str, n: int) -> dict[str, int]:
         path = ["--only", mode, "--turns", str(n), "--chunks", str(chunks)]
         path += ["--opened", str(turns + 100)]
         done = subprocess.run(
-            [*callgrind, sys.executable, __file__, *path],
+            [*tool, sys.executable, __file__, *path],
             capture_output=True,
             text=True,
             check=True,
             # a fixed string hash: dict probe sequences, hence counts, repeat exactly
             env={**os.environ, "PYTHONHASHSEED": "0"},
         )
-        found = re.search(r"Collected : (\d+)", done.stderr)
-        assert found is not None, done.stderr
-        return int(found.group(1))
+        found = {
+            label: int(match.group(1).replace(",", ""))
+            for label, match in (
+                (label, re.search(rf"{label} *: +([\d,]+)", done.stderr))
+                for label in ("Collected", *STALLS.values())
+            )
+            if match is not None
+        }
+        assert found, done.stderr
+        return found
 
-    per_turn = {mode: (count(mode, turns + 100) - count(mode, turns)) / 100 for mode in PATHS}
+    counts: dict[str, dict[str, float]] = {}
+    for mode in PATHS:
+        few, many = count(mode, turns), count(mode, turns + 100)
+        counts[mode] = {label: (many[label] - few[label]) / 100 for label in few}
+    return counts
+
+
+def valgrind() -> str | None:
+    found = shutil.which("valgrind")
+    if found is None:
+        print(
+            "--instructions and --stalls need valgrind (Debian package valgrind)", file=sys.stderr
+        )
+    return found
+
+
+def instructions(chunks: int, turns: int) -> int:
+    """Instructions per turn of each path, counted by callgrind (see :func:`per_turn_counts`).
+    Counts repeat exactly; a change of code layout alone moves them by up to about 2k per
+    turn."""
+    tool = valgrind()
+    if tool is None:
+        return 2
+    callgrind = [tool, "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    per_turn = {
+        mode: counts["Collected"]
+        for mode, counts in per_turn_counts(chunks, turns, callgrind).items()
+    }
     print(f"turn: {chunks} x 100 ms audio; CPU instructions per turn (callgrind)")
     print("| path | instructions per turn | x codec |")
     print("|---|---:|---:|")
     for mode, value in per_turn.items():
         print(f"| {PATHS[mode][0]} | {value:,.0f} | {value / per_turn['codec']:.3f} |")
+    return 0
+
+
+def stalls(chunks: int, turns: int) -> int:
+    """What makes an instruction of the session dearer than one of the codec: cache misses
+    and branch mispredictions per turn, simulated by cachegrind (exact and repeatable, like
+    ``--instructions``). The codec spends its instructions in the decoder's tight loops; the
+    interpreter running the session's Python misses far more often per instruction, which is
+    why the timed ratio is higher than the instruction ratio."""
+    tool = valgrind()
+    if tool is None:
+        return 2
+    cachegrind = [tool, "--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes"]
+    counts = per_turn_counts(chunks, turns, [*cachegrind, "--cachegrind-out-file=/dev/null"])
+    print(f"turn: {chunks} x 100 ms audio; per turn, simulated by cachegrind (x codec)")
+    print("| path | " + " | ".join(STALLS) + " |")
+    print("|---|" + "---:|" * len(STALLS))
+    for mode, values in counts.items():
+        cells = [
+            f"{values[label]:,.0f} ({values[label] / counts['codec'][label]:.2f})"
+            for label in STALLS.values()
+        ]
+        print(f"| {PATHS[mode][0]} | " + " | ".join(cells) + " |")
     return 0
 
 
@@ -279,11 +342,18 @@ def main() -> int:
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions (callgrind), not time"
     )
+    parser.add_argument(
+        "--stalls",
+        action="store_true",
+        help="count cache misses and branch mispredictions (cachegrind), not time",
+    )
     parser.add_argument("--only", choices=list(PATHS), help=argparse.SUPPRESS)
     parser.add_argument("--opened", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.instructions:
         return instructions(args.chunks, 10)
+    if args.stalls:
+        return stalls(args.chunks, 10)
     messages = turn(args.chunks)
     if args.only:  # one path, run under callgrind by --instructions
         PATHS[args.only][1](messages, args.turns, opened=args.opened)

@@ -44,6 +44,7 @@ class ResponseSequencer:
     in_flight: str | None = None  # event_id of the create awaiting response.created
     in_flight_request: PendingCreate | None = None
     active: list[str] = field(default_factory=list)  # default-conversation responses running
+    #: A cancel went for the latest active response (reset when the next one starts).
     cancel_requested: bool = False
     pending: list[PendingCreate] = field(default_factory=list)
     #: The server refused a create because a response this session never saw created is
@@ -104,8 +105,6 @@ class ResponseSequencer:
         self.blocked = False
         if response_id in self.active:
             self.active.remove(response_id)
-        if not self.active:
-            self.cancel_requested = False
 
     def create_failed(self, event_id: str | None, code: str | None, message: str) -> bool:
         """An error may answer the in-flight create; returns whether it did.
@@ -150,6 +149,5 @@ class ResponseSequencer:
         self.in_flight = None
         self.in_flight_request = None
         self.active.clear()
-        self.cancel_requested = False
         self.pending.clear()
         self.blocked = False
