@@ -569,6 +569,24 @@ def test_bad_format_in_session_names_the_full_path() -> None:
     fails({"outputAudioFormat": "mp3"}, "outputAudioFormat")
 
 
+@pytest.mark.parametrize("side", ["input", "output"])
+def test_a_given_format_is_kept_over_the_default(side: str) -> None:
+    given = {"audio": {side: {"format": {"type": "audio/pcmu"}}}}
+    audio = wire(normalize(given))["session"]["audio"]
+    assert audio[side]["format"] == {"type": "audio/pcmu"}
+    other = "output" if side == "input" else "input"
+    assert audio[other]["format"] == PCM
+
+
+def test_format_defaults_off_leaves_the_formats_to_the_server() -> None:
+    audio = wire(normalize({"audio": {"output": {"voice": "marin"}}}, format_defaults=False))[
+        "session"
+    ]["audio"]
+    assert "format" not in audio["input"]
+    assert "format" not in audio["output"]
+    assert audio["input"]["turn_detection"] == {"type": "semantic_vad"}  # the rest defaulted
+
+
 def _session_with_output(output: M.AudioOutput | None) -> M.RealtimeSession:
     audio = M.AudioConfig() if output is None else M.AudioConfig(output=output)
     return M.RealtimeSession(audio=audio)
@@ -639,6 +657,13 @@ def test_modalities(key: str, value: Any, expected: list[str]) -> None:
 )
 def test_bad_modalities(key: str, value: Any) -> None:
     fails({key: value}, key)
+
+
+def test_bad_modalities_name_what_each_shape_allows() -> None:
+    ga = fails({"output_modalities": ["text", "audio"]}, "output_modalities").message
+    assert "['audio'] or ['text'] (audio comes with its transcript)" in ga
+    beta = fails({"modalities": ["audio", "audio"]}, "modalities").message
+    assert "['audio'] or ['text'] (or the beta ['text', 'audio'])" in beta
 
 
 # --- turn detection ---------------------------------------------------------------------------
@@ -957,6 +982,15 @@ def test_max_output_tokens_valid(value: Any) -> None:
 @pytest.mark.parametrize("value", [0, 4097, -1, "Infinity", 10.0, True, None, math.inf])
 def test_max_output_tokens_invalid(value: Any) -> None:
     fails({"max_output_tokens": value}, "max_output_tokens")
+
+
+def test_count_errors_name_the_bounds() -> None:
+    capped = fails({"max_output_tokens": 4097}, "max_output_tokens").message
+    assert "must be an integer from 1 to 4096, got 4097" in capped
+    path = "audio.input.turn_detection.idle_timeout_ms"
+    vad = {"type": "server_vad", "idle_timeout_ms": -5}
+    open_ended = fails({"audio": {"input": {"turn_detection": vad}}}, path).message
+    assert "must be an integer of at least 0, got -5" in open_ended
 
 
 @pytest.mark.parametrize(
