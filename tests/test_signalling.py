@@ -16,6 +16,7 @@ from rtproto.wire.signalling import (
     CALLS_PATH,
     CLIENT_SECRETS_PATH,
     MAX_HEAD_SIZE,
+    MAX_JSON_BODY_SIZE,
     MAX_SDP_SIZE,
     CallExchange,
     CallOffer,
@@ -668,3 +669,244 @@ def test_preflight_response_bytes() -> None:
         b"Server: emu/1\r\n\r\n"
     )
     assert preflight_response().endswith(b"\r\nServer: rtproto\r\n\r\n")
+
+
+# --- exact limits and rules (each pinned after a mutation run found it loose) -------------------
+
+
+def _sdp_of(size: int) -> bytes:
+    """A valid SDP offer of exactly ``size`` bytes."""
+    head = OFFER.encode() + b"a="
+    return head + b"x" * (size - len(head))
+
+
+def _multipart_offer(sdp: bytes, session: bytes = b'{"model":"m1"}') -> bytes:
+    return (
+        b'--B\r\nContent-Disposition: form-data; name="sdp"\r\n\r\n' + sdp + b"\r\n--B\r\n"
+        b'Content-Disposition: form-data; name="session"\r\n\r\n' + session + b"\r\n--B--\r\n"
+    )
+
+
+def _status_of(headers: list[tuple[str, str]], body: bytes, path: str = CALLS_PATH) -> int:
+    try:
+        parse_server_request("POST", path, headers, body)
+    except SignallingError as exc:
+        assert exc.status is not None
+        return exc.status
+    return 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("content-type", "application/sdp")],
+        [("user-agent", "curl 8.0"), ("content-type", "application/sdp")],
+        [("x-auth", "Bearer sk-x"), ("content-type", "application/sdp")],
+        [("authorization", "Basic c2s6eA=="), ("content-type", "application/sdp")],
+        [("authorization", "Bearer  "), ("content-type", "application/sdp")],
+    ],
+)
+def test_only_an_authorization_bearer_header_carries_the_key(
+    headers: list[tuple[str, str]],
+) -> None:
+    assert _status_of(headers, OFFER.encode()) == 401
+
+
+def test_the_bearer_scheme_and_header_name_are_case_insensitive() -> None:
+    headers = [("Authorization", "bearer   sk-x "), ("Content-Type", "application/sdp")]
+    offer = parse_server_request("POST", CALLS_PATH, headers, OFFER.encode())
+    assert offer.api_key == "sk-x"
+
+
+def test_server_sdp_limit_is_exact_and_a_form_has_room_for_its_session() -> None:
+    assert _status_of(_auth("application/sdp"), _sdp_of(MAX_SDP_SIZE)) == 200
+    assert _status_of(_auth("application/sdp"), _sdp_of(MAX_SDP_SIZE + 1)) == 413
+    form = _auth("multipart/form-data; boundary=B")
+    # the whole form is over MAX_SDP_SIZE; its SDP part is not
+    assert _status_of(form, _multipart_offer(_sdp_of(MAX_SDP_SIZE))) == 200
+    assert _status_of(form, _multipart_offer(_sdp_of(MAX_SDP_SIZE + 1))) == 413
+    session = b'{"instructions":"' + b"i" * (MAX_JSON_BODY_SIZE - 100) + b'"}'
+    assert _status_of(form, _multipart_offer(_sdp_of(MAX_SDP_SIZE), session)) == 413
+
+
+@pytest.mark.parametrize(
+    "sdp",
+    [
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n",  # no media line
+        b"o=- 1 1 IN IP4 127.0.0.1\r\nv=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",  # v=0 late
+    ],
+)
+def test_an_offer_needs_v0_first_and_a_media_line(sdp: bytes) -> None:
+    with pytest.raises(SignallingError) as info:
+        parse_server_request("POST", CALLS_PATH, _auth("application/sdp"), sdp)
+    assert (info.value.status, info.value.code) == (400, "invalid_offer")
+
+
+def test_multipart_boundary_length_and_termination() -> None:
+    longest = "B" * 200
+    body = _multipart_offer(OFFER.encode()).replace(b"--B", b"--" + longest.encode())
+    assert _status_of(_auth(f"multipart/form-data; boundary={longest}"), body) == 200
+    too_long = body.replace(longest.encode(), longest.encode() + b"B")
+    assert _status_of(_auth(f"multipart/form-data; boundary={longest}B"), too_long) == 400
+    assert _status_of(_auth("multipart/form-data; boundary="), body) == 400
+    unterminated = _multipart_offer(OFFER.encode()).removesuffix(b"--\r\n") + b"\r\n"
+    with pytest.raises(SignallingError, match="not terminated"):
+        parse_server_request(
+            "POST", CALLS_PATH, _auth("multipart/form-data; boundary=B"), unterminated
+        )
+
+
+@pytest.mark.parametrize(("seconds", "ok"), [(10, True), (7200, True), (9, False), (7201, False)])
+def test_secret_lifetime_bounds_on_both_sides(seconds: int, ok: bool) -> None:
+    body = json.dumps({"expires_after": {"seconds": seconds}}).encode()
+    assert _status_of(_auth("application/json"), body, CLIENT_SECRETS_PATH) == (200 if ok else 400)
+    if ok:
+        ClientSecretExchange(api_key="k", expires_after_seconds=seconds)
+    else:
+        with pytest.raises(LocalProtocolError, match="10-7200"):
+            ClientSecretExchange(api_key="k", expires_after_seconds=seconds)
+
+
+@pytest.mark.parametrize("seconds", [60.0, "60"])
+def test_secret_lifetime_must_be_an_int(seconds: object) -> None:
+    with pytest.raises(LocalProtocolError, match="must be an int"):
+        ClientSecretExchange(api_key="k", expires_after_seconds=seconds)  # type: ignore[arg-type]
+
+
+def _response(status: int, body: bytes, content_type: str = "application/sdp") -> bytes:
+    head = f"HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\n"
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+def test_any_2xx_answer_is_a_success_and_3xx_is_not() -> None:
+    answer = CallExchange(OFFER, api_key="k").receive_data(_response(200, ANSWER.encode()))
+    assert answer is not None and (answer.status, answer.call_id) == (200, None)
+    secret = json.dumps({"value": "ek_1", "expires_at": 1, "session": {}}).encode()
+    exchange = ClientSecretExchange(api_key="k")
+    assert exchange.receive_data(_response(201, secret, "application/json")) is not None
+    for failed in (CallExchange(OFFER, api_key="k"), ClientSecretExchange(api_key="k")):
+        with pytest.raises(SignallingError, match="failed with status 300: moved") as info:
+            failed.receive_data(_response(300, b"moved"))
+        assert info.value.status == 300
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_response_body_limit_is_exact(chunked: bool) -> None:
+    def response(size: int) -> bytes:
+        body = _sdp_of(size)
+        if not chunked:
+            return _response(201, body)
+        return (
+            b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n" % len(body)
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
+
+    answer = CallExchange(OFFER, api_key="k").receive_data(response(MAX_SDP_SIZE))
+    assert answer is not None and len(answer.sdp) == MAX_SDP_SIZE
+    with pytest.raises(SignallingError, match=r"at most|exceeds"):
+        CallExchange(OFFER, api_key="k").receive_data(response(MAX_SDP_SIZE + 1))
+
+
+def _head_of(size: int) -> bytes:
+    """A ``201`` head of exactly ``size`` bytes (its blank line included), no body."""
+    start = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nX-Pad: "
+    return start + b"p" * (size - len(start) - 4) + b"\r\n\r\n"
+
+
+@pytest.mark.parametrize("piece", [0, 1000])
+def test_response_head_limit_is_exact_and_per_head(piece: int) -> None:
+    def feed(data: bytes) -> object:
+        exchange = CallExchange(OFFER, api_key="k")
+        pieces = [data] if not piece else [data[i : i + piece] for i in range(0, len(data), piece)]
+        results = [exchange.receive_data(part) for part in pieces]
+        return exchange.status, results
+
+    with pytest.raises(SignallingError, match="not SDP"):  # the head passed, the body is empty
+        feed(_head_of(MAX_HEAD_SIZE))
+    with pytest.raises(SignallingError, match=f"head exceeds {MAX_HEAD_SIZE} bytes"):
+        feed(_head_of(MAX_HEAD_SIZE + 1))
+    # each head has its own limit: an interim 100 Continue does not count against the final
+    interim = b"HTTP/1.1 100 Continue\r\nX-Pad: " + b"q" * (MAX_HEAD_SIZE - 100) + b"\r\n\r\n"
+    final = _head_of(MAX_HEAD_SIZE - 200).replace(b"Content-Length: 0", b"Content-Length: 3")
+    with pytest.raises(SignallingError, match="not SDP"):
+        feed(interim + final + b"x=0")
+
+
+def test_response_framing_errors_say_which_part_was_bad() -> None:
+    with pytest.raises(SignallingError, match="a malformed status line or header"):
+        CallExchange(OFFER, api_key="k").receive_data(b"HTTP/1.1 201 Created\r\nNo colon\r\n\r\n")
+    exchange = CallExchange(OFFER, api_key="k")
+    exchange.receive_data(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n")
+    with pytest.raises(SignallingError, match="the body is incomplete or badly framed"):
+        exchange.receive_data(b"zz\r\n")
+
+
+def test_an_eight_character_key_echoed_back_is_hidden() -> None:
+    key = "sk-SECRT"
+    assert len(key) == 8
+    body = json.dumps({"error": {"message": f"Incorrect API key provided: {key}"}}).encode()
+    with pytest.raises(SignallingError) as info:
+        CallExchange(OFFER, api_key=key).receive_data(_response(401, body, "application/json"))
+    assert "SECRT" not in str(info.value) and "<api key>" in str(info.value)
+
+
+def test_an_invalid_extra_header_name_is_named_as_such() -> None:
+    with pytest.raises(LocalProtocolError, match=r"^an extra header has an invalid name$"):
+        CallExchange(OFFER, api_key="k", extra_headers=[("X Bad", "v")])
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (200, "OK"), (201, "Created"), (400, "Bad Request"), (401, "Unauthorized"),
+        (404, "Not Found"), (405, "Method Not Allowed"), (413, "Payload Too Large"),
+        (415, "Unsupported Media Type"), (500, "Internal Server Error"),
+        (501, "Not Implemented"), (503, "Service Unavailable"), (418, "Error"),
+    ],
+)  # fmt: skip
+def test_responses_carry_the_standard_reason_phrase(status: int, reason: str) -> None:
+    assert error_response(status, "m").startswith(f"HTTP/1.1 {status} {reason}\r\n".encode())
+
+
+def test_ephemeral_keys_expire_at_their_second_and_need_eight_random_bytes() -> None:
+    keys = EphemeralKeys()
+    first, expires_at = keys.mint(b"\x01" * 8, 1000, 60)
+    keys.mint(b"\x02" * 8, expires_at - 1, 60)
+    assert len(keys) == 2  # the first is still valid a second before its end
+    keys.mint(b"\x03" * 8, expires_at, 60)
+    assert len(keys) == 2 and keys.session_of(first) is None and not keys.check(first, 0)
+    with pytest.raises(LocalProtocolError, match="at least 8 random bytes"):
+        keys.mint(b"\x04" * 7, 1000, 60)
+
+
+def test_request_limits_are_exact() -> None:
+    CallExchange(_sdp_of(MAX_SDP_SIZE).decode(), api_key="k")
+    with pytest.raises(LocalProtocolError, match=f"at most {MAX_SDP_SIZE}"):
+        CallExchange(_sdp_of(MAX_SDP_SIZE + 1).decode(), api_key="k")
+    frame = len(b'{"session":{"instructions":""}}')
+    exact = {"instructions": "i" * (MAX_JSON_BODY_SIZE - frame)}
+    _, _, _, body = _server_read(ClientSecretExchange(api_key="k", session=exact).data_to_send())
+    assert len(body) == MAX_JSON_BODY_SIZE
+    with pytest.raises(LocalProtocolError, match=f"at most {MAX_JSON_BODY_SIZE}"):
+        ClientSecretExchange(api_key="k", session={"instructions": exact["instructions"] + "i"})
+    padded = b"{}" + b" " * (MAX_JSON_BODY_SIZE - 2)
+    assert _status_of(_auth("application/json"), padded, CLIENT_SECRETS_PATH) == 200
+    assert _status_of(_auth("application/json"), padded + b" ", CLIENT_SECRETS_PATH) == 413
+
+
+def test_client_secret_response_is_200_as_the_service_answers() -> None:
+    assert client_secret_response("ek_1", 1, {}).startswith(b"HTTP/1.1 200 OK\r\n")
+
+
+def test_parsed_requests_and_answers_are_immutable() -> None:
+    import dataclasses
+
+    offer = parse_server_request("POST", CALLS_PATH, _auth("application/sdp"), OFFER.encode())
+    request = parse_server_request("POST", CLIENT_SECRETS_PATH, _auth(""), b"")
+    answer = CallExchange(OFFER, api_key="k").receive_data(call_created_response(ANSWER, "rtc_1"))
+    secret = ClientSecretExchange(api_key="k").receive_data(client_secret_response("ek", 1, {}))
+    for value in (offer, request, answer, secret):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            value.api_key = "changed"  # type: ignore[union-attr]

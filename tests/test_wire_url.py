@@ -55,6 +55,10 @@ def test_model_from_base_query_counts() -> None:
     assert realtime_url("wss://h/v1/realtime?model=m") == "wss://h/v1/realtime?model=m"
 
 
+def test_a_blank_query_parameter_is_kept() -> None:
+    assert realtime_url("wss://h/v1?debug=", model="m") == "wss://h/v1/realtime?model=m&debug="
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -94,6 +98,7 @@ def test_realtime_url_refuses(kwargs: dict[str, object], message: str) -> None:
         ("wss://bücher.example/p", (True, "xn--bcher-kva.example", 443, "/p")),
         ("wss://h/caf\u00e9?q=\u00e9", (True, "h", 443, "/caf%C3%A9?q=%C3%A9")),
         ("wss://h/a%20b?x=%2F", (True, "h", 443, "/a%20b?x=%2F")),
+        ("wss://h?x=1", (True, "h", 443, "/?x=1")),  # an empty path is fine
     ],
 )
 def test_split_url(url: str, expected: tuple[bool, str, int, str]) -> None:
@@ -120,15 +125,23 @@ def test_split_url(url: str, expected: tuple[bool, str, int, str]) -> None:
         "wss://-h/",
         "wss://a..b/",
         "wss://" + "\udcff" + "/",
-        "wss://h?x=1",
+        # spaces and control characters anywhere: urlsplit would quietly drop a tab or a
+        # newline, and quote() would encode a space, dialling a path nobody wrote
+        "wss://h/pa th",
+        "wss://h/a\tb",
+        "wss://h/\nv1/realtime",
+        "wss://h/x?model=a\x00b",
+        "wss://h/\x7f",
     ],
 )
 def test_split_url_refuses(url: str) -> None:
-    if url == "wss://h?x=1":  # an empty path is fine: the target is "/?x=1"
-        assert split_url(url) == (True, "h", 443, "/?x=1")
-        return
     with pytest.raises(LocalProtocolError):
         split_url(url)
+
+
+def test_split_url_takes_only_a_str() -> None:
+    with pytest.raises(LocalProtocolError, match="must be a str, not bytes"):
+        split_url(b"wss://h/")  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -154,6 +167,8 @@ def test_redact_url() -> None:
     assert redact_url("wss://h/p?") == "wss://h/p?..."
     assert redact_url("wss://h/p#k=1?x") == "wss://h/p"
     assert redact_url("wss://h/p?x#y") == "wss://h/p?..."
+    assert redact_url("?api-key=k") == "?..."  # a query or fragment at the very start
+    assert redact_url("#k") == ""
 
 
 def test_host_header() -> None:
