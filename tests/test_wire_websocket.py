@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
+import random
 import struct
 import tracemalloc
 import zlib
@@ -1001,13 +1002,19 @@ BAD_FRAMES = {
     "text inside a message": (b"\x01\x01{\x81\x01}", 1002),
     "rsv1 on continuation": (b"\x01\x01{\xc0\x01}", 1002),
     "16-bit length too small": (b"\x81\x7e\x00\x05hello", 1002),
+    "16-bit length 125": (b"\x81\x7e\x00\x7d" + b" " * 125, 1002),
     "64-bit length too small": (b"\x81\x7f" + struct.pack("!Q", 5) + b"hello", 1002),
+    "64-bit length 65535": (b"\x81\x7f" + struct.pack("!Q", 65535) + b" " * 65535, 1002),
     "64-bit length msb": (b"\x81\x7f" + struct.pack("!Q", 1 << 63), 1002),
     "close 1 byte": (b"\x88\x01\x03", 1002),
     "close code 1005": (b"\x88\x02\x03\xed", 1002),
     "close code 999": (b"\x88\x02\x03\xe7", 1002),
     "close code 2000": (b"\x88\x02\x07\xd0", 1002),
     "close code 5000": (b"\x88\x02\x13\x88", 1002),
+    "close code 1004": (b"\x88\x02\x03\xec", 1002),
+    "close code 1006": (b"\x88\x02\x03\xee", 1002),
+    "close code 1015": (b"\x88\x02\x03\xf7", 1002),
+    "close code 2999": (b"\x88\x02\x0b\xb7", 1002),
     "close reason not utf-8": (b"\x88\x04\x03\xe8\xff\xfe", 1007),
     "text not utf-8": (b"\x81\x02\xc3\x28", 1007),
     "text surrogate": (b"\x81\x03\xed\xa0\x80", 1007),
@@ -1032,7 +1039,7 @@ def test_protocol_violations(name: str) -> None:
     assert close.code == code
 
 
-@pytest.mark.parametrize("code", [1000, 1003, 1011, 1012, 1014, 3000, 4999])
+@pytest.mark.parametrize("code", [1000, 1001, 1002, 1003, 1007, 1008, 1011, 1012, 1014, 3000, 4999])
 def test_valid_close_codes(code: int) -> None:
     conn, _peer = open_conn()
     conn.receive_data(b"\x88\x02" + code.to_bytes(2, "big"), 1.0)
@@ -1646,6 +1653,94 @@ def test_fuzz_contract_on_random_bytes(data: bytes) -> None:
 
 def test_close_payload_truncates_utf8() -> None:
     payload = close_payload(1000, "é" * 100)
-    assert len(payload) <= 125
-    payload[2:].decode()
+    assert payload == b"\x03\xe8" + "é".encode() * 61  # 122 bytes: a 62nd "é" would not fit
+    assert close_payload(1000, "r" * 123) == b"\x03\xe8" + b"r" * 123
+    assert close_payload(1000, "r" * 124) == b"\x03\xe8" + b"r" * 123
     assert close_payload(None) == b""
+
+
+def test_a_close_reason_of_123_bytes_is_the_longest_sent() -> None:
+    conn, peer = open_conn()
+    peer.received()
+    with pytest.raises(LocalProtocolError, match="at most 123 bytes"):
+        conn.close(1000, "r" * 124)
+    conn.close(1000, "r" * 123)
+    (close,) = peer.received()
+    assert (close.code, close.reason) == (1000, "r" * 123)
+
+
+# --- frame lengths at the edges of the 7-, 16- and 64-bit encodings ----------------------------
+
+EDGES = [125, 126, 127, 65535, 65536, 65537]
+
+
+def client_frames(data: bytes) -> list[tuple[int, bytes, bytes]]:
+    """The client's frames, parsed by hand: ``(first byte, mask key, unmasked payload)``;
+    every length must be in its shortest form (RFC 6455 5.2)."""
+    frames, pos = [], 0
+    while pos < len(data):
+        b0, b1 = data[pos], data[pos + 1]
+        assert b1 & 0x80, "a client frame is masked"
+        length, pos = b1 & 0x7F, pos + 2
+        if length == 126:
+            (length,), pos = struct.unpack_from("!H", data, pos), pos + 2
+            assert length >= 126
+        elif length == 127:
+            (length,), pos = struct.unpack_from("!Q", data, pos), pos + 8
+            assert length >= 65536
+        key, pos = data[pos : pos + 4], pos + 4
+        frames.append((b0, key, mask(data[pos : pos + length], key)))
+        pos += length
+    return frames
+
+
+def event_of_size(size: int) -> dict[str, str]:
+    """A raw client event whose compact JSON text is ``size`` bytes."""
+    bare = len(json.dumps({"type": "x", "p": ""}, separators=(",", ":")))
+    return {"type": "x", "p": "a" * (size - bare)}
+
+
+@pytest.mark.parametrize("size", EDGES)
+def test_client_frame_lengths_at_the_edges(size: int) -> None:
+    conn, peer = open_conn()
+    peer.received()
+    conn.session.send_event(event_of_size(size))
+    data = conn.data_to_send()
+    ((b0, _key, payload),) = client_frames(data)
+    assert (b0, len(payload)) == (0x81, size)
+    peer.ws.receive_data(data)
+    (message,) = peer.ws.events()
+    assert json.loads(message.data) == event_of_size(size)
+
+
+@pytest.mark.parametrize("size", EDGES)
+def test_server_frame_lengths_at_the_edges(size: int) -> None:
+    text = json.dumps(event_of_size(size), separators=(",", ":"))
+    conn, peer = open_conn(options(max_message_size=1 << 20))
+    peer.received()
+    frame = peer.text(text)
+    for split in range(1, 12):  # the header arriving in two reads, cut anywhere
+        conn.receive_data(frame[:split], 1.0)
+        conn.receive_data(frame[split:], 1.0)
+        (event,) = drain(conn)
+        assert isinstance(event, UnknownEvent) and event.raw == event_of_size(size)
+
+
+def test_every_frame_has_its_own_mask_key() -> None:
+    """RFC 6455 5.3: a fresh key per frame, data and control frames alike, across pools."""
+    conn = RealtimeWebSocket(options(ping_interval=1.0), random_bytes=random.Random(7).randbytes)
+    Peer(conn).accept()
+    drain(conn)
+    keys = []
+    for round_ in range(300):
+        conn.session.send_event({"type": "x", "n": round_})
+        conn.handle_timer(1.0 + round_)  # a ping each time (the pong arrives below)
+        frames = client_frames(conn.data_to_send())
+        keys += [key for _b0, key, _payload in frames]
+        for b0, _key, payload in frames:
+            if b0 == 0x89:
+                conn.receive_data(b"\x8a" + bytes((len(payload),)) + payload, 1.0 + round_)
+    conn.close(1000)
+    keys += [key for _b0, key, _payload in client_frames(conn.data_to_send())]
+    assert len(keys) > 600
+    assert len(set(keys)) == len(keys)
