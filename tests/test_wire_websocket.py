@@ -1744,3 +1744,94 @@ def test_every_frame_has_its_own_mask_key() -> None:
     keys += [key for _b0, key, _payload in client_frames(conn.data_to_send())]
     assert len(keys) > 600
     assert len(set(keys)) == len(keys)
+
+
+# --- rules a mutation run found untested --------------------------------------------------------
+
+
+def test_a_message_over_the_limit_in_fragments_each_under_it_closes_1009() -> None:
+    conn, peer = open_conn(options(max_message_size=1000))
+    peer.received()
+    text = json.dumps({"type": "x", "pad": "a" * 1100})
+    pieces = [text[:400], text[400:800], text[800:]]  # each under 1000, together over
+    data = b"".join(peer.text(p, finished=i == 2) for i, p in enumerate(pieces))
+    conn.receive_data(data, 1.0)
+    assert conn.close_code == 1009
+    # at the limit exactly, in fragments: delivered
+    conn, peer = open_conn(options(max_message_size=len(text)))
+    data = b"".join(peer.text(p, finished=i == 2) for i, p in enumerate(pieces))
+    conn.receive_data(data, 1.0)
+    assert isinstance(drain(conn)[-1], UnknownEvent)
+
+
+def test_compressed_fragments_count_their_inflated_size_together() -> None:
+    text = json.dumps({"type": "x", "pad": "a" * 3000}).encode()
+    compressor = zlib.compressobj(wbits=-15)
+    first = compressor.compress(text[:2000]) + compressor.flush(zlib.Z_SYNC_FLUSH)
+    rest = compressor.compress(text[2000:]) + compressor.flush(zlib.Z_SYNC_FLUSH)[:-4]
+    data = encode_frame(0x1, first, rsv=0x40, fin=False) + encode_frame(0x0, rest)
+    conn, _peer = open_conn(options(max_message_size=len(text) - 1), deflate=True)
+    conn.receive_data(data, 1.0)  # each fragment inflates to under the limit
+    assert conn.close_code == 1009
+    conn, _peer = open_conn(options(max_message_size=len(text)), deflate=True)
+    conn.receive_data(data, 1.0)
+    assert isinstance(drain(conn)[-1], UnknownEvent)
+
+
+def test_pending_output_counts_control_frames() -> None:
+    conn, _peer = open_conn()
+    conn.data_to_send()
+    conn.receive_data(b"\x89\x01p", 1.0)  # a ping: the pong is queued
+    conn.close()
+    queued = conn.pending_output
+    assert queued == len(conn.data_to_send()) == (2 + 4 + 1) + (2 + 4 + 2)
+
+
+def test_close_defaults_to_1000_and_sends_one_close_frame() -> None:
+    conn, peer = open_conn()
+    peer.received()
+    conn.close()
+    conn.close(1001, "again")  # already closing: nothing more
+    (close,) = peer.received()
+    assert isinstance(close, wse.CloseConnection) and close.code == 1000
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_receive_data_takes_any_buffer(kind: Callable[[bytes], Any]) -> None:
+    conn, peer = open_conn()
+    frame = peer.text(Server().session_created())
+    conn.receive_data(kind(frame[:5]), 1.0)
+    conn.receive_data(kind(frame[5:]), 1.0)
+    assert [type(e) for e in drain(conn)] == [SessionCreated]
+
+
+def test_a_late_pong_to_an_earlier_ping_does_not_answer_the_current_one() -> None:
+    conn, peer = open_conn(options(ping_interval=10.0, ping_timeout=5.0))
+    peer.received()
+    conn.handle_timer(10.0)
+    (first,) = peer.received()
+    conn.receive_data(peer.ws.send(first.response()), 11.0)
+    conn.handle_timer(21.0)
+    (second,) = peer.received()
+    assert second.payload != first.payload
+    conn.receive_data(peer.ws.send(first.response()), 22.0)  # a duplicate of the old pong
+    conn.handle_timer(26.0)
+    assert (conn.state, conn.close_code) == (WebSocketState.CLOSED, 1006)
+
+
+@pytest.mark.parametrize("how", ["server close", "protocol error"])
+def test_queued_messages_go_out_before_the_close_frame(how: str) -> None:
+    conn, peer = open_conn()
+    peer.received()
+    conn.session.send_message("queued before the close", trigger_response=False)
+    frame = peer.ws.send(wse.CloseConnection(code=1000)) if how == "server close" else b"\xa1\x00"
+    with contextlib.suppress(RemoteProtocolError):
+        conn.receive_data(frame, 1.0)
+    kinds = [type(e).__name__ for e in peer.received()]
+    assert kinds == ["TextMessage", "CloseConnection"]
+
+
+def test_options_are_immutable() -> None:
+    opts = options()
+    with pytest.raises(AttributeError):
+        opts.api_key = "other"  # type: ignore[misc]
