@@ -48,7 +48,7 @@ from rtproto.wire import (
     realtime_url,
 )
 from rtproto.wire._frames import accept_token, close_payload, encode_frame, mask
-from rtproto.wire.websocket import MAX_RESPONSE_HEAD
+from rtproto.wire.websocket import MAX_REFUSAL_BODY, MAX_RESPONSE_HEAD
 
 from .fuzzing import load_harness
 from .scripts import Server
@@ -1835,3 +1835,83 @@ def test_options_are_immutable() -> None:
     opts = options()
     with pytest.raises(AttributeError):
         opts.api_key = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "ok"),
+    [
+        ({"max_message_size": 125}, True),
+        ({"max_message_size": 124}, False),
+        ({"max_fragments": 1}, True),
+        ({"ping_interval": None}, True),
+        ({"handshake_timeout": None}, True),
+        ({"ping_timeout": None}, False),  # only the interval and the handshake may be off
+        ({"close_timeout": None}, False),
+        ({"ping_timeout": 0.001}, True),
+    ],
+)
+def test_options_at_their_edges(kwargs: dict[str, Any], ok: bool) -> None:
+    if ok:
+        options(**kwargs)
+    else:
+        with pytest.raises(LocalProtocolError):
+            options(**kwargs)
+
+
+def test_a_beta_header_is_set_by_the_options_so_not_an_extra_header() -> None:
+    beta = (("OpenAI-Beta", "realtime=v1"),)
+    with pytest.raises(LocalProtocolError, match="repeats one set by the options"):
+        options(beta=True, extra_headers=beta)
+    options(beta=False, extra_headers=beta)
+    options(beta=True, subprotocol_auth=True, extra_headers=beta)  # beta rides the subprotocol
+
+
+def test_a_refusal_message_has_the_status_reason_and_error_message() -> None:
+    conn = RealtimeWebSocket(options())
+    conn.initiate(0.0)
+    body = json.dumps({"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}})
+    head = [("Content-Length", str(len(body)))]
+    with pytest.raises(HandshakeRefused) as info:
+        conn.receive_data(raw_response(429, head, body.encode()), 0.0)
+    assert str(info.value).startswith(
+        "the server refused the WebSocket upgrade: HTTP 429 Whatever: Rate limit"
+    )
+    conn = RealtimeWebSocket(options())
+    conn.initiate(0.0)
+    with pytest.raises(HandshakeRefused) as info:  # no JSON error: no ":" detail
+        conn.receive_data(raw_response(502, [("Content-Length", "2")], b"{}"), 0.0)
+    assert str(info.value).startswith("the server refused the WebSocket upgrade: HTTP 502 Whatever")
+    assert "Whatever:" not in str(info.value)
+
+
+def test_a_refusal_body_is_kept_up_to_its_cap_exactly() -> None:
+    conn = RealtimeWebSocket(options())
+    conn.initiate(0.0)
+    body = b"x" * (MAX_REFUSAL_BODY + 10)
+    head = raw_response(500, [("Content-Length", str(len(body)))])
+    conn.receive_data(head + body[: MAX_REFUSAL_BODY - 1], 0.0)  # not yet: one byte short
+    with pytest.raises(HandshakeRefused) as info:
+        conn.receive_data(body[MAX_REFUSAL_BODY - 1 : MAX_REFUSAL_BODY], 0.0)  # the cap: done
+    assert info.value.body == body[:MAX_REFUSAL_BODY]
+
+
+def test_a_ping_of_125_bytes_is_answered() -> None:
+    conn, peer = open_conn()
+    peer.received()
+    conn.receive_data(b"\x89\x7d" + b"p" * 125, 1.0)
+    (pong,) = peer.received()
+    assert isinstance(pong, wse.Pong) and pong.payload == b"p" * 125
+
+
+def test_events_a_command_adds_come_out_of_the_connection() -> None:
+    """Events the session queues outside receive_data (a command's) are drained too."""
+    server = Server()
+    for drain_with in ("next_event", "take_events"):
+        conn, peer = open_conn(now=0.0)
+        conn.receive_data(peer.text(server.response_created("resp_1")), 1.0)
+        for text in server.assistant_audio("resp_1", "item_1", None, [100]):
+            conn.receive_data(peer.text(text), 1.0)
+        drain(conn)
+        conn.session.interrupt(1.05)
+        events = drain(conn) if drain_with == "next_event" else conn.take_events()
+        assert "AudioInterrupted" in [type(e).__name__ for e in events]
