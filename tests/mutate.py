@@ -185,19 +185,23 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per mutant")
     parser.add_argument("--out", default="mutants.jsonl", help="every result, one per line")
-    parser.add_argument("--survivors", help="only the mutants that survived in this file")
+    parser.add_argument(
+        "--survivors", help="only the mutants that survived in this file (same source)"
+    )
     args = parser.parse_args()
 
-    wanted: set[tuple[str, str]] | None = None
+    wanted: set[tuple[str, int, str]] | None = None
     if args.survivors:
         with open(args.survivors) as results:
             rows = [json.loads(line) for line in results]
-        wanted = {(r["module"], r["what"]) for r in rows if r["status"] != "killed"}
+        # by line too: one text ("1 -> 2") is a mutant on many lines (the source must not
+        # have changed since that run, only the tests)
+        wanted = {(r["module"], r["line"], r["what"]) for r in rows if r["status"] != "killed"}
     jobs = [
         (module, line, what, mutated)
         for module in args.modules
         for line, what, mutated in mutants((ROOT / "src" / module).read_text())
-        if wanted is None or (module, what) in wanted
+        if wanted is None or (module, line, what) in wanted
     ]
     with tempfile.TemporaryDirectory(prefix="rtproto-mutants-") as scratch:
         copies: queue.SimpleQueue[Path] = queue.SimpleQueue()
