@@ -438,6 +438,7 @@ def test_handshake_one_byte_at_a_time() -> None:
         ),
         (429, {"error": "flat"}, [("Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT")], None, None),
         (503, ["not", "an", "object"], [("Retry-After", "-1")], None, None),
+        (503, {"error": None}, [("Retry-After", "0")], None, 0.0),
     ],
 )
 def test_refusal(
@@ -556,6 +557,7 @@ def test_interim_1xx_is_skipped() -> None:
         ([("Sec-WebSocket-Extensions", "permessage-deflate; foo")], "unknown"),
         ([("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=7")], "8 to 15"),
         ([("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits=015")], "8 to"),
+        ([("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=16")], "8 to"),
         (
             [("Sec-WebSocket-Extensions", "permessage-deflate; server_no_context_takeover=1")],
             "no value",
@@ -586,6 +588,7 @@ def test_bad_upgrade_response(headers: list[tuple[str, str]], message: str) -> N
     with pytest.raises(RemoteProtocolError, match=message) as info:
         conn.receive_data(raw_response(101, list(base.items())), 0.0)
     assert not isinstance(info.value, HandshakeRefused)
+    assert info.value.hint == 1002
     assert conn.state is WebSocketState.CLOSED
     assert changes(drain(conn))[-1][0] is ConnectionStatus.DISCONNECTED
 
@@ -601,6 +604,15 @@ def test_quoted_deflate_parameters_are_accepted() -> None:
     conn = RealtimeWebSocket(options())
     conn.initiate(0.0)
     value = 'permessage-deflate; server_max_window_bits="10"; client_max_window_bits=12'
+    conn.receive_data(upgrade_101(conn, ("Sec-WebSocket-Extensions", value)), 0.0)
+    assert conn.state is WebSocketState.OPEN
+
+
+@pytest.mark.parametrize("bits", [8, 15])
+def test_window_bits_from_8_to_15_are_accepted(bits: int) -> None:
+    conn = RealtimeWebSocket(options())
+    conn.initiate(0.0)
+    value = f"permessage-deflate; server_max_window_bits={bits}; client_max_window_bits={bits}"
     conn.receive_data(upgrade_101(conn, ("Sec-WebSocket-Extensions", value)), 0.0)
     assert conn.state is WebSocketState.OPEN
 
@@ -1719,11 +1731,20 @@ def test_server_frame_lengths_at_the_edges(size: int) -> None:
     conn, peer = open_conn(options(max_message_size=1 << 20))
     peer.received()
     frame = peer.text(text)
-    for split in range(1, 12):  # the header arriving in two reads, cut anywhere
-        conn.receive_data(frame[:split], 1.0)
-        conn.receive_data(frame[split:], 1.0)
-        (event,) = drain(conn)
+    small = peer.text('{"type":"small"}')
+    for split in range(1, 12):  # the header cut anywhere, after a whole frame in the same read
+        conn.receive_data(small + frame[:split], 1.0)
+        conn.receive_data(frame[split : split + 40], 1.0)  # the rest in two more reads
+        conn.receive_data(frame[split + 40 :], 1.0)
+        first, event = drain(conn)
+        assert isinstance(first, UnknownEvent) and first.type == "small"
         assert isinstance(event, UnknownEvent) and event.raw == event_of_size(size)
+
+
+@pytest.mark.parametrize("size", EDGES)
+def test_encode_frame_lengths_at_the_edges(size: int) -> None:
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    assert client_frames(encode_frame(0x1, payload, b"abcd")) == [(0x81, b"abcd", payload)]
 
 
 def test_every_frame_has_its_own_mask_key() -> None:
@@ -1792,8 +1813,8 @@ def test_close_defaults_to_1000_and_sends_one_close_frame() -> None:
     peer.received()
     conn.close()
     conn.close(1001, "again")  # already closing: nothing more
-    (close,) = peer.received()
-    assert isinstance(close, wse.CloseConnection) and close.code == 1000
+    ((b0, _key, payload),) = client_frames(conn.data_to_send())
+    assert (b0, payload) == (0x88, b"\x03\xe8")
 
 
 @pytest.mark.parametrize("kind", [bytearray, memoryview])
@@ -1802,7 +1823,8 @@ def test_receive_data_takes_any_buffer(kind: Callable[[bytes], Any]) -> None:
     frame = peer.text(Server().session_created())
     conn.receive_data(kind(frame[:5]), 1.0)
     conn.receive_data(kind(frame[5:]), 1.0)
-    assert [type(e) for e in drain(conn)] == [SessionCreated]
+    conn.receive_data(kind(frame), 1.0)  # whole
+    assert [type(e) for e in drain(conn)] == [SessionCreated, SessionCreated]
 
 
 def test_a_late_pong_to_an_earlier_ping_does_not_answer_the_current_one() -> None:
@@ -1915,3 +1937,53 @@ def test_events_a_command_adds_come_out_of_the_connection() -> None:
         conn.session.interrupt(1.05)
         events = drain(conn) if drain_with == "next_event" else conn.take_events()
         assert "AudioInterrupted" in [type(e).__name__ for e in events]
+
+
+def test_a_ping_goes_out_after_the_messages_queued_before_it() -> None:
+    conn, peer = open_conn(options(ping_interval=10.0))
+    peer.received()
+    conn.session.send_message("queued", trigger_response=False)
+    conn.handle_timer(10.0)
+    assert [type(e).__name__ for e in peer.received()] == ["TextMessage", "Ping"]
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        ({"message": "m" * 400}, ": " + "m" * 300),
+        ({"message": 42}, ""),
+        ({"message": ""}, ""),
+    ],
+)
+def test_a_refusal_shows_at_most_300_characters_of_a_text_error_message(
+    error: dict[str, Any], shown: str
+) -> None:
+    conn = RealtimeWebSocket(options())
+    conn.initiate(0.0)
+    body = json.dumps({"error": error}).encode()
+    with pytest.raises(HandshakeRefused) as info:
+        conn.receive_data(raw_response(400, [("Content-Length", str(len(body)))], body), 0.0)
+    assert str(info.value).split("; ")[0] == (
+        "the server refused the WebSocket upgrade: HTTP 400 Whatever" + shown
+    )
+
+
+def test_response_headers_are_empty_before_the_upgrade() -> None:
+    conn = RealtimeWebSocket(options())
+    assert conn.response_headers == []
+    conn.initiate(0.0)
+    assert conn.response_headers == []
+
+
+def test_secrets_are_redacted_longest_first_down_to_four_characters() -> None:
+    """A token inside the API key must not be replaced first (it would leave the key's
+    other characters showing); a 4-character token is still a secret."""
+    key = "sk-wxyz-0123456789"
+    conn = RealtimeWebSocket(
+        options(api_key=key, extra_headers=(("X-Token", "wxyz"),)),
+    )
+    conn.initiate(0.0)
+    body = json.dumps({"error": {"message": f"key {key} token wxyz"}}).encode()
+    with pytest.raises(HandshakeRefused) as info:
+        conn.receive_data(raw_response(401, [("Content-Length", str(len(body)))], body), 0.0)
+    assert "key <api key> token <redacted>" in str(info.value)
