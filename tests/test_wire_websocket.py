@@ -1725,12 +1725,17 @@ def test_client_frame_lengths_at_the_edges(size: int) -> None:
     assert json.loads(message.data) == event_of_size(size)
 
 
+@pytest.mark.parametrize("fragmented", [False, True])
 @pytest.mark.parametrize("size", EDGES)
-def test_server_frame_lengths_at_the_edges(size: int) -> None:
+def test_server_frame_lengths_at_the_edges(size: int, fragmented: bool) -> None:
     text = json.dumps(event_of_size(size), separators=(",", ":"))
     conn, peer = open_conn(options(max_message_size=1 << 20))
     peer.received()
-    frame = peer.text(text)
+    frame = (  # the first fragment at the edge: the general path, not the whole-text one
+        encode_frame(0x1, text.encode(), fin=False) + encode_frame(0x0, b"")
+        if fragmented
+        else peer.text(text)
+    )
     small = peer.text('{"type":"small"}')
     for split in range(1, 12):  # the header cut anywhere, after a whole frame in the same read
         conn.receive_data(small + frame[:split], 1.0)
