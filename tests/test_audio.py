@@ -286,6 +286,7 @@ def test_duration_ms(nbytes: int, fmt: str, rate: int, ms: float) -> None:
 def test_duration_defaults() -> None:
     assert audio.duration_ms(4800) == 100.0
     assert audio.bytes_for_ms(100) == 4800
+    assert audio.bytes_for_ms(1000) == 48000  # 24 kHz exactly (100 ms hides a rate off by 1)
 
 
 @pytest.mark.parametrize(
@@ -374,12 +375,37 @@ def test_durations_reject_bad_amounts() -> None:
 # Resampler: API and validation
 
 
-@pytest.mark.parametrize(("from_rate", "to_rate"), [(4000, 16000), (24000, 384000), (0, 8000)])
+@pytest.mark.parametrize(
+    ("from_rate", "to_rate"),
+    [(4000, 16000), (24000, 384000), (0, 8000), (7999, 8000), (192001, 8000)],
+)
 def test_resampler_rejects_unsupported_rates(from_rate: int, to_rate: int) -> None:
     with pytest.raises(ValueError, match="8000, 16000, 24000, 48000"):
         audio.Resampler(from_rate, to_rate)
     with pytest.raises(ValueError, match="8000, 16000, 24000, 48000"):
         audio.resample(np.zeros(4, np.int16), from_rate, to_rate)
+
+
+def test_resampler_rate_range_is_8000_to_192000_inclusive() -> None:
+    assert audio.resample(np.zeros(192, np.int16), 192000, 8000).size == 8
+    assert audio.resample(np.zeros(8, np.int16), 8000, 192000).size == 192
+
+
+@pytest.mark.parametrize(("from_rate", "to_rate"), PAIRS)
+def test_an_output_is_emitted_as_soon_as_its_window_is_in(from_rate: int, to_rate: int) -> None:
+    """process() returns every output whose filter window the input already covers, no more:
+    output k is centred on input time k / to_rate and needs half the filter after it."""
+    resampler = audio.Resampler(from_rate, to_rate)
+    lcm = math.lcm(from_rate, to_rate)
+    up, down, half = lcm // from_rate, lcm // to_rate, (resampler.num_taps - 1) // 2
+    fed = emitted = 0
+    for size in (1, 7, 160, 333, 4800):
+        emitted += resampler.process(np.zeros(size, np.int16)).size
+        fed += size
+        last_input = fed * up - 1  # at the filter's rate
+        if emitted:  # the last output emitted had its window in ...
+            assert (emitted - 1) * down + half <= last_input
+        assert last_input < emitted * down + half  # ... and the next one has not
 
 
 @pytest.mark.parametrize("rate", [24000.0, True, "24000"])
@@ -557,6 +583,28 @@ def test_upsampling_images_are_attenuated_60db(from_rate: int, to_rate: int, fre
     freqs = np.fft.rfftfreq(out.size, 1 / to_rate)
     image_db = 10 * math.log10(spectrum[freqs > from_rate / 2].sum() / spectrum.sum())
     assert image_db < -60
+
+
+@pytest.mark.parametrize(("from_rate", "to_rate"), PAIRS)
+def test_the_documented_response_flat_to_085_and_80db_down_past_nyquist(
+    from_rate: int, to_rate: int
+) -> None:
+    """The class docstring's promise, measured at its edges: a tone at 0.85 of the lower
+    Nyquist frequency passes within 0.01 dB; one just past it (downsampling), or the image of
+    the 0.85 tone (upsampling), is about 80 dB down."""
+    resampler = audio.Resampler(from_rate, to_rate)
+    nyquist = min(from_rate, to_rate) / 2
+    edge = tone(0.85 * nyquist, from_rate, from_rate // 2)
+    out = steady(audio.resample(edge, from_rate, to_rate), resampler)
+    assert abs(20 * math.log10(rms(out) / rms(edge))) < 0.01
+    if to_rate < from_rate:
+        past = tone(1.02 * nyquist, from_rate, from_rate // 2)
+        leaked = rms(steady(audio.resample(past, from_rate, to_rate), resampler)) / rms(past)
+    else:
+        spectrum = np.abs(np.fft.rfft(out * np.kaiser(out.size, 20.0))) ** 2
+        freqs = np.fft.rfftfreq(out.size, 1 / to_rate)
+        leaked = math.sqrt(spectrum[freqs > nyquist].sum() / spectrum.sum())
+    assert 20 * math.log10(leaked) < -78
 
 
 @pytest.mark.parametrize(("from_rate", "to_rate"), PAIRS)
