@@ -222,6 +222,26 @@ def test_unmapped_things_pass_through() -> None:
     assert from_beta(beta)["session"] == session
 
 
+def test_malformed_items_formats_and_parts_pass_through_both_ways() -> None:
+    """What does not have the shape a mapping expects is left as it is, never a crash."""
+    assistant = {"type": "message", "role": "assistant"}
+    for odd in (
+        {"type": "conversation.item.added", "item": None},
+        {"type": "conversation.item.added", "item": "text"},
+        {"type": "conversation.item.added"},
+        {"type": "conversation.item.added", "item": {**assistant, "content": ["a", 1, None]}},
+        {"type": "conversation.item.added", "item": {**assistant, "content": [{"type": 5}]}},
+        # not an item event: its "item" is not mapped
+        {"type": "x.custom", "item": {**assistant, "content": [{"type": "output_text"}]}},
+    ):
+        assert to_beta(odd) == odd
+        assert from_beta(odd) == odd
+    extra = {"type": "audio/pcm", "rate": 24000, "channels": 1}  # not only type and rate
+    session = {"type": "realtime", "audio": {"output": {"format": extra}}}
+    beta = to_beta({"type": "session.update", "session": session})
+    assert beta["session"] == {"output_audio_format": extra}
+
+
 def test_beta_parse_reports_mistyped_fields() -> None:
     raw = {"type": "response.audio.delta", "event_id": "e", "delta": 5}
     event = rtproto.parse_server_event(json.dumps(raw), dialect=BETA)
