@@ -231,8 +231,9 @@ def test_malformed_items_formats_and_parts_pass_through_both_ways() -> None:
         {"type": "conversation.item.added"},
         {"type": "conversation.item.added", "item": {**assistant, "content": ["a", 1, None]}},
         {"type": "conversation.item.added", "item": {**assistant, "content": [{"type": 5}]}},
-        # not an item event: its "item" is not mapped
+        # not an item event: its "item" is not mapped (in either direction's names)
         {"type": "x.custom", "item": {**assistant, "content": [{"type": "output_text"}]}},
+        {"type": "x.custom", "item": {**assistant, "content": [{"type": "text"}]}},
     ):
         assert to_beta(odd) == odd
         assert from_beta(odd) == odd
