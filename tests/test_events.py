@@ -463,6 +463,17 @@ def test_message_size_counts_bytes_of_utf8(dialect: Dialect) -> None:
             parse(ascii_text, dialect)
 
 
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_server_parser_equals_parse_server_event(dialect: Dialect) -> None:
+    parse = server_parser(dialect=dialect)
+    for sample in SERVER_SAMPLES.values():
+        text = json.dumps(sample)
+        for data in (text, text.encode()):
+            event = parse(data)
+            assert event == rtproto.parse_server_event(data, dialect=dialect)
+            assert rtproto.event_raw(event) == sample
+
+
 def test_the_default_limit_counts_bytes_of_a_str() -> None:
     limit = rtproto.DEFAULT_MAX_MESSAGE_SIZE
     fits = _text_delta("é" * (limit // 4))  # over a quarter, 8 MiB of UTF-8
