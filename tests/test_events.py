@@ -464,6 +464,14 @@ def test_message_size_counts_bytes_of_utf8(dialect: Dialect) -> None:
 
 
 @pytest.mark.parametrize("dialect", list(Dialect))
+def test_a_lone_surrogate_in_a_str_is_not_utf8(dialect: Dialect) -> None:
+    for parse in _parsers(1 << 20):
+        with pytest.raises(rtproto.RemoteProtocolError) as info:
+            parse('{"type": "x", "s": "\udcff"}', dialect)
+        assert (info.value.message, info.value.hint) == ("message is not valid UTF-8", 1007)
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
 def test_server_parser_equals_parse_server_event(dialect: Dialect) -> None:
     parse = server_parser(dialect=dialect)
     for sample in SERVER_SAMPLES.values():
