@@ -480,6 +480,9 @@ def test_server_parser_equals_parse_server_event(dialect: Dialect) -> None:
             event = parse(data)
             assert event == rtproto.parse_server_event(data, dialect=dialect)
             assert rtproto.event_raw(event) == sample
+    beta_name = {**SERVER_SAMPLES["response.output_audio.delta"], "type": "response.audio.delta"}
+    expected = E.ResponseOutputAudioDelta if dialect is Dialect.BETA else rtproto.UnknownEvent
+    assert type(parse(json.dumps(beta_name))) is expected
 
 
 def test_the_default_limit_counts_bytes_of_a_str() -> None:
