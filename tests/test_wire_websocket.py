@@ -1893,24 +1893,6 @@ def test_a_beta_header_is_set_by_the_options_so_not_an_extra_header() -> None:
     options(beta=True, subprotocol_auth=True, extra_headers=beta)  # beta rides the subprotocol
 
 
-def test_a_refusal_message_has_the_status_reason_and_error_message() -> None:
-    conn = RealtimeWebSocket(options())
-    conn.initiate(0.0)
-    body = json.dumps({"error": {"message": "Rate limit", "code": "rate_limit_exceeded"}})
-    head = [("Content-Length", str(len(body)))]
-    with pytest.raises(HandshakeRefused) as info:
-        conn.receive_data(raw_response(429, head, body.encode()), 0.0)
-    assert str(info.value).startswith(
-        "the server refused the WebSocket upgrade: HTTP 429 Whatever: Rate limit"
-    )
-    conn = RealtimeWebSocket(options())
-    conn.initiate(0.0)
-    with pytest.raises(HandshakeRefused) as info:  # no JSON error: no ":" detail
-        conn.receive_data(raw_response(502, [("Content-Length", "2")], b"{}"), 0.0)
-    assert str(info.value).startswith("the server refused the WebSocket upgrade: HTTP 502 Whatever")
-    assert "Whatever:" not in str(info.value)
-
-
 def test_a_refusal_body_is_kept_up_to_its_cap_exactly() -> None:
     conn = RealtimeWebSocket(options())
     conn.initiate(0.0)
