@@ -1765,7 +1765,7 @@ def test_every_frame_has_its_own_mask_key() -> None:
         keys += [key for _b0, key, _payload in frames]
         for b0, _key, payload in frames:
             if b0 == 0x89:
-                conn.receive_data(b"\x8a" + bytes((len(payload),)) + payload, 1.0 + round_)
+                conn.receive_data(encode_frame(0xA, payload), 1.0 + round_)
     conn.close(1000)
     keys += [key for _b0, key, _payload in client_frames(conn.data_to_send())]
     assert len(keys) > 600
@@ -1807,7 +1807,7 @@ def test_compressed_fragments_count_their_inflated_size_together() -> None:
 def test_pending_output_counts_control_frames() -> None:
     conn, _peer = open_conn()
     conn.data_to_send()
-    conn.receive_data(b"\x89\x01p", 1.0)  # a ping: the pong is queued
+    conn.receive_data(encode_frame(0x9, b"p"), 1.0)  # a ping: the pong is queued
     conn.close()
     queued = conn.pending_output
     assert queued == len(conn.data_to_send()) == (2 + 4 + 1) + (2 + 4 + 2)
@@ -1907,7 +1907,7 @@ def test_a_refusal_body_is_kept_up_to_its_cap_exactly() -> None:
 def test_a_ping_of_125_bytes_is_answered() -> None:
     conn, peer = open_conn()
     peer.received()
-    conn.receive_data(b"\x89\x7d" + b"p" * 125, 1.0)
+    conn.receive_data(encode_frame(0x9, b"p" * 125), 1.0)
     (pong,) = peer.received()
     assert isinstance(pong, wse.Pong) and pong.payload == b"p" * 125
 
