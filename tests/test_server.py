@@ -18,7 +18,14 @@ import pytest
 
 from rtproto import models as M
 from rtproto import serialize_client_event
-from rtproto.audio import decode_base64, encode_base64, ulaw_encode
+from rtproto.audio import (
+    alaw_decode,
+    decode_base64,
+    encode_base64,
+    resample,
+    ulaw_decode,
+    ulaw_encode,
+)
 from rtproto.config import normalize_session_config
 from rtproto.dialect import Dialect
 from rtproto.errors import LocalProtocolError
@@ -54,6 +61,7 @@ from rtproto.server import (
     synthesize_speech,
 )
 from rtproto.server.core import merge_session_configs
+from rtproto.server.response import decode_input, encode_output, split_arguments, usage_object
 from rtproto.server.vad import EnergyVad, VadSettings, threshold_level
 from rtproto.server.validate import Reject, check_session_config, supported
 
@@ -381,6 +389,12 @@ def test_check_session_config_refuses_what_is_not_an_object() -> None:
         "Invalid type for 'session': expected an object, but got an array instead."
     )
     check_session_config({"instructions": "x"})  # type left out: realtime
+    with pytest.raises(Reject) as info:
+        check_session_config({"output_modalities": ["text", "audio"]}, "initial_session")
+    assert (info.value.code, info.value.param) == (
+        "invalid_value",
+        "initial_session.output_modalities",
+    )
 
 
 def test_merge_session_configs_merges_audio_settings_one_by_one() -> None:
@@ -1069,20 +1083,30 @@ def test_threshold_high_hears_nothing() -> None:
     assert harness.server.input_buffer_ms == pytest.approx(2100)
 
 
-def test_semantic_vad_waits_by_eagerness() -> None:
-    for eagerness, end in (("high", 1400), ("low", 2100)):
-        harness = connected()
-        detection = {"type": "semantic_vad", "eagerness": eagerness, "create_response": False}
-        harness.send(
-            update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}})
-        )
-        events = harness.append(silence(300) + tone(800) + silence(1200))
-        assert events[1]["audio_end_ms"] == end  # 1100 ms + 300 ms (high) / 1000 ms (low)
+@pytest.mark.parametrize(
+    ("eagerness", "end"), [("high", 1400), ("medium", 1700), ("auto", 1700), ("low", 2100)]
+)
+def test_semantic_vad_waits_by_eagerness(eagerness: str, end: int) -> None:
+    harness = connected()
+    detection = {"type": "semantic_vad", "eagerness": eagerness, "create_response": False}
+    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    events = harness.append(silence(300) + tone(800) + silence(1200))
+    # 1100 ms + 300 ms (high) / 600 ms (medium, auto) / 1000 ms (low)
+    assert events[1]["audio_end_ms"] == end
 
 
 def test_short_clicks_are_not_speech() -> None:
     harness = connected()
     assert harness.append(silence(100) + tone(20) + silence(400)) == []
+    vad = EnergyVad()  # 30 ms of sound is the shortest speech
+    samples = np.frombuffer(silence(100) + tone(30) + silence(400), dtype="<i2")
+    assert vad.process(samples, VadSettings()) == [("start", 100 * 24), ("stop", 330 * 24)]
+    click = np.frombuffer(tone(20) + silence(100), dtype="<i2")
+    assert EnergyVad().process(click, VadSettings()) == []  # from the very first sample
+    vad.process(np.frombuffer(tone(20), dtype="<i2"), VadSettings())
+    vad.reset(0)  # forgets the sound heard so far
+    assert vad.process(click, VadSettings()) == []
+    assert vad.position == len(click)
 
 
 def test_vad_detector_directly() -> None:
@@ -1947,6 +1971,24 @@ def test_response_create_validation(params: dict[str, Any], code: str, param: st
     assert error["code"] == "invalid_type" and error["param"] == "response"
 
 
+def test_response_create_limits_are_exact() -> None:
+    """Metadata at its limits (16 properties, 64-character names, 512-character values) and
+    ``max_output_tokens`` of 4096 are accepted; one more is refused (see above)."""
+    harness = manual()
+    metadata = {"k" * 64: "v" * 512, **{str(n): "v" for n in range(15)}}
+    params = {"output_modalities": ["text"], "metadata": metadata, "max_output_tokens": 4096}
+    events = harness.send({"type": "response.create", "response": params})
+    assert "error" not in types(events)
+    assert only(events, "response.created")[0]["response"]["metadata"] == metadata
+    error = error_of(
+        harness.send({"type": "response.create", "response": {"max_output_tokens": 4097}})
+    )
+    assert (error["code"], error["param"]) == (
+        "integer_above_max_value",
+        "response.max_output_tokens",
+    )
+
+
 def test_function_call_turn() -> None:
     plan = ResponsePlan(
         (
@@ -2651,8 +2693,11 @@ def test_script_responder_plays_turns_then_falls_back() -> None:
         [{"bogus": 1}],
         [{"text": 5}],
         [{"delay": "soon"}],
+        [{"delay": "1"}],
+        [{"delay": True}],
         [{"audio": "missing.wav"}],
         [{"audio": "odd"}],
+        [{"audio": "three"}],
         [{"tool_calls": "x"}],
         [{"tool_calls": [{"arguments": {}}]}],
         [{"tool_calls": [{"name": "f", "bogus": 1}]}],
@@ -2662,7 +2707,7 @@ def test_script_responder_plays_turns_then_falls_back() -> None:
 )
 def test_invalid_scripts_are_refused(script: Any) -> None:
     with pytest.raises(ValueError):
-        ScriptResponder.from_script(script, {"odd": b"\x00"})
+        ScriptResponder.from_script(script, {"odd": b"\x00", "three": b"\x00" * 3})
 
 
 def wav(samples: np.ndarray, rate: int, width: int, channels: int = 1) -> bytes:
@@ -2673,6 +2718,32 @@ def wav(samples: np.ndarray, rate: int, width: int, channels: int = 1) -> bytes:
         writer.setframerate(rate)
         writer.writeframes(samples.tobytes())
     return buffer.getvalue()
+
+
+def test_echo_repeats_at_most_max_echo_s_of_the_users_audio() -> None:
+    heard = tone(250)
+    user = M.MessageItem(
+        id="item_1",
+        role="user",
+        content=[M.ContentPart(type="input_audio", audio=encode_base64(heard))],
+    )
+    context = ResponseContext(
+        response_id="resp_1",
+        items=(user,),
+        audio={"item_1": heard},
+        instructions="",
+        output_modalities=("audio",),
+        tools=(),
+        tool_choice="auto",
+        voice="marin",
+        metadata=None,
+        out_of_band=False,
+        index=0,
+    )
+    (part,) = EchoResponder(max_echo_s=0.1).respond(context).parts
+    assert part == SpeechPart("I heard 0.2 seconds of audio.", heard[: 100 * 48])
+    (part,) = EchoResponder().respond(context).parts
+    assert part == SpeechPart("I heard 0.2 seconds of audio.", heard)
 
 
 def test_pcm24k_from_wav() -> None:
@@ -2692,6 +2763,78 @@ def test_pcm24k_from_wav() -> None:
     assert pcm24k_from_wav(wav(packed, 24000, 3)) == pcm.tobytes()
     with pytest.raises(ValueError):
         pcm24k_from_wav(b"RIFF nonsense")
+
+
+def test_pcm24k_from_wav_drops_a_partial_last_frame() -> None:
+    """A cut file (its data chunk promises more than is there) ending mid-frame: the whole
+    frames are kept, the samples of the cut one are dropped."""
+    stereo = np.array([100, 300, -50, -150], dtype="<i2")  # two frames, left and right
+    cut = wav(stereo, 24000, 2, channels=2)[:-2]
+    assert np.frombuffer(pcm24k_from_wav(cut), dtype="<i2").tolist() == [200]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        SpeechPart("x"),
+        TextPart("x"),
+        FunctionCallPart("f"),
+        ResponsePlan(),
+        VadSettings(),
+    ],
+)
+def test_response_plans_and_parts_are_immutable(value: Any) -> None:
+    name = next(iter(vars(type(value))["__dataclass_fields__"]))
+    with pytest.raises(AttributeError):
+        setattr(value, name, getattr(value, name))
+
+
+@pytest.mark.parametrize(
+    ("result", "said"),
+    [
+        ("plain text", "plain text"),
+        ([TextPart("one "), TextPart("two")], "one two"),
+        (ResponsePlan((TextPart("a plan"),)), "a plan"),
+    ],
+)
+def test_a_hook_may_return_text_parts_or_a_plan(result: Any, said: str) -> None:
+    contexts: list[ResponseContext] = []
+
+    def hook(context: ResponseContext) -> Any:
+        contexts.append(context)
+        return result
+
+    harness = connected(responder=HookResponder(hook))
+    harness.send(user_text("hi"))
+    events = harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    done = only(events, "response.done")[0]["response"]
+    assert done["status"] == "completed"
+    texts = [part["text"] for item in done["output"] for part in item["content"]]
+    assert "".join(texts) == said
+    with pytest.raises(AttributeError):
+        contexts[0].index = 5  # type: ignore[misc]
+
+
+def test_pcm24k_from_wav_filters_standard_rates_and_interpolates_others() -> None:
+    """A 15 kHz tone cannot be said at 24 kHz: from a 48 kHz file the resampler removes it,
+    where linear interpolation would fold it down to 9 kHz; a 30 kHz file is interpolated."""
+    t = np.arange(4800) / 48000
+    high = np.rint(np.sin(2 * np.pi * 15000 * t) * 16000).astype("<i2")
+    out = np.frombuffer(pcm24k_from_wav(wav(high, 48000, 2)), dtype="<i2").astype(float)
+    assert np.sqrt(np.mean(out[200:-200] ** 2)) < 100  # was 11,300 RMS
+    ramp = np.arange(0, 3000, 10, dtype="<i2")  # 300 samples at 30 kHz: 240 at 24 kHz
+    out = np.frombuffer(pcm24k_from_wav(wav(ramp, 30000, 2)), dtype="<i2")
+    assert out.tolist() == [round(n * 12.5) for n in range(240)]
+
+
+def test_synthesized_speech_pitch_level_and_shortest_word() -> None:
+    pcm = np.frombuffer(synthesize_speech("hello", np.random.default_rng(7)), dtype="<i2")
+    spectrum = np.abs(np.fft.rfft(pcm))
+    peak = np.argmax(spectrum) * 24000 / pcm.size
+    assert 160 <= peak <= 320
+    assert 0.24 * 32767 < np.max(np.abs(pcm)) <= 0.25 * 32767 + 1  # amplitude 0.25
+    assert abs(int(pcm[0])) < 100 and abs(int(pcm[-1])) < 100  # faded in and out
+    assert len(synthesize_speech("a", np.random.default_rng(7))) == 120 * 48  # at least 120 ms
 
 
 def test_synthesized_speech_is_deterministic() -> None:
@@ -2836,6 +2979,67 @@ def test_value_kinds(session: dict[str, Any], code: str | None, param: str | Non
         assert error["message"].startswith(f"Invalid type for '{param}': expected ")
 
 
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [
+        (None, "null"),
+        (True, "a boolean"),
+        (5, "an integer"),
+        (1.5, "a decimal"),
+        ([], "an array"),
+        ({}, "an object"),
+    ],
+)
+def test_invalid_type_names_the_kind_of_value_given(value: Any, kind: str) -> None:
+    harness = connected()
+    error = error_of(harness.send(update({"type": "realtime", "instructions": value})))
+    assert error["message"] == (
+        f"Invalid type for 'session.instructions': expected a string, but got {kind} instead."
+    )
+    with pytest.raises(Reject) as info:
+        check_session_config({"instructions": value})
+    assert str(info.value) == info.value.message == error["message"]
+
+
+def _vad(key: str, value: object) -> dict[str, Any]:
+    return {"audio": {"input": {"turn_detection": {"type": "server_vad", key: value}}}}
+
+
+def _token_limit(value: object) -> dict[str, Any]:
+    limits = {"post_instructions": value}
+    return {
+        "truncation": {"type": "retention_ratio", "retention_ratio": 0.5, "token_limits": limits}
+    }
+
+
+@pytest.mark.parametrize(
+    ("make", "param"),
+    [
+        (lambda v: _vad("prefix_padding_ms", v), "audio.input.turn_detection.prefix_padding_ms"),
+        (
+            lambda v: _vad("silence_duration_ms", v),
+            "audio.input.turn_detection.silence_duration_ms",
+        ),
+        (lambda v: _vad("idle_timeout_ms", v), "audio.input.turn_detection.idle_timeout_ms"),
+        (_token_limit, "truncation.token_limits.post_instructions"),
+    ],
+)
+def test_whole_millisecond_and_token_settings_take_zero_but_no_fraction(
+    make: Any, param: str
+) -> None:
+    harness = connected()
+
+    def sent(value: object) -> list[dict[str, Any]]:
+        return harness.send(update({"type": "realtime", **make(value)}))
+
+    assert types(sent(0)) == ["session.updated"]
+    assert types(sent(2.0)) == ["session.updated"]
+    error = error_of(sent(1.5))
+    assert (error["code"], error["param"]) == ("invalid_type", f"session.{param}")
+    error = error_of(sent(-1))
+    assert (error["code"], error["param"]) == ("integer_below_min_value", f"session.{param}")
+
+
 def test_non_finite_numbers_are_not_json() -> None:
     harness = connected()
     text = '{"type":"session.update","session":{"type":"realtime","max_output_tokens":1e400}}'
@@ -2871,17 +3075,18 @@ def test_cancelled_tasks_are_skipped() -> None:
     assert harness.drain() == []
 
 
-def test_g711_output_audio() -> None:
+@pytest.mark.parametrize("fmt", ["audio/pcmu", "audio/pcma"])
+def test_g711_output_audio(fmt: str) -> None:
     harness = connected()
     harness.send(user_text("hello"))
     events = harness.send(
         {
             "type": "response.create",
-            "response": {"audio": {"output": {"format": {"type": "audio/pcmu"}, "voice": "ash"}}},
+            "response": {"audio": {"output": {"format": {"type": fmt}, "voice": "ash"}}},
         }
     )
     created = events[0]["response"]
-    assert created["audio"] == {"output": {"format": {"type": "audio/pcmu"}, "voice": "ash"}}
+    assert created["audio"] == {"output": {"format": {"type": fmt}, "voice": "ash"}}
     deltas = [decode_base64(e["delta"]) for e in only(events, "response.output_audio.delta")]
     assert {len(d) for d in deltas[:-1]} == {800}  # 100 ms of G.711 per delta
     item_id = only(events, "response.output_item.done")[0]["item"]["id"]
@@ -2896,6 +3101,55 @@ def test_g711_output_audio() -> None:
         )
     )
     assert error["message"] == "Audio content of 900ms is already shorter than 5000ms"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "decoder", "other"),
+    [("audio/pcmu", ulaw_decode, alaw_decode), ("audio/pcma", alaw_decode, ulaw_decode)],
+)
+def test_g711_conversions_use_their_own_law(fmt: str, decoder: Any, other: Any) -> None:
+    pcm = tone(60)  # 1440 samples at 24 kHz: 480 at 8 kHz
+    at_8k = resample(np.frombuffer(pcm, dtype="<i2"), 24000, 8000).astype(float)
+    encoded = encode_output(pcm, fmt)
+    assert len(encoded) == 480
+    error = np.abs(decoder(encoded).astype(float) - at_8k)
+    assert np.max(error) < 0.04 * 32768  # G.711 quantisation
+    assert np.max(np.abs(other(encoded).astype(float) - at_8k)) > 0.2 * 32768
+    held = np.frombuffer(decode_input(encoded, fmt), dtype="<i2")
+    assert held.tolist() == np.repeat(decoder(encoded), 3).tolist()  # each sample held for 3
+    assert encode_output(pcm, "audio/pcm") == decode_input(pcm, "audio/pcm") == pcm
+
+
+def test_split_arguments_gives_3_to_10_characters_at_a_time() -> None:
+    arguments = json.dumps({"city": "Paris", "units": "celsius", "days": list(range(20))})
+    for seed in range(20):
+        pieces = split_arguments(arguments, np.random.default_rng(seed))
+        assert "".join(pieces) == arguments
+        assert all(3 <= len(p) <= 10 for p in pieces[:-1]) and 1 <= len(pieces[-1]) <= 10
+    sizes = {
+        len(p)
+        for seed in range(20)
+        for p in split_arguments(arguments, np.random.default_rng(seed))[:-1]
+    }
+    assert sizes == set(range(3, 11))
+    assert split_arguments("", np.random.default_rng(0)) == []
+
+
+def test_usage_object_adds_up_every_split() -> None:
+    usage = usage_object(1, 2, 4, 8, 16, 32, 3)
+    assert usage == {
+        "total_tokens": 55,
+        "input_tokens": 7,
+        "output_tokens": 48,
+        "input_token_details": {
+            "text_tokens": 1,
+            "audio_tokens": 2,
+            "image_tokens": 4,
+            "cached_tokens": 8,
+            "cached_tokens_details": {"text_tokens": 3, "audio_tokens": 5, "image_tokens": 0},
+        },
+        "output_token_details": {"text_tokens": 16, "audio_tokens": 32},
+    }
 
 
 def test_webrtc_idle_timeout_counts_from_the_end_of_playback() -> None:

@@ -959,7 +959,8 @@ class ServerSession:
             del self._entries[:excess]
 
     def _on_item_create(self, event: dict[str, Any]) -> None:
-        raw = V.ITEM.check(event["item"], "item")
+        raw = event["item"]
+        V.ITEM.check(raw, "item")
         previous = event.get("previous_item_id")
         if previous is None:
             index = len(self._entries)

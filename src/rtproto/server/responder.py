@@ -337,6 +337,8 @@ class ScriptResponder:
 def pcm24k_from_wav(data: bytes) -> bytes:
     """PCM16 mono 24 kHz from the bytes of a WAV file (any PCM width, channels and rate).
 
+    Channels are averaged. The rates of :data:`rtproto.audio.SAMPLE_RATES` go through the
+    band-limited resampler (no aliasing); any other rate is interpolated linearly.
     Pure: parses bytes already read. Raises ``ValueError`` for what is not PCM WAV.
     """
     try:

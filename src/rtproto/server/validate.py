@@ -8,8 +8,8 @@ with an ``error`` event (spec sections 5.4 and 6.2): an unknown key at any level
 of the other OpenAI endpoints (``invalid_type``, ``integer_above_max_value``...), which the
 Realtime spec does not record: those are approximations.
 
-The schemas are small trees of :class:`Node` objects; :meth:`Node.check` returns the value
-(unchanged JSON) or raises :class:`Reject`.
+The schemas are small trees of :class:`Node` objects; :meth:`Node.check` raises
+:class:`Reject` for the first problem and changes nothing.
 """
 
 from __future__ import annotations
@@ -108,19 +108,19 @@ def join(path: str, key: str) -> str:
 
 
 class Node:
-    """A schema node: ``check`` returns the value or raises :class:`Reject`."""
+    """A schema node: ``check`` raises :class:`Reject` when the value does not match."""
 
     expected = "a value"
 
-    def check(self, value: Any, path: str) -> Any:  # pragma: no cover - overridden
+    def check(self, value: Any, path: str) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
 
 class AnyValue(Node):
     """Any JSON value (free-form objects such as JSON Schemas and metadata)."""
 
-    def check(self, value: Any, path: str) -> Any:
-        return value
+    def check(self, value: Any, path: str) -> None:
+        pass
 
 
 class Str(Node):
@@ -131,7 +131,7 @@ class Str(Node):
     def __init__(self, max_length: int | None = None) -> None:
         self.max_length = max_length
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if not isinstance(value, str):
             raise invalid_type(path, self.expected, value)
         if self.max_length is not None and len(value) > self.max_length:
@@ -141,7 +141,6 @@ class Str(Node):
                 f"{self.max_length}, but got a string with length {len(value)} instead.",
                 path,
             )
-        return value
 
 
 class Bool(Node):
@@ -149,10 +148,9 @@ class Bool(Node):
 
     expected = "a boolean"
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if not isinstance(value, bool):
             raise invalid_type(path, self.expected, value)
-        return value
 
 
 class Number(Node):
@@ -166,13 +164,11 @@ class Number(Node):
         self.integer = integer
         self.expected = "an integer" if integer else "a decimal"
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise invalid_type(path, self.expected, value)
-        if self.integer and isinstance(value, float):
-            if not value.is_integer():
-                raise invalid_type(path, self.expected, value)
-            value = int(value)
+        if self.integer and isinstance(value, float) and not value.is_integer():
+            raise invalid_type(path, self.expected, value)
         word = "integer" if self.integer else "decimal"
         if self.low is not None and value < self.low:
             raise Reject(
@@ -188,7 +184,6 @@ class Number(Node):
                 f"{_number(self.high)}, but got {_number(value)} instead.",
                 path,
             )
-        return value
 
 
 def _number(value: float) -> str:
@@ -202,12 +197,11 @@ class Enum(Node):
         self.values = values
         self.expected = "a string" if isinstance(values[0], str) else "an integer"
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if isinstance(value, bool) or type(value) is not type(self.values[0]):
             raise invalid_type(path, self.expected, value)
         if value not in self.values:
             raise invalid_value(value, self.values, path)
-        return value
 
 
 class Nullable(Node):
@@ -217,8 +211,9 @@ class Nullable(Node):
         self.inner = inner
         self.expected = inner.expected
 
-    def check(self, value: Any, path: str) -> Any:
-        return None if value is None else self.inner.check(value, path)
+    def check(self, value: Any, path: str) -> None:
+        if value is not None:
+            self.inner.check(value, path)
 
 
 class Array(Node):
@@ -229,10 +224,11 @@ class Array(Node):
     def __init__(self, item: Node) -> None:
         self.item = item
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if not isinstance(value, list):
             raise invalid_type(path, self.expected, value)
-        return [self.item.check(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        for i, item in enumerate(value):
+            self.item.check(item, f"{path}[{i}]")
 
 
 class Object(Node):
@@ -244,7 +240,7 @@ class Object(Node):
         self.fields = dict(fields)
         self.required = tuple(required)
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise invalid_type(path, self.expected, value)
         for key, item in value.items():
@@ -255,7 +251,6 @@ class Object(Node):
         for key in self.required:
             if key not in value:
                 raise missing(join(path, key))
-        return value
 
 
 class Map(Node):
@@ -270,7 +265,7 @@ class Map(Node):
         self.max_items = max_items
         self.max_key = max_key
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise invalid_type(path, self.expected, value)
         if self.max_items is not None and len(value) > self.max_items:
@@ -290,7 +285,6 @@ class Map(Node):
                     path,
                 )
             self.value.check(item, join(path, key))
-        return value
 
 
 class Tagged(Node):
@@ -302,7 +296,7 @@ class Tagged(Node):
         self.variants = dict(variants)
         self.key = key
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise invalid_type(path, self.expected, value)
         if self.key not in value:
@@ -313,7 +307,7 @@ class Tagged(Node):
         node = self.variants.get(tag)
         if node is None:
             raise invalid_value(tag, list(self.variants), join(path, self.key))
-        return node.check(value, path)
+        node.check(value, path)
 
 
 class Either(Node):
@@ -325,12 +319,13 @@ class Either(Node):
         kinds = [node.expected for node in (text, obj) if node is not None]
         self.expected = "one of " + " or ".join(kinds)
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and self.text:
-            return self.text.check(value, path)
-        if isinstance(value, dict) and self.obj is not None:
-            return self.obj.check(value, path)
-        raise invalid_type(path, self.expected, value)
+            self.text.check(value, path)
+        elif isinstance(value, dict) and self.obj is not None:
+            self.obj.check(value, path)
+        else:
+            raise invalid_type(path, self.expected, value)
 
 
 def _with_type(fields: Mapping[str, Node], required: Sequence[str] = ()) -> Object:
@@ -410,7 +405,8 @@ AUDIO_OUTPUT = Object({"format": FORMAT, "voice": VOICE, "speed": Number(0.25, 1
 FUNCTION_TOOL = _with_type(
     {"name": Str(), "description": Str(), "parameters": Map(AnyValue())}, ["name"]
 )
-_TOOL_FILTER = Object({"tool_names": Array(Str()), "read_only": Bool()})
+_TOOL_NAMES = Array(Str())
+_TOOL_FILTER = Object({"tool_names": _TOOL_NAMES, "read_only": Bool()})
 MCP_TOOL = _with_type(
     {
         "server_label": Str(),
@@ -436,10 +432,8 @@ class _AllowedTools(Node):
 
     expected = "one of an array or an object"
 
-    def check(self, value: Any, path: str) -> Any:
-        if isinstance(value, list):
-            return Array(Str()).check(value, path)
-        return _TOOL_FILTER.check(value, path)
+    def check(self, value: Any, path: str) -> None:
+        (_TOOL_NAMES if isinstance(value, list) else _TOOL_FILTER).check(value, path)
 
 
 MCP_TOOL.fields["allowed_tools"] = Nullable(_AllowedTools())
@@ -455,13 +449,15 @@ TOOL_CHOICE = Either(
 )
 
 
+_INFINITE = Enum("inf")
+_TOKEN_COUNT = Number(1, 4096, integer=True)
+
+
 class _MaxTokens(Node):
     expected = "one of an integer or 'inf'"
 
-    def check(self, value: Any, path: str) -> Any:
-        if isinstance(value, str):
-            return Enum("inf").check(value, path)
-        return Number(1, 4096, integer=True).check(value, path)
+    def check(self, value: Any, path: str) -> None:
+        (_INFINITE if isinstance(value, str) else _TOKEN_COUNT).check(value, path)
 
 
 MODALITIES = Array(Enum("text", "audio"))
@@ -558,12 +554,15 @@ USER_PART = Tagged(
 SYSTEM_PART = Tagged({"input_text": INPUT_TEXT})
 
 
+_ASSISTANT_TEXT = Tagged({"output_text": INPUT_TEXT})
+
+
 class _AssistantPart(Node):
     """Assistant content: text only. ``output_audio`` cannot be created (spec 3.1)."""
 
     expected = "an object"
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise invalid_type(path, self.expected, value)
         kind = value.get("type")
@@ -572,25 +571,32 @@ class _AssistantPart(Node):
             if "text" not in value:
                 raise missing(join(path, "text"))
             raise invalid_value(kind, ["output_text"], join(path, "type"))
-        return Tagged({"output_text": INPUT_TEXT}).check(value, path)
+        _ASSISTANT_TEXT.check(value, path)
+
+
+def _message(part: Node) -> Object:
+    return _with_type(
+        {**_ITEM_COMMON, "role": Enum("user", "assistant", "system"), "content": Array(part)},
+        ["role", "content"],
+    )
+
+
+#: A message item by role: what its content may hold (any other role is checked as a user's,
+#: whose ``role`` check then names the bad value).
+_MESSAGES: dict[str, Object] = {
+    "assistant": _message(_AssistantPart()),
+    "system": _message(SYSTEM_PART),
+}
+_USER_MESSAGE = _message(USER_PART)
 
 
 class _Message(Node):
     expected = "an object"
 
-    def check(self, value: Any, path: str) -> Any:
+    def check(self, value: Any, path: str) -> None:
         role = value.get("role") if isinstance(value, dict) else None
-        part: Node = {"assistant": _AssistantPart(), "system": SYSTEM_PART}.get(
-            role if isinstance(role, str) else "", USER_PART
-        )
-        return _with_type(
-            {
-                **_ITEM_COMMON,
-                "role": Enum("user", "assistant", "system"),
-                "content": Array(part),
-            },
-            ["role", "content"],
-        ).check(value, path)
+        schema = _MESSAGES.get(role, _USER_MESSAGE) if isinstance(role, str) else _USER_MESSAGE
+        schema.check(value, path)
 
 
 ITEM = Tagged(
