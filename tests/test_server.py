@@ -10,6 +10,7 @@ import io
 import json
 import math
 import re
+import typing
 import wave
 from typing import Any
 
@@ -43,6 +44,7 @@ from rtproto.server import (
     ResponseContext,
     ResponsePlan,
     ScriptResponder,
+    ServerLog,
     ServerOptions,
     ServerSession,
     ServiceIds,
@@ -358,8 +360,36 @@ def test_connection_lifecycle_misuse() -> None:
     ],
 )
 def test_options_are_checked(field: str, value: Any) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=field):
         ServerOptions(**{field: value})
+
+
+LIMITS = (
+    "max_message_size",
+    "max_input_buffer_ms",
+    "max_conversation_items",
+    "max_pending_messages",
+    "max_pending_logs",
+)
+
+
+def test_option_bounds_and_documented_defaults() -> None:
+    smallest = ServerOptions(
+        rate_limit_tokens=1, audio_chunk_ms=1, max_duration=0.001, **dict.fromkeys(LIMITS, 1)
+    )
+    assert smallest.token_limit == 1 and smallest.session_length == 0.001
+    for name in LIMITS:
+        with pytest.raises(ValueError, match=f"{name} must be >= 1"):
+            ServerOptions(**{name: 0})
+    options = ServerOptions()
+    assert (
+        options.max_input_buffer_ms,
+        options.max_conversation_items,
+        options.max_pending_messages,
+        options.max_pending_logs,
+        options.audio_chunk_ms,
+        options.seed,
+    ) == (15 * 60 * 1000, 1024, 100_000, 10_000, 100, 0)
 
 
 @pytest.mark.parametrize(
@@ -1107,6 +1137,16 @@ def test_short_clicks_are_not_speech() -> None:
     vad.reset(0)  # forgets the sound heard so far
     assert vad.process(click, VadSettings()) == []
     assert vad.position == len(click)
+    # after speech, counting starts again: a click is still no speech
+    speech = np.frombuffer(tone(100) + silence(200), dtype="<i2")
+    assert [kind for kind, _ in vad.process(speech, VadSettings())] == ["start", "stop"]
+    assert vad.process(click, VadSettings()) == []
+
+
+def test_zero_silence_duration_ends_speech_after_one_quiet_frame() -> None:
+    samples = np.frombuffer(tone(100) + silence(100), dtype="<i2")
+    settings = VadSettings(silence_duration_ms=0)
+    assert EnergyVad().process(samples, settings) == [("start", 0), ("stop", 110 * 24)]
 
 
 def test_vad_detector_directly() -> None:
@@ -2781,6 +2821,7 @@ def test_pcm24k_from_wav_drops_a_partial_last_frame() -> None:
         FunctionCallPart("f"),
         ResponsePlan(),
         VadSettings(),
+        ServerOptions(),
     ],
 )
 def test_response_plans_and_parts_are_immutable(value: Any) -> None:
@@ -2878,6 +2919,21 @@ def test_log_descriptions() -> None:
     )
     assert TurnEnded(response_id="r", status="failed").describe() == "response r failed, 0 tokens"
     assert ClientError(code="x", message="y").describe() == "error x: y"
+    assert TurnStarted(response_id="r").describe() == "response r started"
+
+
+@pytest.mark.parametrize("record", typing.get_args(ServerLog))
+def test_log_records_are_frozen_and_keyword_only(record: type) -> None:
+    fields = {name: "x" for name in record.__struct_fields__}  # type: ignore[attr-defined]
+    if record is SessionExpired:
+        fields = {"max_duration": 1.0}
+    value = record(**fields)
+    for name in record.__struct_fields__[:1]:  # type: ignore[attr-defined]
+        with pytest.raises(AttributeError):
+            setattr(value, name, "y")
+    if fields:
+        with pytest.raises(TypeError):
+            record(*fields.values())
 
 
 # --------------------------------------------------------------------- more of the edges --
@@ -2886,10 +2942,6 @@ def test_log_descriptions() -> None:
 @pytest.mark.parametrize(
     ("session", "code", "param"),
     [
-        ({"instructions": None}, "invalid_type", "session.instructions"),
-        ({"instructions": 1.5}, "invalid_type", "session.instructions"),
-        ({"instructions": {}}, "invalid_type", "session.instructions"),
-        ({"instructions": []}, "invalid_type", "session.instructions"),
         ({"parallel_tool_calls": "yes"}, "invalid_type", "session.parallel_tool_calls"),
         ({"max_output_tokens": "x" * 0 or 1.5}, "invalid_type", "session.max_output_tokens"),
         ({"max_output_tokens": 4096.0}, None, None),
