@@ -607,6 +607,13 @@ def test_undrained_output_makes_the_driver_fail_loudly() -> None:
         server.handle_timer(0.0)
     server.messages_to_send()
     server.handle_timer(0.0)
+    phone = ServerSession(ServerOptions(max_pending_messages=2, profile="sip"))
+    phone.connection_made(0.0)
+    phone.dtmf_received("1", 0.0)
+    with pytest.raises(LocalProtocolError, match="drain"):
+        phone.dtmf_received("2", 0.0)
+    with pytest.raises(LocalProtocolError, match="drain"):
+        phone.feed_audio(silence(20), 0.0)
 
 
 # ------------------------------------------------------------------------ session.update --
@@ -1300,6 +1307,30 @@ def test_idle_timeout_triggers_a_turn_after_playback() -> None:
     assert events[0]["item_id"] == events[1]["item_id"]
 
 
+def test_a_user_turn_or_a_newer_response_replaces_the_idle_timeout() -> None:
+    harness = connected()
+    detection = {"type": "server_vad", "idle_timeout_ms": 2000, "create_response": False}
+    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(user_text("hi"))
+    harness.send({"type": "response.create"})
+    harness.settle()
+    armed = harness.server.get_timer()
+    harness.send({"type": "input_audio_buffer.append", "audio": encode_base64(silence(200))})
+    assert types(harness.send({"type": "input_audio_buffer.commit"}))[0] == (
+        "input_audio_buffer.committed"
+    )
+    assert harness.server.get_timer() != armed
+    assert "input_audio_buffer.timeout_triggered" not in types(harness.run_timers(100.0))
+    # two responses in a row: only the second one's timeout is left
+    harness.send({"type": "response.create"}, now=200.0)
+    harness.settle()
+    first = harness.server.get_timer()
+    assert first is not None and 200.0 < first < 210.0
+    harness.send({"type": "response.create"}, now=200.5)
+    harness.settle()
+    assert harness.server.get_timer() == pytest.approx(first + 0.5)
+
+
 def test_idle_timeout_is_skipped_while_the_user_speaks() -> None:
     harness = connected()
     detection = {"type": "server_vad", "idle_timeout_ms": 200, "create_response": False}
@@ -1487,6 +1518,18 @@ def test_duplicate_client_ids_are_appended_again() -> None:
             "invalid_type",
             "Invalid type for 'item.content[0]': expected an object, but got a string instead.",
             "item.content[0]",
+        ),
+        (
+            {"type": "message", "role": "assistant", "content": [{"type": "input_text"}]},
+            "invalid_value",
+            "Invalid value: 'input_text'. Supported values are: 'output_text'.",
+            "item.content[0].type",
+        ),
+        (
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text"}]},
+            "missing_required_parameter",
+            "Missing required parameter: 'item.content[0].text'.",
+            "item.content[0].text",
         ),
     ],
 )
@@ -2230,6 +2273,35 @@ def test_realtime_pacing_releases_deltas_through_timers() -> None:
     assert harness.server.get_timer() == pytest.approx(harness.now + 0.05)
 
 
+@pytest.mark.parametrize("end", ["lost", "close", "expired"])
+def test_no_timer_is_left_once_the_session_ends(end: str) -> None:
+    harness = connected(pace="realtime", max_duration=0.5)
+    harness.send(user_text("one two three four five six seven eight"))
+    harness.send({"type": "response.create"})  # its audio is paced by timers for seconds
+    if end == "lost":
+        harness.server.connection_lost(0.2)
+    elif end == "close":
+        harness.send({"type": "session.close"}, now=0.2)
+    else:
+        harness.run_timers(0.5)
+    assert harness.server.get_timer() is None
+    harness.server.handle_timer(10.0)
+    assert harness.drain() == []
+
+
+def test_timers_due_run_before_a_message_is_handled() -> None:
+    harness = connected(pace="realtime")
+    harness.send(user_text("one two three"))
+    harness.send({"type": "response.create"})
+    events = harness.send(user_text("later"), now=30.0)  # the response ended meanwhile
+    assert types(events)[-4:] == [
+        "response.done",
+        "rate_limits.updated",
+        "conversation.item.added",
+        "conversation.item.done",
+    ]
+
+
 def test_session_expiry() -> None:
     harness = connected(max_duration=3600)
     assert harness.server.get_timer() == 3600
@@ -2434,6 +2506,8 @@ def test_beta_session_created_has_client_secret_null() -> None:
     assert session["client_secret"] is None  # service observations 8
     keys = list(session)
     assert keys.index("client_secret") + 1 == keys.index("include")
+    (updated,) = harness.send({"type": "session.update", "session": {"instructions": "x"}})
+    assert updated["type"] == "session.updated" and "client_secret" not in updated["session"]
     ga = Harness()
     (created,) = ga.connect()
     assert "client_secret" not in created["session"]
@@ -3289,6 +3363,9 @@ def test_dtmf_on_sip() -> None:
     assert harness.drain() == []
     expired = connected(profile="sip", max_duration=1)
     expired.server.dtmf_received("#", 5.0)
+    assert types(expired.drain()) == ["error"]
+    expired = connected(profile="sip", max_duration=1)
+    expired.server.feed_audio(tone(200), 5.0)  # the session ended before this speech
     assert types(expired.drain()) == ["error"]
 
 
