@@ -590,6 +590,14 @@ def test_messages_over_the_size_limit_are_refused() -> None:
     assert f"the message is {len(text.encode())} bytes" in error["message"]
 
 
+def test_a_message_of_exactly_the_size_limit_is_accepted() -> None:
+    text = json.dumps({"type": "input_audio_buffer.clear", "event_id": "e1"})
+    harness = connected(max_message_size=len(text))
+    assert types(harness.send(text)) == ["input_audio_buffer.cleared"]
+    longer = json.dumps({"type": "input_audio_buffer.clear", "event_id": "e22"})
+    assert error_of(harness.send(longer))["code"] == "invalid_event"
+
+
 def test_session_close_requests_a_normal_close() -> None:
     harness = connected()
     assert harness.send({"type": "session.close"}) == []
@@ -1197,6 +1205,14 @@ def test_commit_of_less_than_100_ms_fails_with_the_exact_message(ms: int, shown:
     }
 
 
+def test_commit_of_exactly_100_ms_is_accepted() -> None:
+    harness = manual()
+    harness.append(silence(100))
+    assert types(harness.send({"type": "input_audio_buffer.commit"}))[0] == (
+        "input_audio_buffer.committed"
+    )
+
+
 def test_commit_counts_fractional_milliseconds() -> None:
     harness = manual()
     harness.send({"type": "input_audio_buffer.append", "audio": encode_base64(b"\x01\x00" * 1237)})
@@ -1279,6 +1295,28 @@ def test_input_buffer_is_bounded() -> None:
     harness = manual(max_input_buffer_ms=1000)
     harness.append(silence(1500), chunk_ms=100)
     assert harness.server.input_buffer_ms == 1000
+
+
+def retrieved_audio(harness: Harness, item_id: str) -> bytes:
+    """The audio of an item's first content part, as ``conversation.item.retrieve`` gives it."""
+    (retrieved,) = harness.send({"type": "conversation.item.retrieve", "item_id": item_id})
+    return decode_base64(retrieved["item"]["content"][0]["audio"])
+
+
+@pytest.mark.parametrize("limit", [None, 1000])
+def test_a_vad_turn_holds_prefix_padding_speech_and_silence(limit: int | None) -> None:
+    """The item is cut at [speech start - 300 ms, speech end + 200 ms]: audio before the
+    padding is left out; when the bounded buffer dropped older audio, what is left."""
+    options = {} if limit is None else {"max_input_buffer_ms": limit}
+    harness = connected(**options)
+    detection = {"type": "server_vad", "create_response": False}
+    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    events = harness.append(silence(1500) + tone(600) + silence(300))
+    started, stopped, committed = events[:3]
+    assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (1200, 2300)
+    # 1200..2300 ms; with the 1000 ms bound only 1300..2300 was still buffered at the stop
+    ms = len(retrieved_audio(harness, committed["item_id"])) / 48
+    assert ms == (1100 if limit is None else 1000)
 
 
 def test_idle_timeout_triggers_a_turn_after_playback() -> None:
@@ -1954,6 +1992,7 @@ def test_cancel_mid_response_closes_open_parts_with_partial_content() -> None:
     assert response["status_details"] == {"type": "cancelled", "reason": "client_cancelled"}
     assert response["output"][0]["status"] == "incomplete"
     assert response["usage"]["output_tokens"] > 0
+    assert harness.server.get_timer() == 3600  # the paced output is gone: only the expiry
     assert harness.run_timers(10.0) == []
 
 
@@ -3227,6 +3266,10 @@ def test_g711_output_audio(fmt: str) -> None:
         )
     )
     assert error["message"] == "Audio content of 900ms is already shorter than 5000ms"
+    truncate = {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0}
+    assert types(harness.send({**truncate, "audio_end_ms": 900})) == ["conversation.item.truncated"]
+    harness.send({**truncate, "audio_end_ms": 300})
+    assert len(retrieved_audio(harness, item_id)) == 300 * 8  # 8 bytes per ms of G.711
 
 
 @pytest.mark.parametrize(
@@ -3341,6 +3384,70 @@ def test_the_fuzz_corpus_runs_clean() -> None:
     for path in files:
         harness.check_one(path.read_bytes())
     assert harness.run_corpus([corpus]) == len(files)
+
+
+def test_the_wall_clock_follows_now_from_the_connection() -> None:
+    server = ServerSession(ServerOptions(profile="sip", id_generator=None))
+    server.connection_made(5.0, unix_time=1_800_000_000.0)
+    created = json.loads(server.messages_to_send()[0])
+    assert minted_ms(created["event_id"]) == 1_800_000_000_000
+    server.dtmf_received("1", 7.0)
+    (dtmf,) = [json.loads(text) for text in server.messages_to_send()]
+    assert dtmf["received_at"] == 1_800_000_002
+    server.feed_audio(tone(300), 9.5)  # ids are minted at the time of the audio fed
+    (started,) = [json.loads(text) for text in server.messages_to_send()]
+    assert started["type"] == "input_audio_buffer.speech_started"
+    assert minted_ms(started["event_id"]) == 1_800_000_004_500
+
+
+def test_an_empty_voice_still_says_its_text() -> None:
+    plan = ResponsePlan((SpeechPart("no audio here", b""),))
+    harness = connected(responder=HookResponder(lambda ctx: plan))
+    harness.send(user_text("x"))
+    events = harness.send({"type": "response.create"})
+    assert only(events, "response.output_audio.delta") == []
+    transcript = only(events, "response.output_audio_transcript.done")[0]["transcript"]
+    assert transcript == "no audio here"
+    assert only(events, "response.done")[0]["response"]["status"] == "completed"
+
+
+def test_the_first_response_context_has_index_0() -> None:
+    seen: list[ResponseContext] = []
+    harness = connected(responder=HookResponder(lambda ctx: seen.append(ctx) or "ok"))
+    harness.send({"type": "response.create"})
+    harness.send({"type": "response.create"}, now=10.0)
+    assert [context.index for context in seen] == [0, 1]
+
+
+def test_initial_session_is_in_force_from_session_created() -> None:
+    harness = Harness(initial_session={"instructions": "Be brief.", "output_modalities": ["text"]})
+    created = harness.connect()[0]["session"]
+    assert (created["instructions"], created["output_modalities"]) == ("Be brief.", ["text"])
+
+
+def test_fed_audio_gets_what_is_due_at_once() -> None:
+    harness = connected(profile="sip")
+    transcription = {"model": "whisper-1"}
+    detection = {"type": "server_vad", "create_response": False}
+    audio_input = {"transcription": transcription, "turn_detection": detection}
+    harness.send(update({"type": "realtime", "audio": {"input": audio_input}}))
+    harness.server.feed_audio(tone(400) + silence(300), 1.0)  # one call, a whole turn
+    assert "conversation.item.input_audio_transcription.completed" in types(harness.drain())
+
+
+def test_a_new_turn_detection_drops_speech_in_progress() -> None:
+    harness = connected()
+    events = harness.append(silence(100) + tone(300))
+    assert types(events) == ["input_audio_buffer.speech_started"]
+    detection = {"type": "server_vad", "silence_duration_ms": 300}
+    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    assert harness.append(silence(600)) == []  # no stop: that speech was forgotten
+    events = harness.append(tone(300) + silence(400))
+    assert types(events)[:3] == [
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+    ]
 
 
 def test_dtmf_on_sip() -> None:
