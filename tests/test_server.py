@@ -615,6 +615,15 @@ def test_undrained_output_makes_the_driver_fail_loudly() -> None:
         server.handle_timer(0.0)
     server.messages_to_send()
     server.handle_timer(0.0)
+    # output audio counts too: nine 100 ms chunks left undrained with a limit of nine
+    call = ServerSession(ServerOptions(max_pending_messages=9, profile="webrtc"))
+    call.connection_made(0.0)
+    call.receive(json.dumps(user_text("hello")), 0.0)
+    call.messages_to_send()
+    call.receive('{"type":"response.create"}', 0.0)  # "You said: hello": 900 ms
+    call.messages_to_send()
+    with pytest.raises(LocalProtocolError, match="next_output_audio"):
+        call.receive('{"type":"input_audio_buffer.clear"}', 0.0)
     phone = ServerSession(ServerOptions(max_pending_messages=2, profile="sip"))
     phone.connection_made(0.0)
     phone.dtmf_received("1", 0.0)
@@ -1359,6 +1368,19 @@ def test_a_user_turn_or_a_newer_response_replaces_the_idle_timeout() -> None:
     )
     assert harness.server.get_timer() != armed
     assert "input_audio_buffer.timeout_triggered" not in types(harness.run_timers(100.0))
+    # a response that starts before the timeout replaces it (realtime pace: it lasts)
+    paced = connected(pace="realtime")
+    slow = {"type": "server_vad", "idle_timeout_ms": 5000, "create_response": False}
+    paced.send(update({"type": "realtime", "audio": {"input": {"turn_detection": slow}}}))
+    paced.send(user_text("hi"))
+    paced.send({"type": "response.create"})
+    assert "response.done" in types(paced.run_timers(3.0))
+    armed = paced.server.get_timer()
+    assert armed is not None and 5.0 < armed < 8.0
+    paced.send({"type": "response.create"}, now=armed - 0.1)
+    events = paced.run_timers(armed + 0.5)
+    assert "response.done" not in types(events)  # still speaking
+    assert "input_audio_buffer.timeout_triggered" not in types(events)
     # two responses in a row: only the second one's timeout is left
     harness.send({"type": "response.create"}, now=200.0)
     harness.settle()
@@ -1644,7 +1666,59 @@ def test_conversation_is_bounded() -> None:
     harness = connected(max_conversation_items=3)
     for n in range(5):
         harness.send(user_text(str(n)))
+        assert len(harness.server.conversation) == min(n + 1, 3)
     assert [item.content[0].text for item in harness.server.conversation] == ["2", "3", "4"]  # type: ignore[union-attr]
+    harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    kept = harness.server.conversation
+    assert len(kept) == 3 and kept[-1].type == "message" and kept[-1].role == "assistant"  # type: ignore[union-attr]
+
+
+def test_input_usage_counts_instructions_tools_items_and_images() -> None:
+    harness = connected()
+    harness.send(update({"type": "realtime", "instructions": "abcdefgh"}))  # 2 tokens
+    image = {"type": "input_image", "image_url": "data:image/png;base64,AA=="}
+    text = {"type": "input_text", "text": "hello"}  # 2 tokens
+    message = {"type": "message", "role": "user", "content": [text, image]}
+    harness.send({"type": "conversation.item.create", "item": message})
+    events = harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    usage = only(events, "response.done")[0]["response"]["usage"]
+    # instructions 2 + tools "[]" 1 + the item's 4 + its text 2; one image is 85 tokens
+    details = usage["input_token_details"]
+    assert (details["text_tokens"], details["image_tokens"], details["audio_tokens"]) == (9, 85, 0)
+    assert usage["input_tokens"] == 94
+    # the reply above (4 + "You said: hello" 4), a function output (4 + "12345678" 2) and
+    # 1 s of user audio (4, and 10 audio tokens)
+    output = {"type": "function_call_output", "call_id": "c1", "output": "12345678"}
+    harness.send({"type": "conversation.item.create", "item": output})
+    audio = {"type": "input_audio", "audio": encode_base64(silence(1000))}
+    spoken = {"type": "message", "role": "user", "content": [audio]}
+    harness.send({"type": "conversation.item.create", "item": spoken})
+    events = harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    usage = only(events, "response.done")[0]["response"]["usage"]
+    details = usage["input_token_details"]
+    assert (details["text_tokens"], details["image_tokens"], details["audio_tokens"]) == (
+        9 + 8 + 6 + 4,
+        85,
+        10,
+    )
+    assert usage["input_tokens"] == 27 + 85 + 10
+    assert details["cached_tokens"] == 64  # the 94 of the previous request, in 64s
+    # an out-of-band response reads no cache
+    oob = {"conversation": "none", "output_modalities": ["text"]}
+    events = harness.send({"type": "response.create", "response": oob})
+    assert (
+        only(events, "response.done")[0]["response"]["usage"]["input_token_details"][
+            "cached_tokens"
+        ]
+        == 0
+    )
+
+
+def test_a_pcm_response_format_without_a_rate_is_24_khz() -> None:
+    harness = connected()
+    params = {"audio": {"output": {"format": {"type": "audio/pcm"}}}}
+    created = harness.send({"type": "response.create", "response": params})[0]["response"]
+    assert created["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
 
 
 def test_retrieve() -> None:
@@ -1891,6 +1965,9 @@ def test_text_response_events() -> None:
     ]
     assert events[3]["part"] == {"type": "text", "text": ""}
     assert "".join(d["delta"] for d in deltas) == "You said: hi there"
+    user_item = harness.server.conversation[0].id
+    added, done = only(events, "conversation.item.added"), only(events, "conversation.item.done")
+    assert added[0]["previous_item_id"] == done[0]["previous_item_id"] == user_item
     assert all("obfuscation" in d for d in deltas)
     created = events[0]["response"]
     assert created == {
@@ -2227,6 +2304,24 @@ def test_max_output_tokens_makes_an_incomplete_response() -> None:
     harness.server._responder = calls
     events = harness.send({"type": "response.create"})
     assert len(only(events, "response.function_call_arguments.done")[0]["arguments"]) < 30
+
+
+@pytest.mark.parametrize(
+    ("parts", "kinds"),
+    [
+        # the text uses the whole budget: the call after it cannot start
+        ((TextPart("abcd" * 5), FunctionCallPart("f", "{}")), ["message"]),
+        # the call uses it: the text after it cannot start
+        ((FunctionCallPart("fn", "{}"), TextPart("more")), ["function_call"]),
+    ],
+)
+def test_max_output_tokens_used_up_ends_the_response(parts: Any, kinds: list[str]) -> None:
+    harness = connected(responder=HookResponder(lambda ctx: ResponsePlan(parts)))
+    params = {"max_output_tokens": 5 if kinds == ["message"] else 1, "output_modalities": ["text"]}
+    events = harness.send({"type": "response.create", "response": params})
+    response = only(events, "response.done")[0]["response"]
+    assert [item["type"] for item in response["output"]] == kinds
+    assert response["status"] == "incomplete"
 
 
 def test_responder_failure_makes_a_failed_response() -> None:
