@@ -981,6 +981,10 @@ def test_beta_session_update_takes_the_flat_shape() -> None:
     assert error["code"] == "unknown_parameter" and error["param"] == "session.type"
     error = error_of(harness.send(update({"temperature": 2.0})))
     assert error["code"] == "decimal_above_max_value"
+    error = error_of(harness.send({"type": "session.update", "session": "voice"}))
+    assert (error["code"], error["param"]) == ("invalid_type", "session")
+    error = error_of(harness.send({"type": "input_audio_buffer.clear", "session": {"x": 1}}))
+    assert (error["code"], error["param"]) == ("unknown_parameter", "session")
     error = error_of(harness.send({"type": "transcription_session.update", "session": {}}))
     assert error["message"] == (
         "Passing a transcription session update event to a realtime session is not allowed."
@@ -1389,6 +1393,17 @@ def test_a_user_turn_or_a_newer_response_replaces_the_idle_timeout() -> None:
     harness.send({"type": "response.create"}, now=200.5)
     harness.settle()
     assert harness.server.get_timer() == pytest.approx(first + 0.5)
+
+
+def test_idle_timeout_after_a_spoken_turn_starts_where_that_turn_ended() -> None:
+    harness = connected()
+    detection = {"type": "server_vad", "idle_timeout_ms": 1000}
+    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    events = harness.append(tone(400) + silence(300))
+    assert only(events, "input_audio_buffer.speech_stopped")[0]["audio_end_ms"] == 600
+    events = harness.append(silence(3000), chunk_ms=100)  # the echo plays, then 1 s idle
+    (timeout,) = only(events, "input_audio_buffer.timeout_triggered")
+    assert timeout["audio_start_ms"] == 600 and timeout["audio_end_ms"] > 600
 
 
 def test_idle_timeout_is_skipped_while_the_user_speaks() -> None:
@@ -1909,6 +1924,9 @@ def test_truncate_errors() -> None:
     assert error["code"] == "integer_below_min_value" and error["param"] == "audio_end_ms"
     error = error_of(harness.send({"type": "conversation.item.truncate", "item_id": "nope"}))
     assert error["code"] == "missing_required_parameter"
+    fraction = {"item_id": "nope", "content_index": 0.5, "audio_end_ms": 0}
+    error = error_of(harness.send({"type": "conversation.item.truncate", **fraction}))
+    assert (error["code"], error["param"]) == ("invalid_type", "content_index")
 
 
 def test_truncate_of_an_item_still_streaming_keeps_it_cut() -> None:
@@ -2324,6 +2342,35 @@ def test_max_output_tokens_used_up_ends_the_response(parts: Any, kinds: list[str
     assert response["status"] == "incomplete"
 
 
+def test_output_that_fits_max_output_tokens_exactly_is_complete() -> None:
+    text = TextPart("abcd" * 5)  # 5 tokens
+    call = FunctionCallPart("fn", "{}")  # "fn{}": 1 token
+    voice = SpeechPart("abcd", b"\x00\x00" * 24 * 160)  # 1 + 2 tokens (160 ms)
+    for parts, modality, budget in (
+        ((text,), "text", 5),
+        ((call,), "text", 1),
+        ((voice,), "audio", 3),
+        ((voice, call), "audio", 3),  # the voice uses the budget: no room for the call
+    ):
+        plan = ResponsePlan(parts)
+        harness = connected(responder=HookResponder(lambda ctx, plan=plan: plan))
+        params = {"max_output_tokens": budget, "output_modalities": [modality]}
+        events = harness.send({"type": "response.create", "response": params})
+        response = only(events, "response.done")[0]["response"]
+        assert len(response["output"]) == 1
+        complete = len(parts) == 1
+        assert response["status"] == ("completed" if complete else "incomplete"), parts
+        assert response["output"][0]["status"] == "completed"
+
+
+def test_obfuscation_is_4_to_16_characters() -> None:
+    harness = connected()
+    harness.send(user_text(" ".join(["word"] * 200)))
+    events = harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
+    sizes = {len(e["obfuscation"]) for e in only(events, "response.output_text.delta")}
+    assert sizes == set(range(4, 17))
+
+
 def test_responder_failure_makes_a_failed_response() -> None:
     def broken(context: ResponseContext) -> str:
         raise RuntimeError("model offline")
@@ -2334,6 +2381,7 @@ def test_responder_failure_makes_a_failed_response() -> None:
     response = events[1]["response"]
     assert response["status"] == "failed"
     assert response["status_details"]["error"]["message"] == "model offline"
+    assert harness.settle() == []  # no rate limits for a response that produced nothing
     harness.server._responder = HookResponder(lambda ctx: "fine")
     bad = type("Bad", (), {"respond": lambda self, ctx: "not a plan"})()
     harness.server._responder = bad
@@ -2760,6 +2808,12 @@ def test_ga_rate_limits_come_43_ms_after_response_done() -> None:
             }
         ],
     }
+    # remaining never goes below 0
+    tiny = connected(rate_limit_tokens=1)
+    tiny.send(user_text("hi"))
+    tiny.send({"type": "response.create"})
+    (update_event,) = tiny.settle()
+    assert update_event["rate_limits"][0]["remaining"] == 0
     # the limit is an option; the session's end drops a pending update
     other = connected(rate_limit_tokens=15_000_000, max_duration=2.02)
     other.send(user_text("hi"))
@@ -3458,6 +3512,22 @@ def test_webrtc_barge_in_over_two_items_and_an_out_of_band_response() -> None:
     events = harness.send({"type": "output_audio_buffer.clear"})
     assert types(events) == ["output_audio_buffer.cleared"]
     assert events[0]["response_id"] == "resp_0002"
+
+
+def test_barge_in_drops_queued_audio_of_the_conversation_response_only() -> None:
+    server = ServerSession(ServerOptions(profile="webrtc", id_generator=sequential_ids()))
+    server.connection_made(0.0)
+    server.receive(json.dumps(user_text("a long enough sentence to hear")), 0.0)
+    server.receive('{"type":"response.create","response":{"conversation":"none"}}', 0.0)
+    server.receive('{"type":"response.create"}', 0.0)
+    server.messages_to_send()  # output audio of both is queued, not yet taken
+    server.feed_audio(tone(300), 0.1)  # the user speaks over it
+    events = [json.loads(text) for text in server.messages_to_send()]
+    assert "output_audio_buffer.cleared" in types(events)
+    left = set()
+    while (chunk := server.next_output_audio()) is not None:
+        left.add(chunk[0])
+    assert left == {"resp_0001"}  # the out-of-band response's audio plays on
 
 
 def test_deleting_an_item_while_it_streams() -> None:
