@@ -2342,6 +2342,42 @@ def test_max_output_tokens_used_up_ends_the_response(parts: Any, kinds: list[str
     assert response["status"] == "incomplete"
 
 
+def test_max_output_tokens_cuts_text_audio_and_arguments_in_proportion() -> None:
+    voice = SpeechPart("abcdefgh", tone(800))  # 2 + 10 tokens: half of it fits in 6
+    call = FunctionCallPart("f", '{"city": "Paris, France", "days": 10.0}')  # with "f": 40
+    for part, budget in ((voice, 6), (call, 5)):
+        plan = ResponsePlan((part,))
+        harness = connected(responder=HookResponder(lambda ctx, plan=plan: plan))
+        events = harness.send(
+            {"type": "response.create", "response": {"max_output_tokens": budget}}
+        )
+        response = only(events, "response.done")[0]["response"]
+        assert response["status"] == "incomplete"
+        assert response["output"][0]["status"] == "incomplete"
+        if part is voice:
+            assert only(events, "response.output_audio_transcript.done")[0]["transcript"] == "abcd"
+            deltas = only(events, "response.output_audio.delta")
+            assert sum(len(decode_base64(d["delta"])) for d in deltas) == 400 * 48
+        else:  # 10 tokens, 5 fit: half of the 39 characters of arguments
+            done = only(events, "response.function_call_arguments.done")[0]
+            assert done["arguments"] == call.arguments_json[:19]
+
+
+def test_odd_audio_bytes_are_dropped_from_items_and_voices() -> None:
+    odd = b"\x01\x00\x02\x00\x03"
+    harness = connected(responder=HookResponder(lambda ctx: [SpeechPart("x", odd)]))
+    audio = {"type": "input_audio", "audio": encode_base64(odd)}
+    message = {"type": "message", "role": "user", "content": [audio]}
+    item_id = only(
+        harness.send({"type": "conversation.item.create", "item": message}),
+        "conversation.item.added",
+    )[0]["item"]["id"]
+    assert retrieved_audio(harness, item_id) == odd[:4]
+    events = harness.send({"type": "response.create"})
+    deltas = only(events, "response.output_audio.delta")
+    assert b"".join(decode_base64(d["delta"]) for d in deltas) == odd[:4]
+
+
 def test_output_that_fits_max_output_tokens_exactly_is_complete() -> None:
     text = TextPart("abcd" * 5)  # 5 tokens
     call = FunctionCallPart("fn", "{}")  # "fn{}": 1 token
@@ -2569,7 +2605,7 @@ def test_webrtc_barge_in_after_done_clears_and_truncates_to_what_was_played() ->
     ]
     played = events[2]["audio_end_ms"]
     # speech is confirmed in the chunk fed at 10.82 s; playback began at 10.0 s
-    assert played == 820
+    assert played == 820 and events[2]["content_index"] == 0
     assert events[2]["item_id"] == item_id
     assert harness.run_timers(harness.now + 10) == []  # no stopped after a clear
 
@@ -2617,9 +2653,21 @@ def test_webrtc_responses_queue_one_after_the_other() -> None:
     harness.send(user_text("one"))
     harness.send({"type": "response.create"})
     harness.send({"type": "response.create"})
-    events = harness.run_timers(30.0)
-    stopped = only(events, "output_audio_buffer.stopped")
-    assert [e["response_id"] for e in stopped] == ["resp_0001", "resp_0002"]
+    first, second = (
+        sum(len(pcm) for response, pcm in harness.audio if response == response_id) / 48000
+        for response_id in ("resp_0001", "resp_0002")
+    )
+    stopped_at = []
+    while (timer := harness.server.get_timer()) is not None and timer < 30.0:
+        harness.server.handle_timer(timer)
+        for event in harness.drain():
+            if event["type"] == "output_audio_buffer.stopped":
+                stopped_at.append((event["response_id"], timer))
+    # the second starts when the first has played: both end on the one media track in turn
+    assert stopped_at == [
+        ("resp_0001", pytest.approx(first)),
+        ("resp_0002", pytest.approx(first + second)),
+    ]
 
 
 def test_webrtc_cancel_keeps_playing_what_was_sent() -> None:
