@@ -1324,12 +1324,13 @@ def test_a_vad_turn_holds_prefix_padding_speech_and_silence(limit: int | None) -
     harness = connected(**options)
     detection = {"type": "server_vad", "create_response": False}
     harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
-    events = harness.append(silence(1500) + tone(600) + silence(300))
+    # in appends of 800 ms: the last one (1600..2400 ms) holds the stop, and audio after it
+    events = harness.append(silence(1500) + tone(600) + silence(300), chunk_ms=800)
     started, stopped, committed = events[:3]
     assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (1200, 2300)
-    # 1200..2300 ms; with the 1000 ms bound only 1300..2300 was still buffered at the stop
+    # 1200..2300 ms; with the 1000 ms bound only 1400..2400 was buffered at the stop
     ms = len(retrieved_audio(harness, committed["item_id"])) / 48
-    assert ms == (1100 if limit is None else 1000)
+    assert ms == (1100 if limit is None else 900)
 
 
 def test_idle_timeout_triggers_a_turn_after_playback() -> None:
@@ -1702,10 +1703,10 @@ def test_input_usage_counts_instructions_tools_items_and_images() -> None:
     assert (details["text_tokens"], details["image_tokens"], details["audio_tokens"]) == (9, 85, 0)
     assert usage["input_tokens"] == 94
     # the reply above (4 + "You said: hello" 4), a function output (4 + "12345678" 2) and
-    # 1 s of user audio (4, and 10 audio tokens)
+    # 5 s of user audio (4, and 10 audio tokens a second)
     output = {"type": "function_call_output", "call_id": "c1", "output": "12345678"}
     harness.send({"type": "conversation.item.create", "item": output})
-    audio = {"type": "input_audio", "audio": encode_base64(silence(1000))}
+    audio = {"type": "input_audio", "audio": encode_base64(silence(5000))}
     spoken = {"type": "message", "role": "user", "content": [audio]}
     harness.send({"type": "conversation.item.create", "item": spoken})
     events = harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
@@ -1714,9 +1715,9 @@ def test_input_usage_counts_instructions_tools_items_and_images() -> None:
     assert (details["text_tokens"], details["image_tokens"], details["audio_tokens"]) == (
         9 + 8 + 6 + 4,
         85,
-        10,
+        50,
     )
-    assert usage["input_tokens"] == 27 + 85 + 10
+    assert usage["input_tokens"] == 27 + 85 + 50
     assert details["cached_tokens"] == 64  # the 94 of the previous request, in 64s
     # an out-of-band response reads no cache
     oob = {"conversation": "none", "output_modalities": ["text"]}
@@ -3572,10 +3573,19 @@ def test_barge_in_drops_queued_audio_of_the_conversation_response_only() -> None
     server.feed_audio(tone(300), 0.1)  # the user speaks over it
     events = [json.loads(text) for text in server.messages_to_send()]
     assert "output_audio_buffer.cleared" in types(events)
-    left = set()
-    while (chunk := server.next_output_audio()) is not None:
-        left.add(chunk[0])
-    assert left == {"resp_0001"}  # the out-of-band response's audio plays on
+    def queued() -> set[str]:
+        left = set()
+        while (chunk := server.next_output_audio()) is not None:
+            left.add(chunk[0])
+        return left
+
+    assert queued() == {"resp_0001"}  # the out-of-band response's audio plays on
+    # the client's clear stops everything, out-of-band audio included
+    server.receive('{"type":"response.create","response":{"conversation":"none"}}', 1.0)
+    server.receive('{"type":"output_audio_buffer.clear"}', 1.0)
+    cleared = [json.loads(text) for text in server.messages_to_send()]
+    assert only(cleared, "output_audio_buffer.cleared")[-1]["response_id"] == "resp_0003"
+    assert queued() == set()
 
 
 def test_deleting_an_item_while_it_streams() -> None:
