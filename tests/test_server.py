@@ -2346,12 +2346,15 @@ def test_max_output_tokens_used_up_ends_the_response(parts: Any, kinds: list[str
 def test_max_output_tokens_cuts_text_audio_and_arguments_in_proportion() -> None:
     voice = SpeechPart("abcdefgh", tone(800))  # 2 + 10 tokens: half of it fits in 6
     call = FunctionCallPart("f", '{"city": "Paris, France", "days": 10.0}')  # with "f": 40
-    for part, budget in ((voice, 6), (call, 5)):
+    text = TextPart("abcd" * 10)  # 10 tokens, in a text response
+    for part, budget in ((voice, 6), (call, 5), (text, 5)):
         plan = ResponsePlan((part,))
         harness = connected(responder=HookResponder(lambda ctx, plan=plan: plan))
-        events = harness.send(
-            {"type": "response.create", "response": {"max_output_tokens": budget}}
-        )
+        params = {
+            "max_output_tokens": budget,
+            "output_modalities": ["text" if part is text else "audio"],
+        }
+        events = harness.send({"type": "response.create", "response": params})
         response = only(events, "response.done")[0]["response"]
         assert response["status"] == "incomplete"
         assert response["output"][0]["status"] == "incomplete"
@@ -2359,9 +2362,11 @@ def test_max_output_tokens_cuts_text_audio_and_arguments_in_proportion() -> None
             assert only(events, "response.output_audio_transcript.done")[0]["transcript"] == "abcd"
             deltas = only(events, "response.output_audio.delta")
             assert sum(len(decode_base64(d["delta"])) for d in deltas) == 400 * 48
-        else:  # 10 tokens, 5 fit: half of the 39 characters of arguments
+        elif part is call:  # 10 tokens, 5 fit: half of the 39 characters of arguments
             done = only(events, "response.function_call_arguments.done")[0]
             assert done["arguments"] == call.arguments_json[:19]
+        else:
+            assert only(events, "response.output_text.done")[0]["text"] == "abcd" * 5
 
 
 def test_odd_audio_bytes_are_dropped_from_items_and_voices() -> None:
@@ -3573,6 +3578,7 @@ def test_barge_in_drops_queued_audio_of_the_conversation_response_only() -> None
     server.feed_audio(tone(300), 0.1)  # the user speaks over it
     events = [json.loads(text) for text in server.messages_to_send()]
     assert "output_audio_buffer.cleared" in types(events)
+
     def queued() -> set[str]:
         left = set()
         while (chunk := server.next_output_audio()) is not None:

@@ -1709,8 +1709,6 @@ def _beta_session(session: dict[str, Any], temperature: float, created: bool) ->
         if key == "include" and created:
             out["client_secret"] = None
         out[key] = [_beta_tool(tool) for tool in value] if key == "tools" else value
-    if created:
-        out.setdefault("client_secret", None)
     out["temperature"] = temperature
     return out
 
