@@ -3077,7 +3077,7 @@ def wav(samples: np.ndarray, rate: int, width: int, channels: int = 1) -> bytes:
 
 
 def test_echo_repeats_at_most_max_echo_s_of_the_users_audio() -> None:
-    heard = tone(250)
+    heard = tone(1250)
     user = M.MessageItem(
         id="item_1",
         role="user",
@@ -3096,10 +3096,10 @@ def test_echo_repeats_at_most_max_echo_s_of_the_users_audio() -> None:
         out_of_band=False,
         index=0,
     )
-    (part,) = EchoResponder(max_echo_s=0.1).respond(context).parts
-    assert part == SpeechPart("I heard 0.2 seconds of audio.", heard[: 100 * 48])
+    (part,) = EchoResponder(max_echo_s=1).respond(context).parts
+    assert part == SpeechPart("I heard 1.2 seconds of audio.", heard[: 1000 * 48])
     (part,) = EchoResponder().respond(context).parts
-    assert part == SpeechPart("I heard 0.2 seconds of audio.", heard)
+    assert part == SpeechPart("I heard 1.2 seconds of audio.", heard)
 
 
 def test_pcm24k_from_wav() -> None:
