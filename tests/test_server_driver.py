@@ -465,6 +465,36 @@ def test_mask_key() -> None:
     assert mask_key("sk-proj-" + "a" * 30 + "sQoA").endswith("sQoA")
     assert mask_key("sk-short12") == "sk-****t12"
     assert mask_key("tiny") == "ti***"
+    # the edges: up to 8 characters only 2 show; 3 + 3 until 6 + 4 leave 3 masked
+    assert mask_key("abcdefgh") == "ab***"
+    assert mask_key("abcdefghi") == "abc***ghi"
+    assert mask_key("abcdefghijkl") == "abc******jkl"
+    assert mask_key("abcdefghijklm") == "abcdef***jklm"
+
+
+def test_the_request_keeps_its_headers_without_credentials() -> None:
+    protocols = "Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.sk-secret"
+    conn, _ = upgraded(request=request_bytes(headers=(protocols, "X-Trace: 42")))
+    assert conn.request is not None
+    headers = dict(conn.request.headers)
+    assert "authorization" not in headers and "sk-test" not in repr(conn.request.headers)
+    assert headers["x-trace"] == "42" and headers["host"] == "127.0.0.1"
+    assert headers["sec-websocket-protocol"] == "realtime, openai-insecure-api-key.***"
+
+
+def test_an_upgrade_needs_both_upgrade_and_connection_headers() -> None:
+    plain = request_bytes(upgrade=False).replace(b"\r\n\r\n", b"\r\n")
+    for extra in (
+        b"Upgrade: websocket\r\n",
+        b"Connection: Upgrade\r\n",
+    ):
+        conn = ServerWebSocket()
+        conn.connection_made(0.0)
+        tail = f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        conn.receive_data(plain + extra + tail, 0.0)
+        status, headers, _ = split_response(conn.data_to_send())
+        assert status == 426 and headers["upgrade"] == "websocket"
+        assert headers["server"].startswith("rtproto/")
 
 
 def test_frames_in_the_request_packet_are_handled() -> None:
@@ -503,6 +533,10 @@ def test_message_too_big_closes_1009() -> None:
     assert conn.closed and conn.close_code == 1009
     conn2, _ = upgraded(ServerWebSocketOptions(max_message_size=200))
     assert close_of(feed(conn2, client_frame(BINARY, b"z" * 300)))[0] == 1009  # type: ignore[index]
+    text = json.dumps({"type": "input_audio_buffer.clear", "event_id": "e" * 100})
+    exact, _ = upgraded(ServerWebSocketOptions(max_message_size=len(text)))
+    (cleared,) = texts(feed(exact, client_frame(TEXT, text)))  # exactly the limit: accepted
+    assert cleared["type"] == "input_audio_buffer.cleared" and not exact.closed
 
 
 def test_protocol_violation_closes_1002() -> None:
