@@ -622,8 +622,17 @@ def test_handshake_timeout_eof_and_close_during_handshake() -> None:
     other.receive_data(b"", 0.1)
     assert other.closed
     third = ServerWebSocket()
-    third.close(0.0)
+    third.close(0.0, 1001, "shutting down")
     assert third.closed
+    assert logs(third) == ["connection closed (server): no close code shutting down"]
+    fourth = ServerWebSocket()
+    fourth.connection_made(0.0)
+    fourth.receive_data(b"GET /v1/real", 0.1)
+    fourth.connection_lost(0.2)
+    assert fourth.closed and fourth.get_timer() is None
+    assert logs(fourth)[-1] == (
+        "connection closed (lost): no close code the client left during the handshake"
+    )
 
 
 def test_eof_after_upgrade_ends_the_session() -> None:
