@@ -595,6 +595,19 @@ def test_server_close_waits_for_the_client_then_times_out() -> None:
     assert any("(timeout)" in line for line in logs(conn))
     conn.close(4.0)  # nothing left to do
     conn.connection_lost(4.0)
+    plain, _ = upgraded()
+    plain.close(1.0)
+    assert close_of(parse_frames(plain.data_to_send())[0]) == (1000, "")
+    assert plain.close_code == 1000 and plain.close_reason is None
+
+
+def test_a_cors_preflight_to_a_rest_endpoint_is_answered_204() -> None:
+    conn = ServerWebSocket()
+    conn.connection_made(0.0)
+    conn.receive_data(b"OPTIONS /v1/realtime/calls HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
+    status, headers, rest = split_response(conn.data_to_send())
+    assert (status, rest) == (204, b"")
+    assert "POST" in headers["access-control-allow-methods"]
 
 
 def test_session_expiry_closes_1001() -> None:
