@@ -472,6 +472,13 @@ def test_mask_key() -> None:
     assert mask_key("abcdefghijklm") == "abcdef***jklm"
 
 
+def test_options_never_show_the_key_or_the_page_in_repr() -> None:
+    options = ServerWebSocketOptions(api_key="sk-only-this-one", index_page=b"<html>secret")
+    shown = repr(options)
+    assert "sk-only-this-one" not in shown and "secret" not in shown
+    assert "api_key" not in shown and "index_page" not in shown
+
+
 def test_the_request_keeps_its_headers_without_credentials() -> None:
     protocols = "Sec-WebSocket-Protocol: realtime, openai-insecure-api-key.sk-secret"
     conn, _ = upgraded(request=request_bytes(headers=(protocols, "X-Trace: 42")))
