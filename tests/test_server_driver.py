@@ -472,6 +472,20 @@ def test_mask_key() -> None:
     assert mask_key("abcdefghijklm") == "abcdef***jklm"
 
 
+@pytest.mark.parametrize(
+    "protocols",
+    ["realtime, openai-insecure-api-key.", "realtime, a-long-subprotocol-that-is-no-key-at-all"],
+)
+def test_only_a_nonempty_key_subprotocol_carries_a_key(protocols: str) -> None:
+    conn = ServerWebSocket()
+    conn.connection_made(0.0)
+    conn.receive_data(
+        request_bytes(key=None, headers=(f"Sec-WebSocket-Protocol: {protocols}",)), 0.0
+    )
+    status, _, _ = split_response(conn.data_to_send())
+    assert status == 401
+
+
 def test_options_never_show_the_key_or_the_page_in_repr() -> None:
     options = ServerWebSocketOptions(api_key="sk-only-this-one", index_page=b"<html>secret")
     shown = repr(options)
@@ -636,6 +650,7 @@ def test_handshake_timeout_eof_and_close_during_handshake() -> None:
     assert not conn.closed
     conn.handle_timer(1.0)
     assert conn.closed and conn.data_to_send() == b""
+    assert logs(conn)[-1] == "connection closed (timeout): no close code no upgrade request in time"
     conn.handle_timer(2.0)
     other = ServerWebSocket()
     other.connection_made(0.0)
