@@ -202,6 +202,12 @@ def error_of(events: list[dict[str, Any]]) -> dict[str, Any]:
     return error
 
 
+def retrieved_audio(harness: Harness, item_id: str) -> bytes:
+    """The audio of an item's first content part, as ``conversation.item.retrieve`` gives it."""
+    (retrieved,) = harness.send({"type": "conversation.item.retrieve", "item_id": item_id})
+    return decode_base64(retrieved["item"]["content"][0]["audio"])
+
+
 def user_text(text: str) -> dict[str, Any]:
     return {
         "type": "conversation.item.create",
@@ -641,6 +647,11 @@ def update(session: dict[str, Any], event_id: str | None = None) -> dict[str, An
     if event_id is not None:
         event["event_id"] = event_id
     return event
+
+
+def detection_update(detection: dict[str, Any] | None) -> dict[str, Any]:
+    """A ``session.update`` setting only the input's turn detection."""
+    return update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}})
 
 
 @pytest.mark.parametrize(
@@ -1147,7 +1158,7 @@ def test_threshold_high_hears_nothing() -> None:
 def test_semantic_vad_waits_by_eagerness(eagerness: str, end: int) -> None:
     harness = connected()
     detection = {"type": "semantic_vad", "eagerness": eagerness, "create_response": False}
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     events = harness.append(silence(300) + tone(800) + silence(1200))
     # 1100 ms + 300 ms (high) / 600 ms (medium, auto) / 1000 ms (low)
     assert events[1]["audio_end_ms"] == end
@@ -1278,9 +1289,8 @@ def test_g711_input_is_decoded_for_vad_and_duration() -> None:
         )
     assert events[0]["audio_start_ms"] == 0 and events[1]["audio_end_ms"] == 1300
     item_id = events[2]["item_id"]
-    (retrieved,) = harness.send({"type": "conversation.item.retrieve", "item_id": item_id})
-    audio = decode_base64(retrieved["item"]["content"][0]["audio"])
-    assert len(audio) == 1300 * 8  # back in the session's input format (8 bytes per ms)
+    # back in the session's input format (8 bytes per ms)
+    assert len(retrieved_audio(harness, item_id)) == 1300 * 8
     harness.send(
         update({"type": "realtime", "audio": {"input": {"format": {"type": "audio/pcma"}}}})
     )
@@ -1310,12 +1320,6 @@ def test_input_buffer_is_bounded() -> None:
     assert harness.server.input_buffer_ms == 1000
 
 
-def retrieved_audio(harness: Harness, item_id: str) -> bytes:
-    """The audio of an item's first content part, as ``conversation.item.retrieve`` gives it."""
-    (retrieved,) = harness.send({"type": "conversation.item.retrieve", "item_id": item_id})
-    return decode_base64(retrieved["item"]["content"][0]["audio"])
-
-
 @pytest.mark.parametrize("limit", [None, 1000])
 def test_a_vad_turn_holds_prefix_padding_speech_and_silence(limit: int | None) -> None:
     """The item is cut at [speech start - 300 ms, speech end + 200 ms]: audio before the
@@ -1323,7 +1327,7 @@ def test_a_vad_turn_holds_prefix_padding_speech_and_silence(limit: int | None) -
     options = {} if limit is None else {"max_input_buffer_ms": limit}
     harness = connected(**options)
     detection = {"type": "server_vad", "create_response": False}
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     # in appends of 800 ms: the last one (1600..2400 ms) holds the stop, and audio after it
     events = harness.append(silence(1500) + tone(600) + silence(300), chunk_ms=800)
     started, stopped, committed = events[:3]
@@ -1336,7 +1340,7 @@ def test_a_vad_turn_holds_prefix_padding_speech_and_silence(limit: int | None) -
 def test_idle_timeout_triggers_a_turn_after_playback() -> None:
     harness = connected()
     detection = {"type": "server_vad", "idle_timeout_ms": 2000}
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     harness.send(user_text("hi"))
     events = harness.send({"type": "response.create"})
     audio_ms = (
@@ -1362,7 +1366,7 @@ def test_idle_timeout_triggers_a_turn_after_playback() -> None:
 def test_a_user_turn_or_a_newer_response_replaces_the_idle_timeout() -> None:
     harness = connected()
     detection = {"type": "server_vad", "idle_timeout_ms": 2000, "create_response": False}
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     harness.send(user_text("hi"))
     harness.send({"type": "response.create"})
     harness.settle()
@@ -1373,10 +1377,18 @@ def test_a_user_turn_or_a_newer_response_replaces_the_idle_timeout() -> None:
     )
     assert harness.server.get_timer() != armed
     assert "input_audio_buffer.timeout_triggered" not in types(harness.run_timers(100.0))
+    # two responses in a row: only the second one's timeout is left
+    harness.send({"type": "response.create"}, now=200.0)
+    harness.settle()
+    first = harness.server.get_timer()
+    assert first is not None and 200.0 < first < 210.0
+    harness.send({"type": "response.create"}, now=200.5)
+    harness.settle()
+    assert harness.server.get_timer() == pytest.approx(first + 0.5)
     # a response that starts before the timeout replaces it (realtime pace: it lasts)
     paced = connected(pace="realtime")
     slow = {"type": "server_vad", "idle_timeout_ms": 5000, "create_response": False}
-    paced.send(update({"type": "realtime", "audio": {"input": {"turn_detection": slow}}}))
+    paced.send(detection_update(slow))
     paced.send(user_text("hi"))
     paced.send({"type": "response.create"})
     assert "response.done" in types(paced.run_timers(3.0))
@@ -1386,20 +1398,12 @@ def test_a_user_turn_or_a_newer_response_replaces_the_idle_timeout() -> None:
     events = paced.run_timers(armed + 0.5)
     assert "response.done" not in types(events)  # still speaking
     assert "input_audio_buffer.timeout_triggered" not in types(events)
-    # two responses in a row: only the second one's timeout is left
-    harness.send({"type": "response.create"}, now=200.0)
-    harness.settle()
-    first = harness.server.get_timer()
-    assert first is not None and 200.0 < first < 210.0
-    harness.send({"type": "response.create"}, now=200.5)
-    harness.settle()
-    assert harness.server.get_timer() == pytest.approx(first + 0.5)
 
 
 def test_idle_timeout_after_a_spoken_turn_starts_where_that_turn_ended() -> None:
     harness = connected()
     detection = {"type": "server_vad", "idle_timeout_ms": 1000}
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     events = harness.append(tone(400) + silence(300))
     assert only(events, "input_audio_buffer.speech_stopped")[0]["audio_end_ms"] == 600
     events = harness.append(silence(3000), chunk_ms=100)  # the echo plays, then 1 s idle
@@ -1410,7 +1414,7 @@ def test_idle_timeout_after_a_spoken_turn_starts_where_that_turn_ended() -> None
 def test_idle_timeout_is_skipped_while_the_user_speaks() -> None:
     harness = connected()
     detection = {"type": "server_vad", "idle_timeout_ms": 200, "create_response": False}
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     harness.send(user_text("hi"))
     harness.send({"type": "response.create", "response": {"output_modalities": ["text"]}})
     harness.settle()
@@ -1951,8 +1955,7 @@ def test_truncate_of_an_item_still_streaming_keeps_it_cut() -> None:
     ]
     done = only(events, "response.done")[0]["response"]
     assert done["output"][0]["content"][0]["transcript"] is None
-    (retrieved,) = harness.send({"type": "conversation.item.retrieve", "item_id": item_id})
-    assert len(decode_base64(retrieved["item"]["content"][0]["audio"])) == 200 * 48
+    assert len(retrieved_audio(harness, item_id)) == 200 * 48
 
 
 # ------------------------------------------------------------------------------ responses --
@@ -2326,17 +2329,19 @@ def test_max_output_tokens_makes_an_incomplete_response() -> None:
 
 
 @pytest.mark.parametrize(
-    ("parts", "kinds"),
+    ("parts", "budget", "kinds"),
     [
         # the text uses the whole budget: the call after it cannot start
-        ((TextPart("abcd" * 5), FunctionCallPart("f", "{}")), ["message"]),
+        ((TextPart("abcd" * 5), FunctionCallPart("f", "{}")), 5, ["message"]),
         # the call uses it: the text after it cannot start
-        ((FunctionCallPart("fn", "{}"), TextPart("more")), ["function_call"]),
+        ((FunctionCallPart("fn", "{}"), TextPart("more")), 1, ["function_call"]),
     ],
 )
-def test_max_output_tokens_used_up_ends_the_response(parts: Any, kinds: list[str]) -> None:
+def test_max_output_tokens_used_up_ends_the_response(
+    parts: Any, budget: int, kinds: list[str]
+) -> None:
     harness = connected(responder=HookResponder(lambda ctx: ResponsePlan(parts)))
-    params = {"max_output_tokens": 5 if kinds == ["message"] else 1, "output_modalities": ["text"]}
+    params = {"max_output_tokens": budget, "output_modalities": ["text"]}
     events = harness.send({"type": "response.create", "response": params})
     response = only(events, "response.done")[0]["response"]
     assert [item["type"] for item in response["output"]] == kinds
@@ -2460,7 +2465,7 @@ def test_barge_in_cancels_the_active_response() -> None:
 def test_without_interrupt_response_the_response_goes_on() -> None:
     detection = {"type": "server_vad", "interrupt_response": False}
     harness = connected(responder=delayed(5.0))
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     harness.send(user_text("hi"))
     harness.send({"type": "response.create"})
     events = harness.append(silence(300) + tone(500) + silence(300))
@@ -3140,7 +3145,7 @@ def test_pcm24k_from_wav_drops_a_partial_last_frame() -> None:
         ServerOptions(),
     ],
 )
-def test_response_plans_and_parts_are_immutable(value: Any) -> None:
+def test_plans_parts_and_settings_are_immutable(value: Any) -> None:
     name = next(iter(vars(type(value))["__dataclass_fields__"]))
     with pytest.raises(AttributeError):
         setattr(value, name, getattr(value, name))
@@ -3240,14 +3245,12 @@ def test_log_descriptions() -> None:
 
 @pytest.mark.parametrize("record", typing.get_args(ServerLog))
 def test_log_records_are_frozen_and_keyword_only(record: type) -> None:
-    fields = {name: "x" for name in record.__struct_fields__}  # type: ignore[attr-defined]
-    if record is SessionExpired:
-        fields = {"max_duration": 1.0}
+    names = record.__struct_fields__  # type: ignore[attr-defined]
+    fields = {"max_duration": 1.0} if record is SessionExpired else dict.fromkeys(names, "x")
     value = record(**fields)
-    for name in record.__struct_fields__[:1]:  # type: ignore[attr-defined]
-        with pytest.raises(AttributeError):
-            setattr(value, name, "y")
     if fields:
+        with pytest.raises(AttributeError):
+            setattr(value, next(iter(fields)), "y")
         with pytest.raises(TypeError):
             record(*fields.values())
 
@@ -3669,7 +3672,7 @@ def test_a_new_turn_detection_drops_speech_in_progress() -> None:
     events = harness.append(silence(100) + tone(300))
     assert types(events) == ["input_audio_buffer.speech_started"]
     detection = {"type": "server_vad", "silence_duration_ms": 300}
-    harness.send(update({"type": "realtime", "audio": {"input": {"turn_detection": detection}}}))
+    harness.send(detection_update(detection))
     assert harness.append(silence(600)) == []  # no stop: that speech was forgotten
     events = harness.append(tone(300) + silence(400))
     assert types(events)[:3] == [
