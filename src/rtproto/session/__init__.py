@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from .core import (
-    ClientSession,
-    Limits,
-    Profile,
-    SessionEvent,
-    SessionOptions,
-    SessionState,
-    counter_ids,
-)
+from .core import ClientSession, SessionEvent
 from .events import (
     AudioChunk,
     AudioDone,
@@ -35,6 +27,7 @@ from .events import (
     UsageTotals,
     UsageUpdate,
 )
+from .options import Limits, Profile, SessionOptions, SessionState, counter_ids
 
 __all__ = [
     "AudioChunk",
