@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 COV_FLOOR := 99.4
 FUZZ_SECONDS ?= 600
 
-.PHONY: test lint typecheck pytest fuzz mutate bench demo clean
+.PHONY: test lint typecheck pytest fuzz mutate bench bench-session-compiled demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 
 test: lint typecheck pytest
 
-LINTED := $(wildcard src tests fuzz bench)
+LINTED := $(wildcard src tests fuzz bench tools setup.py)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINTED)
@@ -48,6 +48,15 @@ mutate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_codec.py
+
+# bench/bench_session.py on the compiled session core (RTPROTO_COMPILE=1; docs/session.md,
+# "Speed"): the wheel is built and unpacked under build/, then measured; ARGS=--instructions.
+bench-session-compiled: $(STAMP)
+	rm -rf build/compiled-wheel build/compiled-site
+	RTPROTO_COMPILE=1 $(BIN)/python -m pip wheel -q --no-deps --no-build-isolation \
+		-w build/compiled-wheel .
+	$(BIN)/python -m zipfile -e build/compiled-wheel/rtproto-*.whl build/compiled-site
+	PYTHONPATH=build/compiled-site $(BIN)/python bench/bench_session.py $(ARGS)
 
 # The main job: one voice turn against the embedded emulator, reply written to reply.wav.
 demo: $(STAMP)

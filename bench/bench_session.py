@@ -15,13 +15,15 @@ median of the repeats:
   one derived ``AudioChunk`` per audio delta, the same two drain calls after every message,
   and no logic at all. ``session / floor`` is the price of the behaviour itself.
 
-Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py``;
-``--breakdown`` shows the session's extra cost over the floor per message type instead;
-``--instructions`` counts CPU instructions per turn under valgrind's callgrind instead of
-timing: exact and repeatable on a shared, noisy machine; ``--stalls`` counts the cache misses
-and branch mispredictions behind those instructions (cachegrind), which is why the timed
-ratio is higher than the instruction ratio: the interpreter running the session's Python
-stalls far more often per instruction than the codec's decoder loops do.
+Target: session <= 1.2 x codec. Run: ``.venv/bin/python bench/bench_session.py`` (the
+pure-Python session core; ``make bench-session-compiled`` measures the compiled build, see
+docs/session.md, "Speed"). ``--breakdown`` shows the session's extra cost over the floor per
+message type instead; ``--instructions`` counts CPU instructions per turn under valgrind's
+callgrind instead of timing: exact and repeatable on a shared, noisy machine; ``--stalls``
+counts the cache misses and branch mispredictions behind those instructions (cachegrind),
+which is why the timed ratio is higher than the instruction ratio: the session's code and
+the interpreter it calls stall far more often per instruction than the codec's decoder
+loops do.
 """
 
 from __future__ import annotations
@@ -279,6 +281,14 @@ def per_turn_counts(chunks: int, turns: int, tool: list[str]) -> dict[str, dict[
     return counts
 
 
+def build() -> str:
+    """Which session core is measured: the pure-Python one or the compiled build."""
+    from rtproto.session import core
+
+    compiled = not (core.__file__ or "").endswith(".py")
+    return "compiled (RTPROTO_COMPILE=1, mypyc)" if compiled else "pure Python"
+
+
 def valgrind() -> str | None:
     found = shutil.which("valgrind")
     if found is None:
@@ -300,7 +310,7 @@ def instructions(chunks: int, turns: int) -> int:
         mode: counts["Collected"]
         for mode, counts in per_turn_counts(chunks, turns, callgrind).items()
     }
-    print(f"turn: {chunks} x 100 ms audio; CPU instructions per turn (callgrind)")
+    print(f"turn: {chunks} x 100 ms audio; CPU instructions per turn (callgrind); {build()}")
     print("| path | instructions per turn | x codec |")
     print("|---|---:|---:|")
     for mode, value in per_turn.items():
@@ -368,7 +378,8 @@ def main() -> int:
     median = {mode: statistics.median(values) for mode, values in timings.items()}
     c = median["codec"]
     print(
-        f"turn: {len(messages)} messages ({args.chunks} x 100 ms audio), median of {args.repeats}"
+        f"turn: {len(messages)} messages ({args.chunks} x 100 ms audio),"
+        f" median of {args.repeats}; session core: {build()}"
     )
     print("| path | µs per turn | µs per message | x codec |")
     print("|---|---:|---:|---:|")

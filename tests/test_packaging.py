@@ -42,6 +42,9 @@ def test_wheel_layout(wheel: Path) -> None:
     assert "rtproto/data/hello.wav" in names
     assert "rtproto/data/demo.html" in names
     assert not [n for n in names if n.startswith("adapters/")]
+    # pure Python unless RTPROTO_COMPILE=1 (tests/test_compiled.py), even after such a build
+    assert wheel.name.endswith("-py3-none-any.whl")
+    assert not [n for n in names if n.endswith((".so", ".pyd", ".c"))]
 
 
 def test_wheel_carries_every_package(wheel: Path) -> None:

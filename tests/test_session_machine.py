@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -522,6 +523,7 @@ SessionMachine.TestCase.settings = settings(max_examples=150, stateful_step_coun
 TestSessionMachine = SessionMachine.TestCase
 
 
+@pytest.mark.pure_python
 def test_machine_catches_a_broken_sequencer(monkeypatch: Any) -> None:
     """The machine fails if the sequencer lets a second create through (it can fail)."""
     from rtproto.session import sequencer

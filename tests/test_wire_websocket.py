@@ -1588,13 +1588,17 @@ def _ours(data: bytes) -> tuple[list[tuple[str, bytes | str]], int | None, bool]
     conn.initiate(0.0)
     conn.receive_data(upgrade_101(conn), 0.0)
     delivered: list[tuple[str, bytes | str]] = []
-    original = conn.session.receive
+    session = conn.session
 
-    def spy(message: Any, now: float) -> None:
-        delivered.append(("text", message if isinstance(message, str) else message.decode()))
-        original('{"type":"x"}', now)
+    class Spy:  # records the text delivered (a compiled ClientSession takes no patched method)
+        def __getattr__(self, name: str) -> Any:
+            return getattr(session, name)
 
-    conn.session.receive = spy  # type: ignore[method-assign]
+        def receive(self, message: Any, now: float) -> None:
+            delivered.append(("text", message if isinstance(message, str) else message.decode()))
+            session.receive('{"type":"x"}', now)
+
+    conn.session = Spy()  # type: ignore[assignment]
     with contextlib.suppress(RemoteProtocolError):
         if data:
             conn.receive_data(data, 1.0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, SupportsFloat
 
 import msgspec
 
@@ -595,13 +595,17 @@ class ClientSession:
         self._require_open("interrupt")
         self._interrupt(now, cancel=cancel)
 
-    def playback_progress(self, item_id: str, played_ms: float) -> bool:
-        """Report how much of an item's audio the user has heard; False if not tracked."""
+    def playback_progress(self, item_id: str, played_ms: SupportsFloat) -> bool:
+        """Report how much of an item's audio the user has heard; False if not tracked.
+
+        ``played_ms`` is an int or float (a bool, NaN, infinity or a negative number is
+        refused); typed loosely so that the compiled build checks it here too, not converts it.
+        """
         if not finite_and_not_negative(played_ms):
             raise LocalProtocolError(
                 f"played_ms must be a finite number of milliseconds >= 0, not {played_ms!r}"
             )
-        return self._playback.progress(item_id, played_ms)
+        return self._playback.progress(item_id, float(played_ms))
 
     def reset_history(self, items: Sequence[M.Item]) -> None:
         """Make the server's conversation match ``items``: deletes, then creates, by item id."""
