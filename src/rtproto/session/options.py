@@ -1,5 +1,6 @@
 """What a :class:`~rtproto.session.ClientSession` is configured with: its profile, limits
-and options, checked when they are made (plain Python, never compiled: see docs/speed.md)."""
+and options, checked when they are made. (Never compiled: a dataclass stays a dataclass in
+the compiled build, docs/session.md, "Speed".)"""
 
 from __future__ import annotations
 
