@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SESSION = ["playback", "sequencer", "history", "core", "events"]
+SESSION = ["playback", "sequencer", "history", "core", "options", "events"]
 DEFAULT_MODULES = [f"rtproto/session/{name}.py" for name in SESSION]
 DEFAULT_TESTS = ["test_session", "test_session_machine", "test_playback", "test_history"]
 
