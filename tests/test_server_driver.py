@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
+import rtproto
 import rtproto.cli.main as cli_main
 import rtproto.cli.serve as cli_serve
 from rtproto.dialect import Dialect
@@ -161,10 +162,13 @@ def close_of(frames: list[tuple[bool, int, bytes]]) -> tuple[int, str] | None:
 
 
 def upgraded(
-    options: ServerWebSocketOptions | None = None, request: bytes | None = None, **kw: Any
+    options: ServerWebSocketOptions | None = None,
+    request: bytes | None = None,
+    random_bytes: Callable[[int], bytes] = lambda n: b"\x07" * n,
+    **kw: Any,
 ) -> tuple[ServerWebSocket, list[tuple[bool, int, bytes]]]:
     """A ServerWebSocket after its upgrade, and the frames it sent first."""
-    conn = ServerWebSocket(options, random_bytes=lambda n: b"\x07" * n, **kw)
+    conn = ServerWebSocket(options, random_bytes=random_bytes, **kw)
     conn.connection_made(0.0)
     conn.receive_data(request if request is not None else request_bytes(), 0.0)
     status, _, rest = split_response(conn.data_to_send())
@@ -199,6 +203,7 @@ def test_upgrade_sends_101_then_session_created() -> None:
     assert status == 101
     assert headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     assert headers["sec-websocket-protocol"] == "realtime"
+    assert headers["server"] == "rtproto/" + rtproto.__version__
     frames, _ = parse_frames(rest)
     (created,) = texts(frames)
     assert created["type"] == "session.created"
@@ -559,10 +564,31 @@ def test_message_too_big_closes_1009() -> None:
 def test_protocol_violation_closes_1002() -> None:
     conn, _ = upgraded()
     frames = feed(conn, encode_frame(TEXT, b"{}"))  # unmasked
-    code = close_of(frames)
-    assert code is not None and code[0] == 1002
-    assert conn.closed
+    assert close_of(frames) == (1002, "server received unexpected unmasked frame")
+    assert conn.closed and conn.close_reason == "server received unexpected unmasked frame"
     assert any("(protocol)" in line for line in logs(conn))
+    other, _ = upgraded()
+    assert close_of(feed(other, client_frame(0x3, b"x"))) == (1002, "Invalid opcode 0x3")
+
+
+def test_a_key_that_is_not_strict_base64_is_refused() -> None:
+    """RFC 6455 4.2.1: the key is base64 of 16 bytes; a lenient decoder would skip the '!'."""
+    request = request_bytes().replace(KEY.encode(), b"dGhlIHNhbXBs!ZSBub25jZQ==")
+    conn = ServerWebSocket()
+    conn.connection_made(0.0)
+    conn.receive_data(request, 0.0)
+    status, _, body = split_response(conn.data_to_send())
+    assert status == 400 and b"Invalid Sec-WebSocket-Key header." in body
+
+
+def test_injected_event_ids_look_like_the_services() -> None:
+    """``event_`` and 21 characters drawn from all of base62 (the injected unknown events)."""
+    conn, frames = upgraded(ServerWebSocketOptions(unknown_events=True), random_bytes=os.urandom)
+    for _ in range(20):
+        frames += feed(conn, client_text(ITEM))
+    ids = [e["event_id"] for e in texts(frames) if e["type"] == UNKNOWN_EVENT_TYPE]
+    assert len(ids) > 20 and all(re.fullmatch(r"event_[0-9A-Za-z]{21}", i) for i in ids)
+    assert len(set("".join(i[6:] for i in ids))) > 40  # 400+ draws cover most of 62
 
 
 def test_client_close_is_answered_with_1000() -> None:
@@ -686,6 +712,10 @@ def test_backlog_holds_frames_until_resume() -> None:
     conn.resume(0.0)
     assert not conn.backlogged
     assert [len(first), len(second), len(third)] == [2, 2, 2]
+    conn.receive_data(burst, 1.0)
+    assert conn.backlogged
+    conn.connection_lost(2.0)  # the held frames die with the connection
+    assert conn.closed and not conn.backlogged
 
 
 def test_faults_drop_after_and_unknown_events() -> None:

@@ -404,6 +404,24 @@ def test_server_wire_body_cap_while_streaming() -> None:
     assert conn.closed
 
 
+def test_server_wire_body_cap_is_exact() -> None:
+    """A body of exactly MAX_REST_BODY bytes is read (the parser judges it); one more is
+    refused at once, whether announced by Content-Length or streamed in chunks."""
+    from rtproto.wire.server import MAX_REST_BODY
+
+    head = b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+    conn: Any = _wire(head % MAX_REST_BODY)
+    assert not conn.closed and conn.data_to_send() == b""  # waits for the body
+    conn = _wire(head % (MAX_REST_BODY + 1))
+    assert conn.closed and b" 413 " in conn.data_to_send()
+    chunked = b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    for size, refused in ((MAX_REST_BODY, False), (MAX_REST_BODY + 1, True)):
+        conn = _wire(chunked)
+        conn.receive_data(b"%x\r\n" % size + b"a" * size + b"\r\n", 0.0)
+        assert conn.closed is refused
+        assert (b" 413 " in conn.data_to_send()) is refused
+
+
 def test_more_edges() -> None:
     from rtproto import models as M
     from rtproto.wire.server import HttpAnswered

@@ -1092,7 +1092,6 @@ class ServerWebSocket:
 
     def _finish(self, code: int | None, reason: str | None, by: str, now: float) -> None:
         self._state = _CLOSED
-        self._backlog = False
         self.close_code = code
         self.close_reason = reason
         self._next_ping = self._pong_deadline = self._fault_close_at = None
