@@ -792,6 +792,41 @@ def test_options_are_validated(kwargs: dict[str, Any]) -> None:
         ServerWebSocketOptions(**kwargs)
 
 
+def test_options_accept_their_edges() -> None:
+    edges = ServerWebSocketOptions(
+        max_message_size=125,
+        max_handshake_size=125,
+        output_high_water=125,
+        handshake_timeout=0.5,
+        ping_interval=0.25,
+        ping_timeout=0.1,
+        close_timeout=0.01,
+        close_1001_after=0,  # 0: at once (only this one may be 0)
+        drop_after=0,
+    )
+    assert edges.close_1001_after == 0 and edges.close_timeout == 0.01
+    for name in ("max_message_size", "output_high_water"):
+        with pytest.raises(LocalProtocolError, match="at least 125"):
+            ServerWebSocketOptions(**{name: 124})
+    for name in ("handshake_timeout", "ping_interval", "ping_timeout", "close_timeout"):
+        with pytest.raises(LocalProtocolError, match="positive number of seconds"):
+            ServerWebSocketOptions(**{name: 0})
+
+
+def test_output_high_water_is_exact() -> None:
+    """Frames are held once the output reaches ``output_high_water`` bytes, not after."""
+    probe, _ = upgraded()
+    probe.receive_data(client_text(ITEM), 0.0)
+    one = len(probe.data_to_send())  # what one item's answer takes
+    burst = client_text(ITEM) * 3
+    for high_water, answered in ((one, 1), (one + 1, 2)):
+        conn, _ = upgraded(ServerWebSocketOptions(output_high_water=high_water))
+        conn.receive_data(burst, 0.0)
+        assert conn.backlogged
+        frames = parse_frames(conn.data_to_send())[0]
+        assert len(texts(frames)) == 2 * answered  # conversation.item.added and .done
+
+
 # ============================================================ the driver on real sockets ==
 
 
