@@ -1337,6 +1337,18 @@ def test_a_vad_turn_holds_prefix_padding_speech_and_silence(limit: int | None) -
     assert ms == (1100 if limit is None else 900)
 
 
+def test_a_semantic_vad_turn_holds_300_ms_of_prefix_padding() -> None:
+    """semantic_vad has no prefix_padding_ms setting: its items start 300 ms before speech
+    (and "high" eagerness ends the turn after 300 ms of silence)."""
+    harness = connected()
+    detection = {"type": "semantic_vad", "eagerness": "high", "create_response": False}
+    harness.send(detection_update(detection))
+    events = harness.append(silence(1500) + tone(600) + silence(500))
+    started, stopped, committed = events[:3]
+    assert (started["audio_start_ms"], stopped["audio_end_ms"]) == (1200, 2400)
+    assert len(retrieved_audio(harness, committed["item_id"])) / 48 == 1200
+
+
 def test_idle_timeout_triggers_a_turn_after_playback() -> None:
     harness = connected()
     detection = {"type": "server_vad", "idle_timeout_ms": 2000}
@@ -2831,6 +2843,11 @@ def test_beta_rate_limits_come_right_after_response_created_with_two_entries() -
     created = kinds.index("response.created")
     assert kinds[created : created + 2] == ["response.created", "rate_limits.updated"]
     assert kinds.count("rate_limits.updated") == 1
+    # every input token counts against the limit, the cached ones too
+    usage = events[-1]["response"]["usage"]
+    assert usage["input_token_details"]["cached_tokens"] >= 64
+    tokens_entry = events[created + 1]["rate_limits"][1]
+    assert tokens_entry["remaining"] == 15_000_000 - usage["input_tokens"]
     # a response that thinks first: the limits come when its output starts; none for a
     # response cancelled before any output (service observations 2)
     slow = connected(dialect=Dialect.BETA, responder=delayed(1.0), rate_limit_tokens=1000)
