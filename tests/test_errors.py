@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 from typing import Any
 
 import pytest
@@ -25,6 +26,27 @@ def test_hierarchy() -> None:
 def test_excerpt_is_bounded(data: object) -> None:
     error = rtproto.RemoteProtocolError("bad", data=data)
     assert error.excerpt is not None and 0 < len(error.excerpt) <= MAX_EXCERPT
+
+
+def test_excerpt_keeps_200_characters_of_multibyte_bytes() -> None:
+    """Bytes are cut at 4 per character before decoding, so 200 characters survive UTF-8."""
+    error = rtproto.RemoteProtocolError("bad", data=("\N{GRINNING FACE}" * 300).encode())
+    assert error.excerpt == "\N{GRINNING FACE}" * MAX_EXCERPT
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        rtproto.LocalProtocolError("m", event_type="x", state="S", hint=1, data=b"abc"),
+        rtproto.RemoteProtocolError("r", data="q"),
+        rtproto.ConnectionClosed(code=1001, reason="bye", state="CLOSED"),
+    ],
+)
+def test_errors_pickle_with_every_field(error: rtproto.RtprotoError) -> None:
+    """They cross process boundaries (multiprocessing, a worker's result) intact."""
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is type(error) and vars(copy) == vars(error)
+    assert copy.args == (error.message,) and str(copy) == str(error)
 
 
 def test_fields_and_text() -> None:
