@@ -803,3 +803,22 @@ def test_salvage_gives_up_on_a_raw_it_cannot_encode_or_a_problem_it_cannot_find(
         problem = f"Expected `int`, got `null` - at `{path}`"
         event = rtproto.InvalidEvent(type="response.done", problem=problem, raw=raw)
         assert rtproto.salvage(event) is None, path
+
+
+def _event_classes(base: type[E.Event] = E.Event) -> list[type[E.Event]]:
+    found = []
+    for cls in base.__subclasses__():
+        found += [cls, *_event_classes(cls)]
+    return found
+
+
+def test_every_event_class_is_immutable_and_keyword_only() -> None:
+    """docs/events.md: one immutable class per event; fields are given by name; defaults are
+    left out of the JSON."""
+    classes = _event_classes()
+    assert len(classes) >= 57  # 46 server and 11 client events, and their shared bases
+    for cls in classes:
+        config = cls.__struct_config__
+        assert config.frozen and config.omit_defaults, cls.__name__
+        with pytest.raises(TypeError, match="positional"):
+            cls("positional")
