@@ -1361,6 +1361,40 @@ def test_cli_parses_faults_and_runs_the_driver(
     assert cli_main.main(["serve"]) == 130
 
 
+def test_cli_serve_takes_the_edges_of_its_ranges(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Port 65535, a fraction of a second, drop-after=0 are valid; a blank fault value, an
+    empty script path and --upstream without OPENAI_API_KEY are usage errors."""
+    import rtproto.adapters.server as driver
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(driver, "run_server", lambda config, **kw: seen.update(kw, config=config))
+    argv = ["serve", "--port", "65535", "--max-duration", "0.5", "--fault", "drop-after=0"]
+    assert cli_main.main(argv) == 0
+    assert seen["port"] == 65535
+    assert (seen["config"].max_duration, seen["config"].drop_after) == (0.5, 0)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    for argv, message in [
+        (["serve", "--port", "65536"], "port 65536 is not in 0-65535"),
+        (["serve", "--fault", "drop-after= "], "fault 'drop-after' needs a value"),
+        (["serve", "--responder", "script:"], "echo or script:FILE, not 'script:'"),
+        (["serve", "--upstream", "https://api.openai.com/v1"], "needs the real API key"),
+    ]:
+        assert cli_main.main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
+def test_cli_version_from_sys_argv(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["rtproto", "--version"])
+    with pytest.raises(SystemExit) as caught:
+        cli_main.main()
+    assert caught.value.code == 0
+    assert capsys.readouterr().out == f"rtproto {rtproto.__version__}\n"
+
+
 def test_python_dash_m_rtproto(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "argv", ["rtproto", "serve", "--fault", "nope"])
     with pytest.raises(SystemExit) as caught:
