@@ -107,3 +107,16 @@ def test_stereo_44k_input_is_converted(tmp_path: Path) -> None:
     done = call("--input", str(source), "--fast", "--output", str(tmp_path / "r.wav"))
     assert done.returncode == 0, done.stderr
     assert "speech started" in done.stderr
+
+
+def test_in_process_call_and_its_timeout_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's own half (cli/call.py) in this process, where coverage sees it."""
+    from rtproto.cli.main import main
+
+    reply = tmp_path / "r.wav"
+    assert main(["call", "--fast", "--text", "Hello there", "--output", str(reply)]) == 0
+    assert f"written to {reply}" in capsys.readouterr().err.splitlines()[-1]
+    assert main(["call", "--timeout", "0"]) == 2
+    assert "--timeout must be positive" in capsys.readouterr().err
