@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import zipfile
@@ -80,3 +81,21 @@ def test_adapters_import_from_the_wheel(wheel: Path, tmp_path: Path) -> None:
         "assert importlib.util.find_spec('adapters') is None"
     )
     subprocess.run([sys.executable, "-I", "-c", probe, str(target)], check=True, cwd=tmp_path)
+
+
+def test_the_build_backend_asks_for_mypy_only_to_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tools/backend: a pure build needs setuptools alone; RTPROTO_COMPILE=1 adds mypy for
+    wheels and refuses editable installs (compiled modules would hide the sources)."""
+    spec = importlib.util.spec_from_file_location(
+        "rtproto_build", ROOT / "tools" / "backend" / "rtproto_build.py"
+    )
+    assert spec is not None and spec.loader is not None
+    backend = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(backend)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("RTPROTO_COMPILE", raising=False)
+    assert not any("mypy" in r for r in backend.get_requires_for_build_wheel())
+    monkeypatch.setenv("RTPROTO_COMPILE", "1")
+    assert backend.get_requires_for_build_wheel() == ["mypy>=1.10"]
+    with pytest.raises(RuntimeError, match="not editable installs"):
+        backend.get_requires_for_build_editable()
