@@ -36,15 +36,11 @@ def audio_turn(server: Server) -> list[str]:
 
 def test_an_audio_turn() -> None:
     report = CallReport(started_at=1.0)
-    lines = run_turn(report, audio_turn(Server()))
+    run_turn(report, audio_turn(Server()))
     assert report.finished and report.exit_code is ExitCode.OK
     assert report.audio_ms == 200 and len(b"".join(report.audio)) == 9600
     assert report.transcript == "w0 w1 "
-    assert report.usage_tokens == 253
-    assert "speech started at 100 ms" in lines and "reply started" in lines
-    assert any(line.startswith("first audio after") for line in lines)
-    summary = report.summary("reply.wav")
-    assert "0.20 s of audio, written to reply.wav" in summary and "253 tokens" in summary
+    assert report.usage_tokens == 253  # the lines and summary: the next test
     assert report.progress().startswith("\rreply [") and report.progress().endswith("w0 w1 ")
     live = CallReport(started_at=1.0, live=True)
     lines = run_turn(live, audio_turn(Server()))
