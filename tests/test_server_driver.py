@@ -161,6 +161,16 @@ def close_of(frames: list[tuple[bool, int, bytes]]) -> tuple[int, str] | None:
     return None
 
 
+def answer(
+    request: bytes, options: ServerWebSocketOptions | None = None, **kw: Any
+) -> tuple[ServerWebSocket, int, dict[str, str], bytes]:
+    """A new ServerWebSocket given ``request``: it, and the status, headers and rest it sent."""
+    conn = ServerWebSocket(options, **kw)
+    conn.connection_made(0.0)
+    conn.receive_data(request, 0.0)
+    return conn, *split_response(conn.data_to_send())
+
+
 def upgraded(
     options: ServerWebSocketOptions | None = None,
     request: bytes | None = None,
@@ -168,10 +178,8 @@ def upgraded(
     **kw: Any,
 ) -> tuple[ServerWebSocket, list[tuple[bool, int, bytes]]]:
     """A ServerWebSocket after its upgrade, and the frames it sent first."""
-    conn = ServerWebSocket(options, random_bytes=random_bytes, **kw)
-    conn.connection_made(0.0)
-    conn.receive_data(request if request is not None else request_bytes(), 0.0)
-    status, _, rest = split_response(conn.data_to_send())
+    request = request if request is not None else request_bytes()
+    conn, status, _, rest = answer(request, options, random_bytes=random_bytes, **kw)
     assert status == 101
     frames, left = parse_frames(rest)
     assert left == b""
@@ -196,10 +204,9 @@ def logs(conn: ServerWebSocket) -> list[str]:
 
 
 def test_upgrade_sends_101_then_session_created() -> None:
-    conn = ServerWebSocket()
-    conn.connection_made(0.0)
-    conn.receive_data(request_bytes(headers=("Sec-WebSocket-Protocol: realtime, other",)), 0.0)
-    status, headers, rest = split_response(conn.data_to_send())
+    conn, status, headers, rest = answer(
+        request_bytes(headers=("Sec-WebSocket-Protocol: realtime, other",))
+    )
     assert status == 101
     assert headers["sec-websocket-accept"] == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
     assert headers["sec-websocket-protocol"] == "realtime"
@@ -272,10 +279,7 @@ def test_beta_header_selects_beta() -> None:
 def test_refusals_are_http_errors_with_openai_bodies(
     request_data: bytes, status: int, message: str
 ) -> None:
-    conn = ServerWebSocket()
-    conn.connection_made(0.0)
-    conn.receive_data(request_data, 0.0)
-    got, headers, body = split_response(conn.data_to_send())
+    conn, got, headers, body = answer(request_data)
     assert got == status
     assert headers["content-type"] == "application/json"
     assert int(headers["content-length"]) == len(body)
@@ -304,10 +308,7 @@ PAGE = b"<!doctype html><title>demo</title>"
     ids=["get", "head", "upgrade", "other-path"],
 )
 def test_index_page(request_data: bytes, status: int, body: bytes | None) -> None:
-    conn = ServerWebSocket(ServerWebSocketOptions(index_page=PAGE))
-    conn.connection_made(0.0)
-    conn.receive_data(request_data, 0.0)
-    got, headers, content = split_response(conn.data_to_send())
+    conn, got, headers, content = answer(request_data, ServerWebSocketOptions(index_page=PAGE))
     assert got == status and conn.closed and conn.session is None
     if body is not None:
         assert headers["content-type"] == "text/html; charset=utf-8"
@@ -320,10 +321,7 @@ def test_index_page(request_data: bytes, status: int, body: bytes | None) -> Non
 
 
 def test_no_index_page_is_a_404() -> None:
-    conn = ServerWebSocket()
-    conn.connection_made(0.0)
-    conn.receive_data(request_bytes("/", upgrade=False), 0.0)
-    assert split_response(conn.data_to_send())[0] == 404
+    assert answer(request_bytes("/", upgrade=False))[1] == 404
     with pytest.raises(LocalProtocolError):
         ServerWebSocketOptions(index_page="not bytes")  # type: ignore[arg-type]
 
@@ -482,13 +480,8 @@ def test_mask_key() -> None:
     ["realtime, openai-insecure-api-key.", "realtime, a-long-subprotocol-that-is-no-key-at-all"],
 )
 def test_only_a_nonempty_key_subprotocol_carries_a_key(protocols: str) -> None:
-    conn = ServerWebSocket()
-    conn.connection_made(0.0)
-    conn.receive_data(
-        request_bytes(key=None, headers=(f"Sec-WebSocket-Protocol: {protocols}",)), 0.0
-    )
-    status, _, _ = split_response(conn.data_to_send())
-    assert status == 401
+    request = request_bytes(key=None, headers=(f"Sec-WebSocket-Protocol: {protocols}",))
+    assert answer(request)[1] == 401
 
 
 def test_options_never_show_the_key_or_the_page_in_repr() -> None:
@@ -510,11 +503,8 @@ def test_the_request_keeps_its_headers_without_credentials() -> None:
 
 def test_an_upgrade_needs_both_upgrade_and_connection_headers() -> None:
     for only_one in ("Upgrade: websocket", "Connection: Upgrade"):
-        headers = (only_one, f"Sec-WebSocket-Key: {KEY}", "Sec-WebSocket-Version: 13")
-        conn = ServerWebSocket()
-        conn.connection_made(0.0)
-        conn.receive_data(request_bytes(upgrade=False, headers=headers), 0.0)
-        status, headers, _ = split_response(conn.data_to_send())
+        lines = (only_one, f"Sec-WebSocket-Key: {KEY}", "Sec-WebSocket-Version: 13")
+        _, status, headers, _ = answer(request_bytes(upgrade=False, headers=lines))
         assert status == 426 and headers["upgrade"] == "websocket"
         assert headers["server"].startswith("rtproto/")
 
@@ -574,10 +564,7 @@ def test_protocol_violation_closes_1002() -> None:
 def test_a_key_that_is_not_strict_base64_is_refused() -> None:
     """RFC 6455 4.2.1: the key is base64 of 16 bytes; a lenient decoder would skip the '!'."""
     request = request_bytes().replace(KEY.encode(), b"dGhlIHNhbXBs!ZSBub25jZQ==")
-    conn = ServerWebSocket()
-    conn.connection_made(0.0)
-    conn.receive_data(request, 0.0)
-    status, _, body = split_response(conn.data_to_send())
+    _, status, _, body = answer(request)
     assert status == 400 and b"Invalid Sec-WebSocket-Key header." in body
 
 
@@ -645,10 +632,7 @@ def test_server_close_waits_for_the_client_then_times_out() -> None:
 
 
 def test_a_cors_preflight_to_a_rest_endpoint_is_answered_204() -> None:
-    conn = ServerWebSocket()
-    conn.connection_made(0.0)
-    conn.receive_data(b"OPTIONS /v1/realtime/calls HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
-    status, headers, rest = split_response(conn.data_to_send())
+    _, status, headers, rest = answer(b"OPTIONS /v1/realtime/calls HTTP/1.1\r\nHost: x\r\n\r\n")
     assert (status, rest) == (204, b"")
     assert "POST" in headers["access-control-allow-methods"]
 
