@@ -1738,12 +1738,8 @@ def test_input_usage_counts_instructions_tools_items_and_images() -> None:
     # an out-of-band response reads no cache
     oob = {"conversation": "none", "output_modalities": ["text"]}
     events = harness.send({"type": "response.create", "response": oob})
-    assert (
-        only(events, "response.done")[0]["response"]["usage"]["input_token_details"][
-            "cached_tokens"
-        ]
-        == 0
-    )
+    usage = only(events, "response.done")[0]["response"]["usage"]
+    assert usage["input_token_details"]["cached_tokens"] == 0
 
 
 def test_a_pcm_response_format_without_a_rate_is_24_khz() -> None:
@@ -2340,6 +2336,14 @@ def test_max_output_tokens_makes_an_incomplete_response() -> None:
     assert len(only(events, "response.function_call_arguments.done")[0]["arguments"]) < 30
 
 
+def within_budget(parts: tuple[Any, ...], budget: int, modality: str) -> list[dict[str, Any]]:
+    """The events of one response playing ``parts`` under ``max_output_tokens=budget``."""
+    plan = ResponsePlan(parts)
+    harness = connected(responder=HookResponder(lambda ctx: plan))
+    params = {"max_output_tokens": budget, "output_modalities": [modality]}
+    return harness.send({"type": "response.create", "response": params})
+
+
 @pytest.mark.parametrize(
     ("parts", "budget", "kinds"),
     [
@@ -2352,9 +2356,7 @@ def test_max_output_tokens_makes_an_incomplete_response() -> None:
 def test_max_output_tokens_used_up_ends_the_response(
     parts: Any, budget: int, kinds: list[str]
 ) -> None:
-    harness = connected(responder=HookResponder(lambda ctx: ResponsePlan(parts)))
-    params = {"max_output_tokens": budget, "output_modalities": ["text"]}
-    events = harness.send({"type": "response.create", "response": params})
+    events = within_budget(parts, budget, "text")
     response = only(events, "response.done")[0]["response"]
     assert [item["type"] for item in response["output"]] == kinds
     assert response["status"] == "incomplete"
@@ -2365,13 +2367,7 @@ def test_max_output_tokens_cuts_text_audio_and_arguments_in_proportion() -> None
     call = FunctionCallPart("f", '{"city": "Paris, France", "days": 10.0}')  # with "f": 40
     text = TextPart("abcd" * 10)  # 10 tokens, in a text response
     for part, budget in ((voice, 6), (call, 5), (text, 5)):
-        plan = ResponsePlan((part,))
-        harness = connected(responder=HookResponder(lambda ctx, plan=plan: plan))
-        params = {
-            "max_output_tokens": budget,
-            "output_modalities": ["text" if part is text else "audio"],
-        }
-        events = harness.send({"type": "response.create", "response": params})
+        events = within_budget((part,), budget, "text" if part is text else "audio")
         response = only(events, "response.done")[0]["response"]
         assert response["status"] == "incomplete"
         assert response["output"][0]["status"] == "incomplete"
@@ -2411,10 +2407,7 @@ def test_output_that_fits_max_output_tokens_exactly_is_complete() -> None:
         ((voice,), "audio", 3),
         ((voice, call), "audio", 3),  # the voice uses the budget: no room for the call
     ):
-        plan = ResponsePlan(parts)
-        harness = connected(responder=HookResponder(lambda ctx, plan=plan: plan))
-        params = {"max_output_tokens": budget, "output_modalities": [modality]}
-        events = harness.send({"type": "response.create", "response": params})
+        events = within_budget(parts, budget, modality)
         response = only(events, "response.done")[0]["response"]
         assert len(response["output"]) == 1
         complete = len(parts) == 1
