@@ -48,7 +48,7 @@ from tests.scripts import Server
 import rtproto
 from rtproto.codec import GA_SOURCE, decode_ga_server_event
 from rtproto.events import ResponseOutputAudioDelta
-from rtproto.session import AudioChunk, ClientSession, SessionOptions
+from rtproto.session import COMPILED, AudioChunk, ClientSession, SessionOptions
 
 TARGET = 1.2
 
@@ -283,10 +283,7 @@ def per_turn_counts(chunks: int, turns: int, tool: list[str]) -> dict[str, dict[
 
 def build() -> str:
     """Which session core is measured: the pure-Python one or the compiled build."""
-    from rtproto.session import core
-
-    compiled = not (core.__file__ or "").endswith(".py")
-    return "compiled (RTPROTO_COMPILE=1, mypyc)" if compiled else "pure Python"
+    return "compiled (RTPROTO_COMPILE=1, mypyc)" if COMPILED else "pure Python"
 
 
 def valgrind() -> str | None:

@@ -13,7 +13,7 @@ if os.environ.get("CI"):
     settings.load_profile("ci")
 
 if os.environ.get("RTPROTO_EXPECT_COMPILED") == "1":
-    from rtproto.session import core
+    from rtproto import session
 
-    if not core.__file__ or core.__file__.endswith(".py"):
-        raise RuntimeError(f"expected the compiled session core, imported {core.__file__}")
+    if not session.COMPILED:
+        raise RuntimeError(f"expected the compiled session core, imported {session.core.__file__}")

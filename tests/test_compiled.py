@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import rtproto.session
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = ("core", "history", "playback", "sequencer")
 PIP_WHEEL = (sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation")
@@ -58,9 +60,11 @@ def run_python(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_session_core_is_compiled(compiled_site: Path) -> None:
     names = ", ".join(f"rtproto.session.{name}" for name in COMPILED)
     script = f"import {names}; print(*[m.__file__ for m in ({names})], sep=chr(10))"
+    script += "; print(rtproto.session.COMPILED)"
     result = run_python(compiled_site, "-c", script)
     assert result.returncode == 0, result.stderr
-    files = result.stdout.split()
+    *files, flag = result.stdout.split()
+    assert flag == "True" and not rtproto.session.COMPILED  # this process runs the .py core
     assert len(files) == len(COMPILED)
     for name, file in zip(COMPILED, files, strict=True):
         assert Path(file).parent == compiled_site / "rtproto" / "session"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from . import core
 from .core import ClientSession, SessionEvent
 from .events import (
     AudioChunk,
@@ -29,7 +30,11 @@ from .events import (
 )
 from .options import Limits, Profile, SessionOptions, SessionState, counter_ids
 
+#: True when the session core is the compiled build (``RTPROTO_COMPILE=1``, docs/session.md).
+COMPILED: bool = not core.__file__.endswith(".py")
+
 __all__ = [
+    "COMPILED",
     "AudioChunk",
     "AudioDone",
     "AudioInterrupted",
