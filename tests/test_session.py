@@ -1229,6 +1229,9 @@ def test_a_message_without_status_gets_the_js_default(h: Harness) -> None:
     assert h.session.history[1].status == "incomplete"  # a status given is kept
 
 
+_TWO_CREATES = b"!\x02\x00\x00\n!\x02\x01\x00"  # create_response twice, for the fuzz harness
+
+
 def test_session_fuzz_corpus_runs_clean() -> None:
     harness = load_harness("session")
     corpus = FUZZ / "corpus" / "session"
@@ -1237,9 +1240,6 @@ def test_session_fuzz_corpus_runs_clean() -> None:
     assert harness.run_corpus([corpus]) == len(files)
     assert set(harness.seeds()) <= {p.name for p in files}  # the seeds are committed
     harness.check_one(_TWO_CREATES)
-
-
-_TWO_CREATES = b"!\x02\x00\x00\n!\x02\x01\x00"  # create_response twice
 
 
 @pytest.mark.pure_python

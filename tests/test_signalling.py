@@ -392,9 +392,12 @@ def test_server_wire_rest_errors(request_bytes: bytes, status: int) -> None:
     assert info.value.status == status
 
 
+#: A calls request whose body comes in chunks.
+_CHUNKED_CALL = b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
 def test_server_wire_body_cap_while_streaming() -> None:
-    head = b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-    conn: Any = _wire(head)
+    conn: Any = _wire(_CHUNKED_CALL)
     chunk = b"%x\r\n" % 65536 + b"a" * 65536 + b"\r\n"
     for _ in range(10):
         conn.receive_data(chunk, 0.0)
@@ -414,9 +417,8 @@ def test_server_wire_body_cap_is_exact() -> None:
     assert not conn.closed and conn.data_to_send() == b""  # waits for the body
     conn = _wire(head % (MAX_REST_BODY + 1))
     assert conn.closed and b" 413 " in conn.data_to_send()
-    chunked = b"POST /v1/realtime/calls HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     for size, refused in ((MAX_REST_BODY, False), (MAX_REST_BODY + 1, True)):
-        conn = _wire(chunked)
+        conn = _wire(_CHUNKED_CALL)
         conn.receive_data(b"%x\r\n" % size + b"a" * size + b"\r\n", 0.0)
         assert conn.closed is refused
         assert (b" 413 " in conn.data_to_send()) is refused
