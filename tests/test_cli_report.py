@@ -176,7 +176,7 @@ def test_a_text_turn_reports_its_text() -> None:
     lines = run_turn(live, texts)
     assert lines[-3:] == [
         "\rreply [                    ]  0.00 s  Hello",
-        ("\rreply [                    ]  0.00 s  Hello there"),
+        "\rreply [                    ]  0.00 s  Hello there",
         "reply completed: 'Hello there'",
     ]
     assert live.finished and live.turns_done == 1 and live.text == "Hello there"
