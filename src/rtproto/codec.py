@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 
@@ -69,7 +69,7 @@ _encoder = msgspec.json.Encoder()
 #: decode with this, fall back to the full parse on :data:`DECODE_ERRORS`, and keep the
 #: text in the event's ``__dict__`` under :data:`GA_SOURCE`.
 decode_ga_server_event = _server_decoder.decode
-GA_SOURCE = "_source_ga"
+GA_SOURCE: Final = "_source_ga"
 _GA = Dialect.GA
 _BETA = Dialect.BETA
 # Errors after which the slow path re-parses to classify the input.

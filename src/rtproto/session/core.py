@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, SupportsFloat
+from typing import Any, Final, SupportsFloat
 
 import msgspec
 
@@ -344,7 +344,7 @@ class ClientSession:
             kind is str and len(data) <= self._inline_str_limit
         ):
             try:
-                event = decode_ga_server_event(data)
+                event = _DECODE(data)
             except DECODE_ERRORS:
                 event = self._receive_slowly(data)  # the codec classifies what is wrong
                 if event is None:
@@ -358,8 +358,9 @@ class ClientSession:
         events.append(event)
         event_class = type(event)
         if event_class is _AUDIO_DELTA:  # most of what arrives
+            item_id = event.item_id
             playing = self._playback.last
-            if playing is None or playing.item_id != event.item_id:
+            if playing is None or playing.item_id != item_id:
                 playing = self._audio_item(event, now)
                 if playing is None:
                     return  # audio of an interrupted response still in flight: dropped
@@ -367,9 +368,9 @@ class ClientSession:
             playing.base64_chars += len(delta)
             if delta and delta[-1] == "=":
                 playing.base64_padding += 2 if delta[-2:] == "==" else 1
-            events.append(AudioChunk(event.response_id, event.item_id, event.content_index, event))
+            events.append(_AUDIO_CHUNK(event.response_id, item_id, event.content_index, event))
         elif event_class is _TRANSCRIPT_DELTA:  # the next most frequent
-            events.append(AudioTranscriptDelta(event.response_id, event.item_id, event.delta))
+            events.append(_TRANSCRIPT_CHUNK(event.response_id, event.item_id, event.delta))
         else:
             handler = _HANDLERS.get(event_class)
             if handler is not None:
@@ -1007,16 +1008,21 @@ class ClientSession:
         )
 
 
-_AUDIO_DELTA = E.ResponseOutputAudioDelta
+# What receive() reads for every message is Final: the compiled build (mypyc) reads a Final
+# module name from a C static, any other from the module's dict, one lookup at each use.
+_AUDIO_DELTA: Final = E.ResponseOutputAudioDelta
+_TRANSCRIPT_DELTA: Final = E.ResponseOutputAudioTranscriptDelta
+_AUDIO_CHUNK: Final = AudioChunk
+_TRANSCRIPT_CHUNK: Final = AudioTranscriptDelta
+_DECODE: Final = decode_ga_server_event
 _INVALID = E.InvalidEvent
 _MCP_ITEMS = (M.McpListToolsItem, M.McpApprovalRequestItem, M.McpCallItem)
-_TRANSCRIPT_DELTA = E.ResponseOutputAudioTranscriptDelta
 #: The status of a finished item (one that has none is taken as finished at its .done).
 _FINISHED = ("completed", msgspec.UNSET)
 
 #: What each server event changes in the session: ``handler(session, event, now)`` (one
 #: table for every session, not a dict of bound methods each).
-_HANDLERS: dict[type, Callable[[ClientSession, Any, float], None]] = {
+_HANDLERS: Final[dict[type, Callable[[ClientSession, Any, float], None]]] = {
     E.SessionCreated: ClientSession._on_session,
     E.SessionUpdated: ClientSession._on_session,
     E.ErrorEvent: ClientSession._on_error,
