@@ -13,9 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+#: A module an earlier build copied to build/lib that src/ no longer has.
+STALE = ROOT / "build" / "lib" / "rtproto" / "_deleted_since.py"
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    STALE.parent.mkdir(parents=True, exist_ok=True)
+    STALE.write_text("LEFT_OVER = True\n")
     subprocess.run(
         [
             sys.executable,
@@ -46,6 +52,12 @@ def test_wheel_layout(wheel: Path) -> None:
     # pure Python unless RTPROTO_COMPILE=1 (tests/test_compiled.py), even after such a build
     assert wheel.name.endswith("-py3-none-any.whl")
     assert not [n for n in names if n.endswith((".so", ".pyd", ".c"))]
+
+
+def test_wheel_leaves_out_what_src_no_longer_has(wheel: Path) -> None:
+    # the in-tree build empties build/lib first (setup.py's FreshBuild)
+    assert "rtproto/_deleted_since.py" not in zipfile.ZipFile(wheel).namelist()
+    assert not STALE.exists()
 
 
 def test_wheel_carries_every_package(wheel: Path) -> None:
