@@ -345,6 +345,29 @@ def _scenarios() -> dict[str, list[Step]]:
         server(s.response_done("resp_2")),
     ]
 
+    traces["tool call added completed"] = [
+        server(s.session_created()),
+        server(s.response_created("resp_1")),
+        server(
+            s.event(
+                "response.output_item.added", response_id="resp_1", output_index=0, item=call_item
+            )
+        ),
+        server(s.response_done("resp_1", output=[call_item])),
+    ]
+
+    old_audio = {
+        "id": "item_A0",
+        "type": "message",
+        "role": "assistant",
+        "status": "completed",
+        "content": [{"type": "audio", "transcript": "Hello."}],
+    }
+    traces["older assistant audio content"] = [
+        server(s.session_created()),
+        server(s.event("conversation.item.retrieved", item=old_audio)),
+    ]
+
     traces["one response at a time"] = [
         server(s.session_created()),
         call("sendMessage", text="first"),
@@ -513,6 +536,9 @@ _REDUCERS: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
             "type": e.item.type,
             "status": e.item.status or None,
             "texts": [part.text or part.transcript or None for part in e.item.content]
+            if isinstance(e.item, M.MessageItem)
+            else None,
+            "kinds": [part.type for part in e.item.content]
             if isinstance(e.item, M.MessageItem)
             else None,
         },

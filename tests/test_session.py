@@ -425,6 +425,41 @@ def test_only_a_finished_function_call_is_announced(
     assert [e.call_id for e in events if isinstance(e, FunctionCall)] == announced
 
 
+@pytest.mark.parametrize(
+    ("status", "announced_at_added"), [("completed", True), ("in_progress", False), (None, False)]
+)
+def test_a_call_added_completed_is_announced_at_once(
+    h: Harness, status: str | None, announced_at_added: bool
+) -> None:
+    """The JS transport announces a function call from ``response.output_item.added`` when
+    it is already completed; one added in progress (or with no status) waits for its done.
+    Either way it is announced once."""
+    s = h.server
+    item = {"id": "item_F1", "type": "function_call", "name": "get_weather", "call_id": "call_1"}
+    item |= {"arguments": '{"city":"Paris"}'} | ({"status": status} if status else {})
+    added = s.event("response.output_item.added", response_id="resp_1", output_index=0, item=item)
+    events = h.feed([s.response_created("resp_1"), added])
+    calls = [e for e in events if isinstance(e, FunctionCall)]
+    assert [c.call_id for c in calls] == (["call_1"] if announced_at_added else [])
+    if calls:
+        assert calls[0] == FunctionCall(
+            function="get_weather",
+            call_id="call_1",
+            arguments='{"city":"Paris"}',
+            item_id="item_F1",
+            response_id="resp_1",
+        )
+    done = {**item, "status": "completed"}
+    events = h.feed(
+        [
+            s.event("response.output_item.done", response_id="resp_1", output_index=0, item=done),
+            s.event("conversation.item.done", previous_item_id=None, item=done),
+        ]
+    )
+    announced_at_done = [e.call_id for e in events if isinstance(e, FunctionCall)]
+    assert announced_at_done == ([] if announced_at_added else ["call_1"])
+
+
 # --- response sequencing ------------------------------------------------------------------------
 
 
@@ -2087,6 +2122,27 @@ def test_retrieved_assistant_item_keeps_its_transcript(h: Harness) -> None:
     h.feed(s.event("conversation.item.retrieved", item=bare))
     (item,) = h.session.history
     assert isinstance(item, M.MessageItem) and item.content[0].transcript == "Hello there."
+
+
+def test_an_assistant_audio_part_is_kept_as_output_audio(h: Harness) -> None:
+    """An assistant's content of the older type ``audio`` is renamed ``output_audio`` in
+    history, as the JS transport does; so reset_history refuses to recreate it, with
+    nothing sent, rather than deleting an item it cannot put back."""
+    s = h.server
+    content = [{"type": "audio", "audio": "AAAA", "transcript": "hi"}]
+    item = {"id": "item_A1", "type": "message", "role": "assistant", "content": content}
+    h.feed(s.event("conversation.item.retrieved", item=item))
+    (kept,) = h.session.history
+    assert isinstance(kept, M.MessageItem)
+    assert kept.content == [M.ContentPart(type="output_audio", transcript="hi")]
+    user = {"id": "item_U1", "type": "message", "role": "user", "content": content}
+    h.feed(s.event("conversation.item.retrieved", item=user))  # a user's stays as it is
+    assert h.session.history[1].content == [M.ContentPart(type="audio", transcript="hi")]
+    h.sent()
+    changed = msgspec.structs.replace(kept, content=[M.ContentPart(type="output_audio")])
+    with pytest.raises(rtproto.LocalProtocolError, match="output_audio cannot be recreated"):
+        h.session.reset_history([changed, h.session.history[1]])
+    assert h.sent() == []
 
 
 def test_truncated_item_is_read_back_and_keeps_its_transcript(h: Harness) -> None:

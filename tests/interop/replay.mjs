@@ -114,6 +114,7 @@ const REPORTED = {
     type: e.type,
     status: e.status ?? null,
     texts: e.content ? e.content.map((part) => part.text ?? part.transcript ?? null) : null,
+    kinds: e.content ? e.content.map((part) => part.type) : null,
   }),
   item_deleted: (e) => ({ item_id: e.itemId }),
   error: (e) => ({ code: e.error?.error?.code ?? null }),

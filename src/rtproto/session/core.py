@@ -826,6 +826,9 @@ class ClientSession:
     def _on_output_item_added(self, event: E.ResponseOutputItemAdded, now: float) -> None:
         if event.response_id not in self._responses:
             self._check_response(event.response_id, event)
+        # a call added already completed is announced now, as the JS transport does (one
+        # added in progress waits for its .done)
+        self._announce_call(event.item, event.response_id, finished=_COMPLETED)
 
     def _check_response(self, response_id: str, event: E.ServerEvent) -> None:
         """Report (once) a response this session never saw created (the caller checked
@@ -863,6 +866,19 @@ class ClientSession:
         if event.response_id not in self._responses:
             self._check_response(event.response_id, event)
 
+    def _announce_call(self, item: M.Item, response_id: str, finished: tuple[object, ...]) -> None:
+        """Announce a function call item whose status is one of ``finished``. Only a finished
+        call is one: a response cancelled (or cut by max_output_tokens) in the middle of a
+        call ends it "incomplete", its arguments cut short. (Its
+        response.function_call_arguments.done may carry those cut arguments too.)"""
+        if (
+            isinstance(item, M.FunctionCallItem)
+            and isinstance(item.call_id, str)
+            and item.status in finished
+        ):
+            item_id = item.id if isinstance(item.id, str) else ""
+            self._function_call(item.call_id, item.name, item.arguments, item_id, response_id)
+
     def _function_call(
         self, call_id: str, name: str, arguments: str, item_id: str, response_id: str | None
     ) -> None:
@@ -883,16 +899,7 @@ class ClientSession:
         if event.response_id not in self._responses:
             self._check_response(event.response_id, event)
         item = event.item
-        # Only a finished call is one: a response cancelled (or cut by max_output_tokens)
-        # in the middle of a call ends it "incomplete", its arguments cut short. (Its
-        # response.function_call_arguments.done may carry those cut arguments too.)
-        if (
-            isinstance(item, M.FunctionCallItem)
-            and isinstance(item.call_id, str)
-            and item.status in _FINISHED
-        ):
-            item_id = item.id if isinstance(item.id, str) else ""
-            self._function_call(item.call_id, item.name, item.arguments, item_id, event.response_id)
+        self._announce_call(item, event.response_id, finished=_FINISHED)
         # The beta service sends no conversation.item.done: the item it added in progress
         # (conversation.item.created) is finished here. (GA: already done, nothing to do.)
         if isinstance(item.id, str):
@@ -1018,7 +1025,9 @@ _DECODE: Final = decode_ga_server_event
 _INVALID = E.InvalidEvent
 _MCP_ITEMS = (M.McpListToolsItem, M.McpApprovalRequestItem, M.McpCallItem)
 #: The status of a finished item (one that has none is taken as finished at its .done).
-_FINISHED = ("completed", msgspec.UNSET)
+_FINISHED: tuple[object, ...] = ("completed", msgspec.UNSET)
+#: The status of an item added already finished (one that has none is in progress).
+_COMPLETED: tuple[object, ...] = ("completed",)
 
 #: What each server event changes in the session: ``handler(session, event, now)`` (one
 #: table for every session, not a dict of bound methods each).
@@ -1110,23 +1119,28 @@ def _server_interrupts(session: M.SessionConfig | None) -> bool:
 
 def _as_kept(item: M.Item, status: str) -> M.Item:
     """The item as history keeps it: audio bytes dropped from its parts (transcripts stay),
-    and a message's missing ``status`` filled in as the JS transport does (``in_progress``
-    when added, ``completed`` when done or retrieved)."""
+    an assistant's older ``audio`` content named ``output_audio``, and a message's missing
+    ``status`` filled in, as the JS transport does (``in_progress`` when added,
+    ``completed`` when done or retrieved)."""
     if not isinstance(item, M.MessageItem):
         return item
+    assistant = item.role == "assistant"
     for part in item.content:
-        if isinstance(part.audio, str):
-            item = msgspec.structs.replace(item, content=[_without_audio(p) for p in item.content])
+        if isinstance(part.audio, str) or (assistant and part.type == "audio"):
+            content = [_part_as_kept(p, assistant) for p in item.content]
+            item = msgspec.structs.replace(item, content=content)
             break
     if item.status is msgspec.UNSET:
         item = msgspec.structs.replace(item, status=status)
     return item
 
 
-def _without_audio(part: M.ContentPart) -> M.ContentPart:
-    return (
-        msgspec.structs.replace(part, audio=msgspec.UNSET) if isinstance(part.audio, str) else part
-    )
+def _part_as_kept(part: M.ContentPart, assistant: bool) -> M.ContentPart:
+    if assistant and part.type == "audio":
+        part = msgspec.structs.replace(part, type="output_audio")
+    if isinstance(part.audio, str):
+        part = msgspec.structs.replace(part, audio=msgspec.UNSET)
+    return part
 
 
 _NO_INPUT_DETAILS = M.InputTokenDetails()
