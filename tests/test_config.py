@@ -1349,6 +1349,26 @@ def test_provider_data_is_merged_as_is() -> None:
     assert wire(normalize({"provider_data": raw_audio}))["session"]["audio"] == raw_audio["audio"]
 
 
+def test_given_prompt_and_tools_win_over_provider_data() -> None:
+    """The JS SDK spreads providerData, then sets prompt and tools when given."""
+    given = {"type": "function", "name": "given", "parameters": {}}
+    raw = {"type": "function", "name": "raw", "parameters": {}}
+    config = {
+        "tools": [given],
+        "prompt": {"id": "pmpt_given"},
+        "instructions": "given",
+        "providerData": {"tools": [raw], "prompt": {"id": "pmpt_raw"}, "instructions": "raw"},
+    }
+    session = wire(normalize(config, defaults=False))["session"]
+    assert [tool["name"] for tool in session["tools"]] == ["given"]
+    assert session["prompt"] == {"id": "pmpt_given"}
+    assert session["instructions"] == "raw"  # every other field is replaced
+    alone = {"providerData": {"tools": [raw], "prompt": {"id": "pmpt_raw"}}}
+    session = wire(normalize(alone, defaults=False))["session"]
+    assert [tool["name"] for tool in session["tools"]] == ["raw"]
+    assert session["prompt"] == {"id": "pmpt_raw"}
+
+
 @pytest.mark.parametrize(
     ("data", "path"),
     [

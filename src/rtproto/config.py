@@ -16,7 +16,8 @@ and any other value is sent as given, after validation.
 
 Raw escape hatch: ``provider_data`` (or ``providerData``) is a mapping whose entries replace
 top-level fields of the result as they are, after the normalisation (a shallow merge, like the
-JS SDK's spread). Because the result is typed, its keys must be
+JS SDK's spread), except ``prompt`` and ``tools`` when the configuration sets them: the JS SDK
+sets those after the spread. Because the result is typed, its keys must be
 :class:`~rtproto.models.RealtimeSession` fields (``temperature`` for a beta connection, say) and
 its values are only type-checked, not normalised.
 """
@@ -820,7 +821,16 @@ def _build(
         )
     )
     raw = top.take("provider_data", _provider_data)
-    return session if isinstance(raw, UnsetType) else msgspec.structs.replace(session, **raw)
+    if isinstance(raw, UnsetType):
+        return session
+    for name in _SET_AFTER_PROVIDER_DATA:
+        if not isinstance(getattr(session, name), UnsetType):
+            raw.pop(name, None)
+    return msgspec.structs.replace(session, **raw)
+
+
+#: What the JS SDK sets after spreading ``providerData``: given, these win over it.
+_SET_AFTER_PROVIDER_DATA = ("prompt", "tools")
 
 
 def normalize_session_config(
