@@ -47,6 +47,7 @@ from rtproto import models as M
 from rtproto.session import (
     AudioChunk,
     AudioInterrupted,
+    ClientSession,
     ConnectionChange,
     ConnectionStatus,
     McpApprovalRequested,
@@ -153,7 +154,7 @@ async def test_handshake_session_and_turn(client: Client, loop: ServerLoop) -> N
         with anyio.fail_after(10):
             async with client.connect(srv.url, api_key=SECRET, model="gpt-realtime") as conn:
                 seen = await conn.until(lambda e: isinstance(e, E.SessionUpdated))
-                await conn.call("send_message", "Hello")
+                await conn.call("send_message", "Hello", previous_item_id="root")
                 seen += await conn.until(lambda e: isinstance(e, TurnDone))
                 await conn.call("send_audio", b"\x01\x00" * 480)
                 assert conn.conn.session.usage.responses == 1
@@ -170,6 +171,7 @@ async def test_handshake_session_and_turn(client: Client, loop: ServerLoop) -> N
     assert update["type"] == "session.update"
     assert update["session"]["type"] == "realtime"
     assert record.types()[1:3] == ["conversation.item.create", "response.create"]
+    assert record.received[1]["previous_item_id"] == "root"
     assert record.close_codes == [1000]
     statuses = [e.status for e in seen if isinstance(e, ConnectionChange)]
     assert statuses[0] is ConnectionStatus.CONNECTED or ConnectionStatus.CONNECTED in statuses
@@ -1530,6 +1532,31 @@ def test_drivers_share_one_api(driver: str) -> None:
         return members
 
     assert public(AsyncConnection) == public(SyncConnection)
+
+
+#: Driver members named like a session command that differ from it on purpose: the driver's
+#: own close handshake, a wait with a timeout, and WebRTC audio that goes to the media track.
+OWN_SIGNATURES = {"close", "next_event", ("webrtc", "send_audio")}
+
+
+@pytest.mark.parametrize("driver", ["asyncio"])
+def test_driver_commands_take_the_sessions_parameters(driver: str) -> None:
+    """A command the drivers forward to the session takes the session's parameters (the
+    driver passes ``now`` itself), so a new option of the session cannot be left out."""
+    webrtc = pytest.importorskip("rtproto.adapters.webrtc")
+    compared = 0
+    for kind, cls in (("websocket", AsyncConnection), ("webrtc", webrtc.WebRTCConnection)):
+        for name, member in inspect.getmembers(cls):
+            command = getattr(ClientSession, name, None)
+            if name.startswith("_") or not callable(member) or not callable(command):
+                continue
+            if name in OWN_SIGNATURES or (kind, name) in OWN_SIGNATURES:
+                continue
+            theirs = [p for p in inspect.signature(member).parameters if p != "self"]
+            ours = [p for p in inspect.signature(command).parameters if p not in ("self", "now")]
+            assert theirs == ours, f"{cls.__name__}.{name}"
+            compared += 1
+    assert compared >= 20
 
 
 @pytest.mark.parametrize("driver", ["asyncio"])

@@ -1570,6 +1570,22 @@ def test_a_whole_message_item_and_bad_response_options(h: Harness) -> None:
     assert h.sent() == []
 
 
+def test_a_message_can_be_placed_after_an_item(h: Harness) -> None:
+    """As the JS transport's sendMessage(message, {previous_item_id}) spreads it into the
+    event; ``"root"`` puts the message first."""
+    h.session.send_message("first", trigger_response=False, previous_item_id="root")
+    h.session.send_message("after", trigger_response=False, previous_item_id="item_U1")
+    sent = h.sent()
+    assert [m["previous_item_id"] for m in sent] == ["root", "item_U1"]
+    assert [m["item"]["content"][0]["text"] for m in sent] == ["first", "after"]
+    with pytest.raises(rtproto.LocalProtocolError, match="previous_item_id must be"):
+        h.session.send_message("x", previous_item_id="")
+    # (the compiled build refuses a non-str at the call, with TypeError: docs/session.md)
+    with pytest.raises((rtproto.LocalProtocolError, TypeError)):
+        h.session.send_message("x", previous_item_id=5)  # type: ignore[arg-type]
+    assert h.sent() == []
+
+
 def test_sip_leaves_the_audio_formats_to_the_call() -> None:
     """A SIP call's audio is the phone line's (G.711): the initial session.update carries
     no PCM defaults for it, only formats the application gives."""

@@ -250,9 +250,16 @@ class SyncConnection(CoreViews):
         message: str | Sequence[M.ContentPart] | M.MessageItem,
         *,
         trigger_response: bool = True,
+        previous_item_id: str | None = None,
     ) -> None:
-        """Add a user message; by default a response follows."""
-        self._command("send_message", message, trigger_response=trigger_response)
+        """Add a user message (after ``previous_item_id`` when given); by default a response
+        follows."""
+        self._command(
+            "send_message",
+            message,
+            trigger_response=trigger_response,
+            previous_item_id=previous_item_id,
+        )
 
     def add_image(
         self,

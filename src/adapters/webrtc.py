@@ -214,8 +214,15 @@ class WebRTCConnection:
         self._mic.clear()
         self._mic_bytes = 0
 
-    async def send_message(self, message: Any, *, trigger_response: bool = True) -> None:
-        self._command("send_message", message, trigger_response=trigger_response)
+    async def send_message(
+        self, message: Any, *, trigger_response: bool = True, previous_item_id: str | None = None
+    ) -> None:
+        self._command(
+            "send_message",
+            message,
+            trigger_response=trigger_response,
+            previous_item_id=previous_item_id,
+        )
 
     async def add_image(
         self,

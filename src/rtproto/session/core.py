@@ -482,8 +482,17 @@ class ClientSession:
         message: str | Sequence[M.ContentPart] | M.MessageItem,
         *,
         trigger_response: bool = True,
+        previous_item_id: str | None = None,
     ) -> None:
-        """Add a user message (text, content parts, or a whole message item)."""
+        """Add a user message (text, content parts, or a whole message item), at the end of
+        the conversation or after ``previous_item_id`` (``"root"``: at its start)."""
+        if previous_item_id is not None and not (
+            isinstance(previous_item_id, str) and previous_item_id
+        ):
+            raise LocalProtocolError(
+                f"previous_item_id must be an item id or 'root', not {previous_item_id!r}",
+                event_type="conversation.item.create",
+            )
         if isinstance(message, str):
             item = M.MessageItem(
                 role="user", content=[M.ContentPart(type="input_text", text=message)]
@@ -492,7 +501,9 @@ class ClientSession:
             item = message
         else:
             item = M.MessageItem(role="user", content=list(message))
-        self._write(E.ConversationItemCreate(item=item, event_id=self._new_id("item_create")))
+        after = msgspec.UNSET if previous_item_id is None else previous_item_id
+        event_id = self._new_id("item_create")
+        self._write(E.ConversationItemCreate(item=item, previous_item_id=after, event_id=event_id))
         if trigger_response:
             self._request_response(None, manual=False)
 
