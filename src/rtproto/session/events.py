@@ -151,8 +151,8 @@ class TurnDone(TransportEvent, frozen=True, kw_only=True, gc=False):
 
 
 class FunctionCall(TransportEvent, frozen=True, kw_only=True, gc=False):
-    """The model called a function tool (emitted once per ``call_id``, when its item is done
-    and ``completed``). ``function`` is the tool's name (``name`` is every transport event's
+    """The model called a function tool (emitted once per ``call_id``, when its output item
+    is reported ``completed``). ``function`` is the tool's name (``name`` is every transport event's
     kind, ``"function_call"``); ``arguments`` is JSON text, as the model wrote it."""
 
     name: ClassVar[str] = "function_call"
