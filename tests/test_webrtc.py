@@ -19,7 +19,7 @@ pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'rtpr
 
 from rtproto.adapters._core import ConnectError, ConnectTimeout
 from rtproto.adapters._http import round_trip
-from rtproto.adapters._media import PcmTrack, loopback_candidates
+from rtproto.adapters._media import BorrowedTrack, PcmTrack, loopback_candidates
 from rtproto.adapters.server import ServerConfig, serve
 from rtproto.adapters.webrtc import (
     AUDIO_TAIL_SECONDS,
@@ -250,6 +250,50 @@ async def test_own_track_and_remote_track(server: Any) -> None:
         assert len(remote) == 1 and remote[0].kind == "audio"
         frame = await remote[0].recv()  # and it is a live audio track
         assert frame.sample_rate == 48000
+
+
+async def test_a_muted_track_sends_silence_and_keeps_time() -> None:
+    """Muted, the outgoing track still pulls its audio in real time (a muted microphone
+    still captures) and sends silence; unmuted, the audio goes out again."""
+    pulled: list[int] = []
+
+    def pull() -> bytes:
+        pulled.append(1)
+        return tone(20)  # 20 ms at 24 kHz: one 48 kHz frame
+
+    track = PcmTrack(pull)
+    track.muted = True
+    frames = [await track.recv() for _ in range(3)]
+    assert all(not frame.to_ndarray().any() for frame in frames)
+    assert len(pulled) >= 3  # the audio was taken, and not heard
+    assert [frame.pts for frame in frames] == [0, 960, 1920]  # time went on
+    track.muted = False
+    await track.recv()  # (the resampler's delay: the first frame after is partly old)
+    assert np.abs((await track.recv()).to_ndarray()).max() > 1000
+    source = PcmTrack(pull)
+    borrowed = BorrowedTrack(source)
+    borrowed.muted = True
+    silent = await borrowed.recv()
+    assert not silent.to_ndarray().any()
+    assert (silent.samples, silent.sample_rate, silent.pts) == (960, 48000, 0)
+    assert silent.format.name == "s16" and silent.layout.name == "mono"
+    borrowed.muted = False
+    await borrowed.recv()
+    assert np.abs((await borrowed.recv()).to_ndarray()).max() > 1000
+
+
+async def test_mute_keeps_the_microphone_from_the_model(server: Any) -> None:
+    """Speech sent while muted is not heard (no speech_started); after unmuting it is."""
+    async with connect_webrtc(calls_url(server), api_key="sk-test") as conn:
+        assert conn.muted is False
+        conn.mute()
+        assert conn.muted is True
+        await conn.send_audio(tone(600) + bytes(24 * 2 * 900))
+        with pytest.raises(TimeoutError):
+            await until(conn, lambda e: isinstance(e, E.InputAudioBufferSpeechStarted), 2.5)
+        conn.mute(False)
+        await conn.send_audio(tone(600) + bytes(24 * 2 * 900))
+        await until(conn, lambda e: isinstance(e, E.InputAudioBufferSpeechStarted), 10)
 
 
 _DOWN = ConnectionStatus.DISCONNECTED

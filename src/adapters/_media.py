@@ -29,6 +29,7 @@ __all__ = [
     "frame_to_pcm24k",
     "loopback_candidates",
     "peak",
+    "silent_like",
 ]
 
 RATE = 48000
@@ -89,11 +90,29 @@ class BorrowedTrack(MediaStreamTrack):
         super().__init__()
         self.kind = source.kind
         self.source = source
+        #: Send silence in place of the source's audio (the source is still read, in time).
+        self.muted = False
 
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
-        return await self.source.recv()
+        frame = await self.source.recv()
+        if self.muted and isinstance(frame, av.AudioFrame):
+            return silent_like(frame)
+        return frame
+
+
+def silent_like(frame: av.AudioFrame) -> av.AudioFrame:
+    """A frame of silence with ``frame``'s format, layout, length and timing."""
+    silent = av.AudioFrame(
+        format=frame.format.name, layout=frame.layout.name, samples=frame.samples
+    )
+    for plane in silent.planes:
+        plane.update(bytes(plane.buffer_size))
+    silent.sample_rate = frame.sample_rate
+    silent.pts = frame.pts
+    silent.time_base = frame.time_base
+    return silent
 
 
 class PcmTrack(MediaStreamTrack):
@@ -101,7 +120,8 @@ class PcmTrack(MediaStreamTrack):
 
     ``pull()`` returns the next chunk, or ``None`` when there is nothing to play (silence
     goes out then). It is called only when the track needs more audio, so what has not been
-    pulled can still be dropped by its owner (an interruption).
+    pulled can still be dropped by its owner (an interruption). While ``muted``, the audio
+    is still pulled in time, as a muted microphone still captures, and silence goes out.
     """
 
     kind = "audio"
@@ -113,6 +133,7 @@ class PcmTrack(MediaStreamTrack):
         self._buffer = np.zeros(0, dtype=np.int16)
         self._start: float | None = None
         self._timestamp = 0
+        self.muted = False
 
     def clear(self) -> None:
         """Drop what was pulled but not played yet."""
@@ -137,7 +158,8 @@ class PcmTrack(MediaStreamTrack):
             self._buffer = np.concatenate([self._buffer, self._upsample.process(pcm)])
         frame_pcm = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         take = min(FRAME_SAMPLES, len(self._buffer))
-        frame_pcm[:take] = self._buffer[:take]
+        if not self.muted:
+            frame_pcm[:take] = self._buffer[:take]
         self._buffer = self._buffer[take:]
         frame = av.AudioFrame.from_ndarray(frame_pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = RATE

@@ -209,6 +209,18 @@ class WebRTCConnection:
             self._mic.append(piece)
             self._mic_bytes += len(piece)
 
+    @property
+    def muted(self) -> bool:
+        """Whether the outgoing track sends silence (see :meth:`mute`)."""
+        return bool(self._track.muted)
+
+    def mute(self, muted: bool = True) -> None:
+        """Send silence in place of the outgoing audio, or stop doing so: what the JS
+        transport's ``mute()`` does by disabling the sender's track. Audio sent while muted
+        (by :meth:`send_audio` or your own ``audio_track``) still moves in real time and is
+        not heard, as with a muted microphone."""
+        self._track.muted = bool(muted)
+
     def clear_audio_queue(self) -> None:
         """Drop the audio queued by :meth:`send_audio` that was not sent yet."""
         self._mic.clear()
