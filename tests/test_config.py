@@ -21,6 +21,7 @@ from rtproto.config import (
     normalize_audio_format,
     normalize_session_config,
     output_format_of,
+    sip_accept_session,
 )
 from rtproto.errors import LocalProtocolError
 from rtproto.events import SessionUpdate, SessionUpdated
@@ -1608,3 +1609,46 @@ def test_junk_is_accepted_or_refused_cleanly(config: dict[str, Any], defaults: b
     else:
         assert isinstance(session, M.RealtimeSession)
         json.loads(rtproto.serialize_client_event(SessionUpdate(session=session)))
+
+
+def test_a_sip_call_is_accepted_with_the_defaults_but_no_audio_format() -> None:
+    """As the JS SDK's OpenAIRealtimeSIP.buildInitialConfig: a call's audio is the line's."""
+    session = sip_accept_session({"instructions": "Hi.", "voice": "marin"}, model="gpt-realtime")
+    body = json.loads(msgspec.json.encode(session))
+    assert body == {
+        "type": "realtime",
+        "model": "gpt-realtime",
+        "output_modalities": ["audio"],
+        "instructions": "Hi.",
+        "audio": {
+            "input": {
+                "noise_reduction": None,
+                "transcription": {"model": DEFAULT_TRANSCRIPTION_MODEL},
+                "turn_detection": {"type": "semantic_vad"},
+            },
+            "output": {"voice": "marin", "speed": 1.0},
+        },
+    }
+    allowed = {"type": "server_vad", "create_response": True, "idle_timeout_ms": 6000}
+    kept = sip_accept_session({"audio": {"input": {"turn_detection": allowed}}})
+    assert json.loads(msgspec.json.encode(kept))["audio"]["input"]["turn_detection"] == allowed
+    assert sip_accept_session({"turn_detection": None}).audio.input.turn_detection is None
+
+
+@pytest.mark.parametrize(
+    ("turn_detection", "named"),
+    [
+        ({"type": "server_vad", "threshold": 0.6}, "threshold"),
+        ({"prefixPaddingMs": 200}, "prefix_padding_ms"),
+        ({"silence_duration_ms": 400, "threshold": 0.5}, "threshold, silence_duration_ms"),
+    ],
+)
+def test_a_sip_call_refuses_turn_detection_tuning(turn_detection: Any, named: str) -> None:
+    """The Calls API refuses these for a SIP call: refused before the request, named."""
+    with pytest.raises(LocalProtocolError) as info:
+        sip_accept_session({"turnDetection": turn_detection})
+    assert info.value.message == (
+        f"audio.input.turn_detection: {named} cannot be set for a SIP call (the Calls API"
+        " refuses turn-detection tuning there)"
+    )
+    assert info.value.hint == "leave them to the service's defaults"

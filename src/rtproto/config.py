@@ -66,6 +66,7 @@ __all__ = [
     "normalize_audio_format",
     "normalize_session_config",
     "output_format_of",
+    "sip_accept_session",
 ]
 
 #: The only PCM format the service takes: 16-bit mono at 24 kHz.
@@ -870,3 +871,42 @@ def normalize_session_config(
         defaults=defaults,
         format_defaults=format_defaults,
     )
+
+
+#: Turn-detection tuning the Realtime Calls API refuses for a SIP call.
+SIP_REFUSED_TURN_DETECTION: Final = ("threshold", "prefix_padding_ms", "silence_duration_ms")
+
+
+def sip_accept_session(
+    config: Mapping[str, Any] | RealtimeSession | None = None, *, model: str | None = None
+) -> RealtimeSession:
+    """The session to accept a SIP call with: the body of ``POST
+    /v1/realtime/calls/{call_id}/accept`` is this, serialised (``msgspec.json.encode``).
+
+    It is normalised like a session's first configuration, with the JS SDK's defaults but no
+    audio format (a call's audio is the phone line's, G.711), as the JS SDK's
+    ``OpenAIRealtimeSIP.buildInitialConfig`` builds it.
+
+    Raises:
+        LocalProtocolError: what :func:`normalize_session_config` refuses, or server VAD
+            tuning (``threshold``, ``prefix_padding_ms``, ``silence_duration_ms``), which the
+            Calls API refuses for a SIP call: the message names each one given.
+    """
+    session = normalize_session_config(config, model=model, format_defaults=False)
+    audio = session.audio
+    turn = (
+        audio.input.turn_detection
+        if not isinstance(audio, UnsetType) and not isinstance(audio.input, UnsetType)
+        else None
+    )
+    if isinstance(turn, ServerVad):
+        given = [name for name in SIP_REFUSED_TURN_DETECTION if getattr(turn, name) is not UNSET]
+        if given:
+            error = _fail(
+                "audio.input.turn_detection",
+                f"{', '.join(given)} cannot be set for a SIP call (the Calls API refuses"
+                " turn-detection tuning there)",
+            )
+            error.hint = "leave them to the service's defaults"
+            raise error
+    return session
