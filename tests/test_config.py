@@ -1633,6 +1633,11 @@ def test_a_sip_call_is_accepted_with_the_defaults_but_no_audio_format() -> None:
     kept = sip_accept_session({"audio": {"input": {"turn_detection": allowed}}})
     assert json.loads(msgspec.json.encode(kept))["audio"]["input"]["turn_detection"] == allowed
     assert sip_accept_session({"turn_detection": None}).audio.input.turn_detection is None
+    typed = M.RealtimeSession(instructions="Hi.")  # a typed session is taken as it is
+    assert sip_accept_session(typed) is typed
+    tuned = M.AudioInput(turn_detection=M.ServerVad(threshold=0.5))
+    with pytest.raises(LocalProtocolError, match="threshold cannot be set for a SIP call"):
+        sip_accept_session(M.RealtimeSession(audio=M.AudioConfig(input=tuned)))
 
 
 @pytest.mark.parametrize(
