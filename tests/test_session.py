@@ -2146,7 +2146,8 @@ def test_an_assistant_audio_part_is_kept_as_output_audio(h: Harness) -> None:
     nothing sent, rather than deleting an item it cannot put back."""
     s = h.server
     content = [{"type": "audio", "audio": "AAAA", "transcript": "hi"}]
-    item = {"id": "item_A1", "type": "message", "role": "assistant", "content": content}
+    spoken = [{"type": "audio", "transcript": "hi"}]  # (no audio bytes to strip)
+    item = {"id": "item_A1", "type": "message", "role": "assistant", "content": spoken}
     h.feed(s.event("conversation.item.retrieved", item=item))
     (kept,) = h.session.history
     assert isinstance(kept, M.MessageItem)
