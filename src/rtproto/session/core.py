@@ -1136,11 +1136,9 @@ def _as_kept(item: M.Item, status: str) -> M.Item:
     if not isinstance(item, M.MessageItem):
         return item
     assistant = item.role == "assistant"
-    for part in item.content:
-        if isinstance(part.audio, str) or (assistant and part.type == "audio"):
-            content = [_part_as_kept(p, assistant) for p in item.content]
-            item = msgspec.structs.replace(item, content=content)
-            break
+    content = [_part_as_kept(part, assistant) for part in item.content]
+    if content != item.content:  # (a part kept as it is compares by identity first)
+        item = msgspec.structs.replace(item, content=content)
     if item.status is msgspec.UNSET:
         item = msgspec.structs.replace(item, status=status)
     return item
