@@ -31,7 +31,7 @@ pytest: $(STAMP)
 # Each harness runs FUZZ_SECONDS; new inputs go to the ignored fuzz/generated/<name>/, a
 # failing input to the ignored fuzz/artifacts/<name>/; the committed seeds
 # (fuzz/corpus/<name>/, replayed by make test) are read only.
-FUZZ_HARNESSES := events websocket server signalling session
+FUZZ_HARNESSES := events websocket server signalling session webhooks
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,webrtc,fuzz]'
 	for name in $(FUZZ_HARNESSES); do \
