@@ -1,10 +1,10 @@
 """Fuzz harness for WebRTC signalling and client secrets (atheris / libFuzzer).
 
-Each input is used four ways:
+Each input is used five ways:
 
-* as the server's HTTP response to ``POST /v1/realtime/calls`` (:class:`CallExchange`) and
-  to ``POST /v1/realtime/client_secrets`` (:class:`ClientSecretExchange`), fed whole and
-  one byte at a time, then EOF;
+* as the server's HTTP response to ``POST /v1/realtime/calls`` (:class:`CallExchange`),
+  to ``POST /v1/realtime/client_secrets`` (:class:`ClientSecretExchange`) and to a call
+  control request (:class:`CallControlExchange`), fed whole and one byte at a time, then EOF;
 * as the body of a server-side request (:func:`parse_server_request`): an SDP offer, a
   multipart form (boundary ``B``) and a client secrets JSON body.
 
@@ -46,6 +46,7 @@ with target_imports(__name__, atheris, include=["rtproto", "h11"]):
         CallExchange,
         ClientSecretExchange,
         SignallingError,
+        hangup_call,
         parse_server_request,
     )
 
@@ -77,6 +78,7 @@ def check_one(data: bytes) -> None:
     """Run one input through every parser; raise AssertionError if the contract breaks."""
     _feed(lambda: CallExchange(_OFFER, api_key="sk-test", url="http://127.0.0.1:1/"), data)
     _feed(lambda: ClientSecretExchange(api_key="sk-test", url="http://127.0.0.1:1/"), data)
+    _feed(lambda: hangup_call("rtc_1", api_key="sk-test", url="http://127.0.0.1:1/"), data)
     for path, content_type in (
         (CALLS_PATH, "application/sdp"),
         (CALLS_PATH + "?model=gpt-realtime", "multipart/form-data; boundary=B"),
@@ -103,6 +105,10 @@ def seeds() -> dict[str, bytes]:
         "error-401-close": b"HTTP/1.1 401 Unauthorized\r\nConnection: close\r\n\r\nno key",
         "secret-200": b'HTTP/1.1 200 OK\r\nContent-Length: 71\r\n\r\n{"value":"ek_1",'
         b'"expires_at":1756310470,"session":{"type":"realtime"}}     ',
+        "control-200": b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "control-404": b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 125\r\n\r\n{"error":{"message":"No session found for the provided '
+        b'call_id","type":"invalid_request_error","code":"call_id_not_found"}}  ',
         "body-secrets": b'{"expires_after":{"anchor":"created_at","seconds":60},"session":'
         b'{"type":"realtime","model":"gpt-realtime"}}',
         "body-multipart": b'--B\r\nContent-Disposition: form-data; name="sdp"\r\n\r\n'

@@ -11,7 +11,9 @@ other rtproto wire object::
 
 A non-2xx answer raises :class:`SignallingError` (a ``RemoteProtocolError``) with the HTTP
 ``status`` and the parsed OpenAI ``error`` object. :class:`ClientSecretExchange` mints an
-ephemeral ``ek_...`` key the same way.
+ephemeral ``ek_...`` key the same way, and :class:`CallControlExchange` (built by
+:func:`accept_call`, :func:`reject_call`, :func:`refer_call`, :func:`hangup_call`) answers,
+declines, transfers or ends a SIP or WebRTC call (spec 1.5).
 
 Server side (the emulator): :func:`parse_server_request` turns a complete HTTP request for
 ``POST /v1/realtime/calls`` or ``POST /v1/realtime/client_secrets`` into a
@@ -37,7 +39,9 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import h11
 import msgspec
 
+from ..config import sip_accept_session
 from ..errors import LocalProtocolError, RemoteProtocolError
+from ..models import RealtimeSession
 from .url import HEADER_NAME, HEADER_VALUE, host_header, split_url
 
 __all__ = [
@@ -48,7 +52,10 @@ __all__ = [
     "MAX_HEAD_SIZE",
     "MAX_JSON_BODY_SIZE",
     "MAX_SDP_SIZE",
+    "CALL_ACTIONS",
     "CallAnswer",
+    "CallControlExchange",
+    "CallControlResult",
     "CallExchange",
     "CallOffer",
     "ClientSecret",
@@ -56,13 +63,17 @@ __all__ = [
     "ClientSecretRequest",
     "EphemeralKeys",
     "SignallingError",
+    "accept_call",
     "build_response",
     "call_created_response",
     "client_secret_response",
     "error_body",
     "error_response",
+    "hangup_call",
     "parse_server_request",
     "preflight_response",
+    "refer_call",
+    "reject_call",
 ]
 
 CALLS_PATH = "/v1/realtime/calls"
@@ -77,6 +88,10 @@ MAX_JSON_BODY_SIZE = 256 * 1024
 MAX_HEAD_SIZE = 16 * 1024
 #: ``expires_after.seconds`` bounds and default (spec 1.3).
 MIN_SECRET_SECONDS, MAX_SECRET_SECONDS, DEFAULT_SECRET_SECONDS = 10, 7200, 600
+#: What can be done to a call: ``POST /v1/realtime/calls/{call_id}/{action}`` (spec 1.5).
+CALL_ACTIONS = ("accept", "reject", "refer", "hangup")
+#: Where a call can be referred to: the schemes of a SIP ``Refer-To``.
+_REFER_SCHEMES = ("tel:", "sip:", "sips:")
 
 #: What an API key may hold: printable ASCII, no spaces (a bearer token; spec 1.2).
 _KEY = re.compile(r"[\x21-\x7e]+")
@@ -407,6 +422,165 @@ class CallExchange(_Exchange):
         location = self.header("location")
         call_id = _call_id(location) if location is not None else None
         return CallAnswer(sdp=sdp, call_id=call_id, location=location, status=status)
+
+
+@dataclass(frozen=True)
+class CallControlResult:
+    """A call control request the server carried out (HTTP 200; its body is empty)."""
+
+    call_id: str
+    action: str
+    status: int
+
+
+class CallControlExchange(_Exchange):
+    """``POST /v1/realtime/calls/{call_id}/{action}``: accept, reject, refer or hang up a
+    call (spec 1.5), with a JSON ``body`` (``{}`` when ``None``; hang-up sends none). The
+    helpers below build each action's body; this is the raw form.
+
+    Raises:
+        LocalProtocolError: a bad URL, key, call id or action; a body over
+            :data:`MAX_JSON_BODY_SIZE` or not JSON.
+    """
+
+    def __init__(
+        self,
+        call_id: str,
+        action: str,
+        *,
+        api_key: str,
+        body: Mapping[str, Any] | msgspec.Struct | None = None,
+        url: str = DEFAULT_CALLS_URL,
+        extra_headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        if not isinstance(call_id, str) or not _CALL_ID.fullmatch(call_id):
+            raise LocalProtocolError(
+                "call_id must be the call's id (rtc_...): letters, digits and ._~- only"
+            )
+        if action not in CALL_ACTIONS:
+            raise LocalProtocolError(f"action must be one of {', '.join(CALL_ACTIONS)}")
+        if action == "hangup":
+            if body is not None:
+                raise LocalProtocolError("a hang-up carries no body")
+            data = b""
+        else:
+            data = (_json_text(body) if body is not None else "{}").encode("utf-8")
+            if len(data) > MAX_JSON_BODY_SIZE:
+                raise LocalProtocolError(
+                    f"the request is {len(data)} bytes; at most {MAX_JSON_BODY_SIZE}"
+                )
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.query or parts.fragment:
+            raise LocalProtocolError("the calls URL must be a str with no query or fragment")
+        path = f"{parts.path.rstrip('/')}/{call_id}/{action}"
+        super().__init__(
+            "POST",
+            parts._replace(path=path).geturl(),
+            api_key=api_key,
+            content_type="application/json",
+            body=data,
+            accept="*/*",
+            extra_headers=extra_headers,
+        )
+        self.call_id = call_id
+        self.action = action
+
+    def receive_data(self, data: bytes) -> CallControlResult | None:
+        """Response bytes (``b""`` at EOF); the :class:`CallControlResult` once complete.
+
+        Raises:
+            SignallingError: an error status, such as 404 ``call_id_not_found`` for a call
+                that ended or never was (with the parsed error), or not HTTP.
+        """
+        body = self._receive(data)
+        if body is None:
+            return None
+        status = self._status or 0
+        if not 200 <= status < 300:
+            raise self._fail(body)
+        return CallControlResult(call_id=self.call_id, action=self.action, status=status)
+
+
+def accept_call(
+    call_id: str,
+    session: Mapping[str, Any] | RealtimeSession,
+    *,
+    api_key: str,
+    model: str | None = None,
+    url: str = DEFAULT_CALLS_URL,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> CallControlExchange:
+    """Answer a ringing SIP call with this session configuration (any shape
+    :func:`~rtproto.config.normalize_session_config` takes), normalised for a phone call by
+    :func:`~rtproto.config.sip_accept_session` (which refuses the VAD tuning SIP calls
+    refuse)."""
+    body = sip_accept_session(session, model=model)
+    return CallControlExchange(
+        call_id, "accept", api_key=api_key, body=body, url=url, extra_headers=extra_headers
+    )
+
+
+def reject_call(
+    call_id: str,
+    *,
+    api_key: str,
+    status_code: int | None = None,
+    url: str = DEFAULT_CALLS_URL,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> CallControlExchange:
+    """Decline a ringing SIP call with a SIP status (the server's default: 603 Decline)."""
+    body: dict[str, Any] = {}
+    if status_code is not None:
+        if isinstance(status_code, bool) or not isinstance(status_code, int):
+            raise LocalProtocolError("status_code must be an int (a SIP status, 400-699)")
+        if not 400 <= status_code <= 699:
+            raise LocalProtocolError(f"status_code {status_code} is not a SIP error (400-699)")
+        body["status_code"] = status_code
+    return CallControlExchange(
+        call_id, "reject", api_key=api_key, body=body, url=url, extra_headers=extra_headers
+    )
+
+
+def refer_call(
+    call_id: str,
+    target_uri: str,
+    *,
+    api_key: str,
+    url: str = DEFAULT_CALLS_URL,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> CallControlExchange:
+    """Transfer a SIP call (SIP REFER) to ``tel:+14155550123`` or ``sip:agent@example.com``."""
+    if (
+        not isinstance(target_uri, str)
+        or not target_uri.lower().startswith(_REFER_SCHEMES)
+        or not target_uri.isprintable()
+        or " " in target_uri
+        or len(target_uri) > 2048
+    ):
+        raise LocalProtocolError(
+            "target_uri must be a tel:, sip: or sips: URI (printable, no spaces, 2048 at most)"
+        )
+    return CallControlExchange(
+        call_id,
+        "refer",
+        api_key=api_key,
+        body={"target_uri": target_uri},
+        url=url,
+        extra_headers=extra_headers,
+    )
+
+
+def hangup_call(
+    call_id: str,
+    *,
+    api_key: str,
+    url: str = DEFAULT_CALLS_URL,
+    extra_headers: Sequence[tuple[str, str]] = (),
+) -> CallControlExchange:
+    """End a SIP or WebRTC call."""
+    return CallControlExchange(
+        call_id, "hangup", api_key=api_key, url=url, extra_headers=extra_headers
+    )
 
 
 def _user_agent() -> str:
