@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import anyio
 import openai
 import pytest
+from rtproto.adapters import ConnectError
+from rtproto.adapters.calls import control_call
 
 from rtproto.errors import LocalProtocolError
 from rtproto.wire.signalling import (
@@ -199,3 +202,44 @@ def test_the_edges_of_what_is_sent() -> None:
     assert set(CALL_ACTIONS) == {"accept", "reject", "refer", "hangup"}
     exchange = hangup_call("rtc_1", api_key=KEY, url="http://127.0.0.1:9/v1/realtime/calls/")
     assert exchange.data_to_send().startswith(b"POST /v1/realtime/calls/rtc_1/hangup HTTP/1.1")
+
+
+# --- the driver: rtproto.adapters.calls, on asyncio and Trio ---------------------------------
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_the_driver_sends_each_action(recorder: Recorder, backend: str) -> None:
+    url = _calls_url(recorder)
+
+    async def main() -> list[CallControlResult]:
+        return [
+            await control_call(refer_call("rtc_1", "sip:agent@example.com", api_key=KEY, url=url)),
+            await control_call(hangup_call("rtc_1", api_key=KEY, url=url), timeout=5),
+        ]
+
+    assert anyio.run(main, backend=backend) == [
+        CallControlResult("rtc_1", "refer", 200),
+        CallControlResult("rtc_1", "hangup", 200),
+    ]
+    assert [path for path, _, _ in recorder.requests] == [
+        "/v1/realtime/calls/rtc_1/refer",
+        "/v1/realtime/calls/rtc_1/hangup",
+    ]
+
+    async def gone() -> None:
+        await control_call(hangup_call("rtc_gone", api_key=KEY, url=url))
+
+    with pytest.raises(SignallingError, match="No session found"):
+        anyio.run(gone, backend=backend)
+
+
+def test_the_driver_reports_what_it_cannot_reach() -> None:
+    with socket.socket() as unused:  # a port nothing listens on
+        unused.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{unused.getsockname()[1]}/v1/realtime/calls"
+
+    async def main() -> None:
+        await control_call(hangup_call("rtc_1", api_key=KEY, url=url), timeout=5)
+
+    with pytest.raises(ConnectError):
+        anyio.run(main)
