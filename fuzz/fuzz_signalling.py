@@ -1,12 +1,12 @@
 """Fuzz harness for WebRTC signalling and client secrets (atheris / libFuzzer).
 
-Each input is used five ways:
+Each input is used in every one of these roles:
 
 * as the server's HTTP response to ``POST /v1/realtime/calls`` (:class:`CallExchange`),
   to ``POST /v1/realtime/client_secrets`` (:class:`ClientSecretExchange`) and to a call
   control request (:class:`CallControlExchange`), fed whole and one byte at a time, then EOF;
 * as the body of a server-side request (:func:`parse_server_request`): an SDP offer, a
-  multipart form (boundary ``B``) and a client secrets JSON body.
+  multipart form (boundary ``B``), a client secrets JSON body and a call control one.
 
 The contract, for ANY input: only :class:`SignallingError` escapes (a
 ``RemoteProtocolError``); the whole and byte-at-a-time feeds agree (same answer, or an error
@@ -83,6 +83,7 @@ def check_one(data: bytes) -> None:
         (CALLS_PATH, "application/sdp"),
         (CALLS_PATH + "?model=gpt-realtime", "multipart/form-data; boundary=B"),
         (CLIENT_SECRETS_PATH, "application/json"),
+        (CALLS_PATH + "/rtc_1/refer", "application/json"),
     ):
         headers = [("Authorization", "Bearer ek_x"), ("Content-Type", content_type)]
         try:

@@ -20,11 +20,14 @@ from rtproto.adapters.calls import control_call
 from rtproto.errors import LocalProtocolError
 from rtproto.wire.signalling import (
     CALL_ACTIONS,
+    CALLS_PATH,
     CallControlExchange,
+    CallControlRequest,
     CallControlResult,
     SignallingError,
     accept_call,
     hangup_call,
+    parse_server_request,
     refer_call,
     reject_call,
 )
@@ -243,3 +246,56 @@ def test_the_driver_reports_what_it_cannot_reach() -> None:
 
     with pytest.raises(ConnectError):
         anyio.run(main)
+
+
+# --- the server side: parse_server_request (the emulator's REST endpoints) -------------------
+
+
+def _parse(target: str, body: bytes = b"", headers: Any = None, method: str = "POST") -> Any:
+    given = [("Authorization", "Bearer sk-x"), ("Content-Type", "application/json")]
+    return parse_server_request(method, target, given if headers is None else headers, body)
+
+
+def test_call_control_requests_are_parsed() -> None:
+    request = _parse(CALLS_PATH + "/rtc_1/refer", b'{"target_uri":"tel:+1"}')
+    assert request == CallControlRequest("rtc_1", "refer", {"target_uri": "tel:+1"}, "sk-x")
+    assert "sk-x" not in repr(request)
+    assert _parse(CALLS_PATH + "/rtc_1/hangup", headers=[("authorization", "Bearer k")]) == (
+        CallControlRequest("rtc_1", "hangup", {}, "k")
+    )
+    for action in CALL_ACTIONS:  # what our exchanges send, the server reads
+        exchange = CallControlExchange(
+            "rtc_9", action, api_key="sk-x", body=None if action == "hangup" else {"a": 1}
+        )
+        head, _, body = exchange.data_to_send().partition(b"\r\n\r\n")
+        target = head.split(b" ")[1].decode()
+        assert _parse(target, body).action == action
+
+
+@pytest.mark.parametrize(
+    ("target", "body", "headers", "method", "status"),
+    [
+        (CALLS_PATH + "/rtc_1/transfer", b"", None, "POST", 404),
+        (CALLS_PATH + "/rtc_1", b"", None, "POST", 404),
+        (CALLS_PATH + "/rtc 1/hangup", b"", None, "POST", 404),
+        (CALLS_PATH + "//hangup", b"", None, "POST", 404),
+        (CALLS_PATH + "/rtc_1/hangup", b"", None, "GET", 405),
+        (CALLS_PATH + "/rtc_1/hangup", b"", [], "POST", 401),
+        (CALLS_PATH + "/rtc_1/reject", b"[1]", None, "POST", 400),
+        (CALLS_PATH + "/rtc_1/reject", b"{", None, "POST", 400),
+        (CALLS_PATH + "/rtc_1/reject", b"x" * 300_000, None, "POST", 413),
+        (
+            CALLS_PATH + "/rtc_1/reject",
+            b"{}",
+            [("Authorization", "Bearer k"), ("Content-Type", "text/plain")],
+            "POST",
+            415,
+        ),
+    ],
+)
+def test_bad_call_control_requests_get_the_services_status(
+    target: str, body: bytes, headers: Any, method: str, status: int
+) -> None:
+    with pytest.raises(SignallingError) as caught:
+        _parse(target, body, headers, method)
+    assert caught.value.status == status

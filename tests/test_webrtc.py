@@ -20,6 +20,7 @@ pytest.importorskip("aiortc", reason="aiortc is not installed (pip install 'rtpr
 from rtproto.adapters._core import ConnectError, ConnectTimeout
 from rtproto.adapters._http import round_trip
 from rtproto.adapters._media import BorrowedTrack, PcmTrack, loopback_candidates
+from rtproto.adapters.calls import control_call
 from rtproto.adapters.server import ServerConfig, serve
 from rtproto.adapters.webrtc import (
     AUDIO_TAIL_SECONDS,
@@ -39,9 +40,12 @@ from rtproto.session import (
     ServerError,
 )
 from rtproto.wire.signalling import (
+    CallControlResult,
     CallExchange,
     ClientSecretExchange,
     SignallingError,
+    accept_call,
+    hangup_call,
 )
 
 pytestmark = pytest.mark.anyio
@@ -815,3 +819,29 @@ async def test_peer_failing_before_the_data_channel_opens_ends_the_connect(
                     pass  # pragma: no cover
             assert anyio.current_time() - start < 3
             tg.cancel_scope.cancel()
+
+
+# --- call control: the emulator hangs up its WebRTC calls (spec 1.5) -------------------------
+
+
+async def test_hangup_ends_the_call(server: Any) -> None:
+    url = calls_url(server)
+    async with connect_webrtc(url, api_key="sk-test", disconnected_grace=30) as conn:
+        call_id = conn.call_id
+        assert call_id is not None and call_id in server.calls
+        with pytest.raises(SignallingError) as refused:  # no SIP calls here to accept
+            await control_call(accept_call(call_id, {}, api_key="sk-test", url=url))
+        assert refused.value.status == 501
+        result = await control_call(hangup_call(call_id, api_key="sk-test", url=url))
+        assert result == CallControlResult(call_id, "hangup", 200)
+        seen = await until(conn, lambda e: getattr(e, "status", None) is _DOWN, timeout=10)
+        assert seen[-1].status is ConnectionStatus.DISCONNECTED
+        with anyio.fail_after(5):
+            while call_id in server.calls:
+                await anyio.sleep(0.05)
+    with pytest.raises(SignallingError) as gone:
+        await control_call(hangup_call(call_id, api_key="sk-test", url=url))
+    assert (gone.value.status, gone.value.code) == (404, "call_id_not_found")
+    with pytest.raises(SignallingError) as unkeyed:  # a standard key, never an ephemeral one
+        await control_call(hangup_call(call_id, api_key="ek_123", url=url))
+    assert unkeyed.value.status == 401

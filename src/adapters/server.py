@@ -72,6 +72,7 @@ from rtproto.wire.server import (
 )
 from rtproto.wire.signalling import (
     DEFAULT_SECRET_SECONDS,
+    CallControlRequest,
     CallOffer,
     ClientSecretExchange,
     ClientSecretRequest,
@@ -430,7 +431,10 @@ class Server:
         key = request.api_key
         now = time.time()
         expected = self.config.api_key
-        if isinstance(request, ClientSecretRequest) or not key.startswith("ek_"):
+        # (minting a key and controlling a call need a standard key)
+        if isinstance(request, (ClientSecretRequest, CallControlRequest)) or not key.startswith(
+            "ek_"
+        ):
             wrong = key.startswith("ek_") or (expected is not None and key != expected)
             if wrong:
                 await conn.respond(
@@ -468,7 +472,31 @@ class Server:
                     return
             await conn.respond(self._client_secret(request, now, server), 200)
             return
+        if isinstance(request, CallControlRequest):
+            status, answer = self._control_call(request, server)
+            await conn.respond(answer, status)
+            return
         await self._answer_call(conn, request, server)
+
+    def _control_call(self, request: CallControlRequest, server: str) -> tuple[int, bytes]:
+        """Hang up a WebRTC call (the emulator has no SIP calls to accept, reject or refer)."""
+        call = self._calls.get(request.call_id)
+        if call is None:  # the service's answer for a call that ended or never was
+            return 404, error_response(
+                404,
+                "No session found for the provided call_id",
+                "call_id_not_found",
+                server=server,
+            )
+        if request.action != "hangup":
+            return 501, error_response(
+                501,
+                f"The emulator's calls are WebRTC calls: {request.action} is for SIP calls.",
+                None,
+                server=server,
+            )
+        call.close()
+        return 200, build_response(200, b"", "application/json", server=server)
 
     def _client_secret(self, request: ClientSecretRequest, now: float, server: str) -> bytes:
         value, expires_at = self.ephemeral_keys.mint(

@@ -71,6 +71,7 @@ from ._frames import accept_token
 from .signalling import (
     MAX_JSON_BODY_SIZE,
     MAX_SDP_SIZE,
+    CallControlRequest,
     CallOffer,
     ClientSecretRequest,
     SignallingError,
@@ -423,7 +424,7 @@ class ServerWebSocket:
         self._body: list[bytes] = []
         self._body_size = 0
         #: A parsed REST request awaiting :meth:`respond` (state ``REQUEST``).
-        self.http_request: CallOffer | ClientSecretRequest | None = None
+        self.http_request: CallOffer | ClientSecretRequest | CallControlRequest | None = None
         self._ws: Connection | None = None
         #: The session (after a successful upgrade that was not rejected).
         self.session: ServerSession | None = None
@@ -652,13 +653,14 @@ class ServerWebSocket:
 
     @property
     def rest_paths(self) -> tuple[str, str]:
-        """The REST endpoints served next to the WebSocket: calls and client secrets."""
+        """The REST endpoints served next to the WebSocket: calls and client secrets (and
+        call control, ``calls/{call_id}/{action}``, below the first)."""
         return (self.options.path + "/calls", self.options.path + "/client_secrets")
 
     def _rest(self, request: h11.Request, now: float) -> bool:
         """A request for a REST endpoint (its body is read next, bounded)? False: not one."""
         path = request.target.decode("latin-1").partition("?")[0]
-        if path not in self.rest_paths:
+        if path not in self.rest_paths and not path.startswith(self.rest_paths[0] + "/"):
             return False
         self._rest_path = path
         if request.method == b"OPTIONS":  # a CORS preflight from a page of another origin

@@ -55,6 +55,7 @@ __all__ = [
     "CALL_ACTIONS",
     "CallAnswer",
     "CallControlExchange",
+    "CallControlRequest",
     "CallControlResult",
     "CallExchange",
     "CallOffer",
@@ -701,6 +702,17 @@ class ClientSecretRequest:
     api_key: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class CallControlRequest:
+    """A parsed ``POST /v1/realtime/calls/{call_id}/{action}`` (accept, reject, refer or
+    hang up; the body is not checked against the action: the server knows its calls)."""
+
+    call_id: str
+    action: str
+    body: dict[str, Any]
+    api_key: str = field(repr=False)
+
+
 def _bad(message: str, code: str | None = "invalid_value", status: int = 400) -> SignallingError:
     return SignallingError(
         message,
@@ -763,8 +775,9 @@ def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
 
 def parse_server_request(
     method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-) -> CallOffer | ClientSecretRequest:
-    """A complete request for the calls or client secrets endpoint, parsed and checked.
+) -> CallOffer | ClientSecretRequest | CallControlRequest:
+    """A complete request for the calls, call control or client secrets endpoints, parsed
+    and checked.
 
     ``headers`` are ``(name, value)`` pairs (any case). Bearer keys are not checked against
     anything here (the caller knows which keys it accepts); a missing one is a 401.
@@ -774,7 +787,8 @@ def parse_server_request(
             large), 415 (content type) or 400 (malformed body); ``error`` is the JSON error.
     """
     path, _, query_text = target.partition("?")
-    if path not in (CALLS_PATH, CLIENT_SECRETS_PATH):
+    control = _call_control_path(path)
+    if path not in (CALLS_PATH, CLIENT_SECRETS_PATH) and control is None:
         raise _bad(f"Invalid URL ({method} {path[:200]})", None, 404)
     if method != "POST":
         raise _bad(f"Invalid method for {path}: use POST.", None, 405)
@@ -801,6 +815,8 @@ def parse_server_request(
     if body.strip() and media not in ("application/json", ""):
         raise _bad(f"Unsupported content type {media[:100]!r}: use application/json.", None, 415)
     request = _json_object(body, "The request body") if body.strip() else {}
+    if control is not None:
+        return CallControlRequest(*control, body=request, api_key=api_key)
     seconds = DEFAULT_SECRET_SECONDS
     expires = request.get("expires_after")
     if expires is not None:
@@ -821,6 +837,14 @@ def parse_server_request(
         seconds = value
     session = _session_field(request.get("session"))
     return ClientSecretRequest(expires_after_seconds=seconds, session=session, api_key=api_key)
+
+
+def _call_control_path(path: str) -> tuple[str, str] | None:
+    """``(call_id, action)`` of a call control path, else None."""
+    call_id, slash, action = path.removeprefix(CALLS_PATH + "/").partition("/")
+    if not path.startswith(CALLS_PATH + "/") or not slash or action not in CALL_ACTIONS:
+        return None
+    return (call_id, action) if _CALL_ID.fullmatch(call_id) else None
 
 
 def _call_offer(
