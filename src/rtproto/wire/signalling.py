@@ -310,6 +310,13 @@ class _Exchange:
                 message = "invalid HTTP response: the body is incomplete or badly framed"
             raise SignallingError(message, status=self._status) from None
 
+    def _successful(self, data: bytes) -> bytes | None:
+        """:meth:`_receive`, raising the server's error for a status other than 2xx."""
+        body = self._receive(data)
+        if body is not None and not 200 <= (self._status or 0) < 300:
+            raise self._fail(body)
+        return body
+
     def _fail(self, body: bytes) -> SignallingError:
         status = self._status if self._status is not None else 0
         error: dict[str, Any] | None = None
@@ -406,12 +413,10 @@ class CallExchange(_Exchange):
         Raises:
             SignallingError: an error status (with the parsed error), not HTTP, not SDP.
         """
-        body = self._receive(data)
+        body = self._successful(data)
         if body is None:
             return None
         status = self._status or 0
-        if not 200 <= status < 300:
-            raise self._fail(body)
         try:
             sdp = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -493,13 +498,10 @@ class CallControlExchange(_Exchange):
             SignallingError: an error status, such as 404 ``call_id_not_found`` for a call
                 that ended or never was (with the parsed error), or not HTTP.
         """
-        body = self._receive(data)
+        body = self._successful(data)
         if body is None:
             return None
-        status = self._status or 0
-        if not 200 <= status < 300:
-            raise self._fail(body)
-        return CallControlResult(call_id=self.call_id, action=self.action, status=status)
+        return CallControlResult(self.call_id, self.action, status=self._status or 0)
 
 
 def accept_call(
@@ -652,12 +654,10 @@ class ClientSecretExchange(_Exchange):
         Raises:
             SignallingError: an error status (with the parsed error), not HTTP, bad JSON.
         """
-        body = self._receive(data)
+        body = self._successful(data)
         if body is None:
             return None
         status = self._status or 0
-        if not 200 <= status < 300:
-            raise self._fail(body)
         try:
             parsed = json.loads(body.decode("utf-8"))
         except (ValueError, UnicodeDecodeError, RecursionError):
