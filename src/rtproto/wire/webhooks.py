@@ -9,8 +9,8 @@ Your web framework hands over the raw body and the headers; you pass the current
         event = verifier.unwrap(body, headers, now=time.time())
     except WebhookError as exc:
         return exc.hint, exc.message                  # 400: not from the service, or stale
-    if isinstance(event, IncomingCall):
-        accept(event.call_id)                         # POST /v1/realtime/calls/{id}/accept
+    if isinstance(event, IncomingCall):               # then accept_call(event.call_id, ...)
+        ...                                           # (rtproto.wire.signalling, docs/sip.md)
 
 The signature is ``v1,`` and the base64 HMAC-SHA256 of ``"{webhook-id}.{webhook-timestamp}.
 {body}"`` keyed by the secret (base64-decoded after ``whsec_``; else its UTF-8 bytes). A
