@@ -431,10 +431,9 @@ class Server:
         key = request.api_key
         now = time.time()
         expected = self.config.api_key
-        # (minting a key and controlling a call need a standard key)
-        if isinstance(request, (ClientSecretRequest, CallControlRequest)) or not key.startswith(
-            "ek_"
-        ):
+        # minting a key and controlling a call need a standard key
+        standard_only = isinstance(request, (ClientSecretRequest, CallControlRequest))
+        if standard_only or not key.startswith("ek_"):
             wrong = key.startswith("ek_") or (expected is not None and key != expected)
             if wrong:
                 await conn.respond(
