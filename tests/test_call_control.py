@@ -299,3 +299,11 @@ def test_bad_call_control_requests_get_the_services_status(
     with pytest.raises(SignallingError) as caught:
         _parse(target, body, headers, method)
     assert caught.value.status == status
+
+
+def test_results_and_requests_are_immutable() -> None:
+    result = CallControlResult("rtc_1", "hangup", 200)
+    request = CallControlRequest("rtc_1", "hangup", {}, "sk-x")
+    for value in (result, request):
+        with pytest.raises(AttributeError):
+            value.call_id = "rtc_2"  # type: ignore[misc]
