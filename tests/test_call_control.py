@@ -307,3 +307,10 @@ def test_results_and_requests_are_immutable() -> None:
     for value in (result, request):
         with pytest.raises(AttributeError):
             value.call_id = "rtc_2"  # type: ignore[misc]
+
+
+def test_a_body_of_the_largest_size_is_sent() -> None:
+    largest = {"x": "y" * (256 * 1024 - len('{"x":""}'))}
+    CallControlExchange("rtc_1", "refer", api_key=KEY, body=largest)
+    with pytest.raises(LocalProtocolError, match="at most 262144"):
+        CallControlExchange("rtc_1", "refer", api_key=KEY, body={"x": largest["x"] + "y"})
