@@ -143,7 +143,7 @@ class WebhookVerifier:
     ) -> str:
         """Check that ``body`` is what the service signed, recently; returns its
         ``webhook-id``. Raises :class:`WebhookError` otherwise."""
-        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        data = _bytes_of(body)
         if len(data) > self.max_body_size:
             raise WebhookError(
                 f"a webhook body of {len(data)} bytes exceeds max_body_size ({self.max_body_size})"
@@ -232,7 +232,7 @@ def sign_webhook(
         raise LocalProtocolError(f"timestamp must be Unix seconds (an int >= 0), not {timestamp!r}")
     if not webhook_id or not webhook_id.isprintable() or " " in webhook_id:
         raise LocalProtocolError("webhook_id must be a non-empty token (no spaces)")
-    data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    data = _bytes_of(body)
     signature = _signature(_key_of(secret), webhook_id, str(timestamp), data)
     return {
         "webhook-id": webhook_id,
@@ -248,12 +248,17 @@ def _key_of(secret: str | bytes) -> bytes:
         except (binascii.Error, ValueError):
             raise LocalProtocolError("the webhook secret is whsec_ and invalid base64") from None
     elif isinstance(secret, (bytes, str)):
-        key = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+        key = _bytes_of(secret)
     else:
         raise LocalProtocolError(f"the webhook secret must be str or bytes, not {type(secret)}")
     if not key:
         raise LocalProtocolError("the webhook secret is empty")
     return key
+
+
+def _bytes_of(value: bytes | bytearray | memoryview | str) -> bytes:
+    """Bytes as given, text as UTF-8: what is signed and what keys the signature."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
 def _signature(key: bytes, webhook_id: str, timestamp: str, body: bytes) -> bytes:
