@@ -936,7 +936,7 @@ def test_audio_after_its_item_was_deleted_starts_it_afresh(h: Harness) -> None:
 
 
 def test_reported_playback_wins_over_the_clock() -> None:
-    harness = Harness(profile=Profile.PHONE)
+    harness = Harness(profile=Profile.PHONE, phone_playback_lead_ms=0)
     harness.connect()
     s = harness.server
     harness.feed(s.response_created("resp_1"), 0.0)

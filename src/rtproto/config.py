@@ -63,6 +63,7 @@ from .models import (
 __all__ = [
     "DEFAULT_TRANSCRIPTION_MODEL",
     "PCM_24K",
+    "PCMU",
     "normalize_audio_format",
     "normalize_session_config",
     "output_format_of",
@@ -71,6 +72,8 @@ __all__ = [
 
 #: The only PCM format the service takes: 16-bit mono at 24 kHz.
 PCM_24K: Final = AudioFormat(type="audio/pcm", rate=24000)
+#: G.711 mu-law at 8 kHz: the phone network's (and Twilio Media Streams') audio.
+PCMU: Final = AudioFormat(type="audio/pcmu")
 #: The input transcription model set by default (the JS SDK's).
 DEFAULT_TRANSCRIPTION_MODEL: Final = "gpt-4o-mini-transcribe"
 
@@ -736,7 +739,12 @@ def _set(**fields: Any) -> dict[str, Any]:
 
 
 def _build(
-    config: object, *, model: str | None, defaults: bool, format_defaults: bool = True
+    config: object,
+    *,
+    model: str | None,
+    defaults: bool,
+    format_defaults: bool = True,
+    default_format: AudioFormat = PCM_24K,
 ) -> RealtimeSession:
     top = _Fields(config, "", _TOP)
     flat = [top.path_of(name) for name in _FLAT if name in top]
@@ -784,13 +792,13 @@ def _build(
     if defaults:
         modalities = ["audio"] if isinstance(modalities, UnsetType) else modalities
         if format_defaults and isinstance(in_format, UnsetType):
-            in_format = PCM_24K
+            in_format = default_format
         noise = None if isinstance(noise, UnsetType) else noise
         if isinstance(transcription, UnsetType):
             transcription = InputTranscription(model=DEFAULT_TRANSCRIPTION_MODEL)
         turn = SemanticVad() if isinstance(turn, UnsetType) else turn
         if format_defaults and isinstance(out_format, UnsetType):
-            out_format = PCM_24K
+            out_format = default_format
         speed = 1.0 if isinstance(speed, UnsetType) else speed
 
     inputs = _set(
@@ -840,6 +848,7 @@ def normalize_session_config(
     model: str | None = None,
     defaults: bool = True,
     format_defaults: bool = True,
+    default_format: AudioFormat = PCM_24K,
 ) -> RealtimeSession:
     """The GA :class:`~rtproto.models.RealtimeSession` for a session configuration.
 
@@ -853,6 +862,8 @@ def normalize_session_config(
             noise reduction, speed 1.0). ``False`` sets only what was given (partial updates).
         format_defaults: with ``defaults``, also default the audio formats (``False`` leaves
             them to the server: a SIP call's audio format is the phone line's, G.711).
+        default_format: the audio format defaulted, both ways (PCM 24 kHz; the ``phone``
+            profile uses G.711 mu-law, ``audio/pcmu``, the phone line's own).
 
     Raises:
         LocalProtocolError: an unknown field, a value out of range, or a contradiction (the
@@ -870,6 +881,7 @@ def normalize_session_config(
         model=model,
         defaults=defaults,
         format_defaults=format_defaults,
+        default_format=default_format,
     )
 
 

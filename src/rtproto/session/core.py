@@ -26,7 +26,7 @@ from ..codec import (
     serialize_client_event,
     server_parser,
 )
-from ..config import first_dropped, normalize_session_config, output_format_of
+from ..config import PCM_24K, PCMU, first_dropped, normalize_session_config, output_format_of
 from ..dialect import Dialect
 from ..errors import ConnectionClosed, LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -124,8 +124,10 @@ class ClientSession:
             options.session,
             model=options.model,
             defaults=options.config_defaults,
-            # a SIP call's audio is the phone line's (G.711): PCM defaults would fight it
+            # a SIP call's audio is the phone line's (G.711): PCM defaults would fight it;
+            # a phone bridge passes the line's G.711 mu-law through
             format_defaults=options.profile is not Profile.SIP,
+            default_format=PCMU if options.profile is Profile.PHONE else PCM_24K,
         )
         limits = options.limits
         if limits.max_outgoing_message_size is not None:
@@ -148,8 +150,11 @@ class ClientSession:
         self._events: list[SessionEvent] = []  # in order; next_event() has taken [:_head]
         self._head = 0
         self._sequencer = ResponseSequencer()
+        phone = options.profile is Profile.PHONE
         self._playback = PlaybackTracker(
-            estimate=options.profile is not Profile.PHONE, max_items=limits.max_tracked_items
+            estimate=not phone,
+            max_items=limits.max_tracked_items,
+            lead_ms=options.phone_playback_lead_ms if phone else 0.0,
         )
         self._history = History(limits.max_history_items)
         self._sent_types: OrderedDict[str, str] = OrderedDict()  # event_id -> client type

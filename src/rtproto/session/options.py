@@ -27,7 +27,9 @@ class Profile(str, enum.Enum):
       interruption clears the server's output buffer; messages up to 64 KiB.
     - ``sip``: a sideband control channel for a phone call; no audio events.
     - ``phone``: audio as events bridged to a phone line whose playback is acknowledged by
-      marks: played positions come only from :meth:`ClientSession.playback_progress`.
+      marks (:class:`rtproto.phone.TwilioBridge`): G.711 mu-law both ways by default, played
+      positions only from :meth:`ClientSession.playback_progress`, plus
+      ``phone_playback_lead_ms`` when an interruption cuts the audio.
     """
 
     WEBSOCKET = "websocket"
@@ -108,13 +110,22 @@ class SessionOptions:
     disconnect_grace: float = 5.0
     #: Apply the JS SDK's defaults to the initial configuration.
     config_defaults: bool = True
+    #: ``phone`` profile: milliseconds the line is taken to have played past the position
+    #: last acknowledged (:meth:`ClientSession.playback_progress`, from a mark), and into the
+    #: oldest unacknowledged item, when an interruption cuts the audio (the JS Twilio
+    #: transport's 50 ms; a mark comes back only after its audio has played).
+    phone_playback_lead_ms: float = 50.0
 
     def __post_init__(self) -> None:
-        for name in ("session_update_timeout", "disconnect_grace"):
+        for name, unit in (
+            ("session_update_timeout", "seconds"),
+            ("disconnect_grace", "seconds"),
+            ("phone_playback_lead_ms", "milliseconds"),
+        ):
             value = getattr(self, name)
             if not finite_and_not_negative(value):
                 raise LocalProtocolError(
-                    f"SessionOptions.{name} must be a finite number of seconds >= 0, not {value!r}"
+                    f"SessionOptions.{name} must be a finite number of {unit} >= 0, not {value!r}"
                 )
         # the core compares enum members by identity: turn "webrtc" into Profile.WEBRTC
         for name, kind in (("profile", Profile), ("dialect", Dialect)):

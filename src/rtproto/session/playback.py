@@ -69,11 +69,17 @@ class PlaybackTracker:
 
     ``estimate`` (the default) fills in played positions from elapsed time when the
     application reports none; without it (phone bridges) unreported audio counts as unheard.
+    ``lead_ms`` (phone bridges, whose reports are marks coming back after their audio
+    played) cuts a reported item that far past its report, and the oldest item not heard to
+    the end that far into its audio even unreported; later unreported items are cut at 0 (as
+    the JS Twilio transport does). Whether an item was heard to the end goes by its report
+    alone.
     """
 
-    def __init__(self, *, estimate: bool = True, max_items: int = 64) -> None:
+    def __init__(self, *, estimate: bool = True, max_items: int = 64, lead_ms: float = 0.0) -> None:
         self.estimate = estimate
         self.max_items = max_items
+        self.lead_ms = lead_ms
         self.items: dict[str, PlaybackItem] = {}
         #: The item the latest audio went to, while tracked (audio arrives item after item:
         #: the session's hot path looks it up only when the item changes).
@@ -113,11 +119,14 @@ class PlaybackTracker:
 
     def played(self, now: float) -> list[tuple[PlaybackItem, int]]:
         """Each tracked item with its played position in whole ms (floor, clamped)."""
-        return list(self._positions(now))
+        return [(item, ms) for item, ms, _ in self._positions(now)]
 
-    def _positions(self, now: float) -> Iterator[tuple[PlaybackItem, int]]:
-        """:meth:`played`, item by item (oldest first)."""
+    def _positions(self, now: float) -> Iterator[tuple[PlaybackItem, int, bool]]:
+        """:meth:`played`, item by item (oldest first), and whether each was heard to the
+        end."""
         now_ms = now * 1000.0
+        lead = self.lead_ms
+        oldest_unheard = True  # no item before this one is still playing (for lead_ms)
         cursor = -math.inf  # when the previous item finished playing, by the estimate (ms)
         for item in self.items.values():
             first = item.first_audio_at * 1000.0
@@ -129,19 +138,17 @@ class PlaybackTracker:
             else:
                 position = 0.0
             cursor = start + item.received_ms
-            if not position > 0.0:  # (before the start, or NaN from a NaN clock reading)
-                position = 0.0
-            # floor, forgiving the last bits of float error (0.7 s - 0.5 s is 199.99... ms)
-            whole = min(
-                math.floor(min(position, item.received_ms) + _EPSILON_MS), item.received_whole_ms
-            )
-            yield item, whole
+            heard = item.heard_to_the_end(_whole(position, item))
+            if lead and not heard and (oldest_unheard or item.reported_ms is not None):
+                position += lead
+            oldest_unheard = oldest_unheard and heard
+            yield item, _whole(position, item), heard
 
     def unheard(self, now: float) -> list[tuple[PlaybackItem, int]]:
         """The items the user has not heard to the end, and where to cut them: every item
         whose audio is still arriving (the server may hold more than was received, even when
         all of that was played), and complete items not played to the end."""
-        return [(item, ms) for item, ms in self.played(now) if not item.heard_to_the_end(ms)]
+        return [(item, ms) for item, ms, heard in self._positions(now) if not heard]
 
     def complete(self, item_id: str) -> None:
         """The item's audio is all there (``response.output_audio.done``)."""
@@ -170,11 +177,19 @@ class PlaybackTracker:
         bounded. (Audio plays in order: the first item not heard to the end ends the search,
         so a new item costs O(1), not a walk over every item still queued.)"""
         heard = []
-        for item, ms in self._positions(now):
-            if not item.heard_to_the_end(ms):
+        for item, _, heard_to_the_end in self._positions(now):
+            if not heard_to_the_end:
                 break
             heard.append(item.item_id)
         for item_id in heard:
             del self.items[item_id]
         while len(self.items) >= self.max_items:
             del self.items[next(iter(self.items))]
+
+
+def _whole(position: float, item: PlaybackItem) -> int:
+    """A played position in whole ms: floor, clamped to 0 and to the audio received."""
+    if not position > 0.0:  # (before the start, or NaN from a NaN clock reading)
+        return 0
+    # floor, forgiving the last bits of float error (0.7 s - 0.5 s is 199.99... ms)
+    return min(math.floor(min(position, item.received_ms) + _EPSILON_MS), item.received_whole_ms)
