@@ -503,21 +503,32 @@ class DriverCore:
             rtproto.ConnectionClosed: the connection is over (or being re-opened: drivers
                 drop ``send_audio`` then, see :meth:`drop_audio`).
         """
+        session = self._open_session(name.replace("_", " "))
+        result = self.apply(getattr(session, name), *args, **kwargs)
+        if name == "update_session" and self._updates is not None:
+            self._updates.append(args[0])  # re-applied after a reconnect, in order
+        return result
+
+    def apply(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``call`` (which uses the session's commands, as a phone bridge does), then
+        collect what it produced (see :meth:`command`)."""
+        self._open_session("send")
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._pump()
+
+    def _open_session(self, what: str) -> ClientSession:
+        """The current session, when its connection is open."""
         ws = self.ws
         if ws is None or self.disconnected or ws.state is WebSocketState.CONNECTING:
             raise ConnectionClosed(
-                f"cannot {name.replace('_', ' ')}: the connection is closed",
+                f"cannot {what}: the connection is closed",
                 code=self.close_code,
                 reason=self.close_reason,
                 state="CLOSED",
             )
-        try:
-            result = getattr(ws.session, name)(*args, **kwargs)
-        finally:
-            self._pump()
-        if name == "update_session" and self._updates is not None:
-            self._updates.append(args[0])  # re-applied after a reconnect, in order
-        return result
+        return ws.session
 
     def close(self, code: int, reason: str, now: float) -> bool:
         """The application closes: start the closing handshake. False if nothing to close.

@@ -17,7 +17,7 @@ peer). Reading resumes as soon as the application takes an event.
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -396,6 +396,14 @@ class AsyncConnection(CoreViews):
 
     async def _command(self, name: str, *args: Any, **kwargs: Any) -> Any:
         result = self._core.command(name, *args, **kwargs)
+        self._wake()
+        await self._flush(raise_closed=True)
+        return result
+
+    async def _apply(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Run ``call`` against the session (a phone bridge's input), then write what it
+        produced, as a command does."""
+        result = self._core.apply(call, *args)
         self._wake()
         await self._flush(raise_closed=True)
         return result

@@ -214,7 +214,7 @@ class TwilioBridge:
             self._padding.speech_started()
         elif kind is E.InputAudioBufferSpeechStopped:
             self._padding.speech_stopped()
-        elif kind is E.SessionUpdated or kind is E.SessionCreated:
+        elif kind is E.SessionUpdated:  # (session.created shows the server's defaults)
             self._check_output(event.session)  # type: ignore[attr-defined]
         elif kind is ConnectionChange and (
             event.status is ConnectionStatus.DISCONNECTED  # type: ignore[attr-defined]

@@ -16,9 +16,13 @@ message carries its decoded JSON as ``raw``; an event type Twilio may add later 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 
@@ -27,6 +31,7 @@ from ..errors import RemoteProtocolError
 
 __all__ = [
     "MAX_TWILIO_MESSAGE_SIZE",
+    "SIGNATURE_HEADER",
     "MediaFormat",
     "StreamConnected",
     "StreamDtmf",
@@ -41,11 +46,15 @@ __all__ = [
     "mark_message",
     "media_message",
     "parse_twilio_message",
+    "twilio_signature",
+    "verify_twilio_signature",
 ]
 
 #: Largest message parsed: a ``media`` message is about 400 bytes; ``start`` carries the
 #: custom parameters.
 MAX_TWILIO_MESSAGE_SIZE = 256 * 1024
+#: The header of Twilio's request signature (on the WebSocket upgrade too).
+SIGNATURE_HEADER = "X-Twilio-Signature"
 #: Largest integer read from a digit string (JavaScript's safe integers, as the JS SDK reads).
 _MAX_SAFE_INTEGER = 2**53 - 1
 
@@ -348,3 +357,56 @@ def mark_message(stream_sid: str, name: str) -> str:
 def clear_message(stream_sid: str) -> str:
     """``clear``: drop the audio not played yet (pending marks are echoed)."""
     return _ENCODE({"event": "clear", "streamSid": stream_sid}).decode()
+
+
+# ------------------------------------------------------------------------- signatures --
+
+
+def twilio_signature(
+    auth_token: str, url: str, params: Mapping[str, str | list[str]] | None = None
+) -> str:
+    """Twilio's request signature: the base64 HMAC-SHA1, keyed by the account's auth token,
+    of the URL Twilio requested followed by each POST parameter's name and value, sorted (a
+    WebSocket upgrade has none)."""
+    text = url
+    for name in sorted(params or {}):
+        values = (params or {})[name]
+        for value in sorted(set([values] if isinstance(values, str) else values)):
+            text += name + value
+    digest = hmac.new(auth_token.encode(), text.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def verify_twilio_signature(
+    auth_token: str,
+    url: str,
+    signature: str | None,
+    params: Mapping[str, str | list[str]] | None = None,
+) -> bool:
+    """Whether ``signature`` (the ``X-Twilio-Signature`` header) signs this request: the URL
+    as Twilio requested it (``wss://your.host/media-stream?...``), checked with and without
+    its default port, as Twilio's own validators do. Compared in constant time."""
+    if not signature or not auth_token:
+        return False
+    expected = signature.encode()
+    return any(
+        hmac.compare_digest(twilio_signature(auth_token, variant, params).encode(), expected)
+        for variant in _port_variants(url)
+    )
+
+
+def _port_variants(url: str) -> tuple[str, str]:
+    """The URL without its port and with it (the scheme's default when it has none)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    userinfo = parts.netloc.rpartition("@")[0]
+    prefix = f"{userinfo}@" if userinfo else ""
+    try:
+        port = parts.port
+    except ValueError:
+        return url, url
+    default = 443 if parts.scheme in ("https", "wss") else 80
+    bare = urlunsplit(parts._replace(netloc=prefix + host))
+    ported = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port or default}"))
+    return (bare, url) if port else (url, ported)
