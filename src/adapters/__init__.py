@@ -4,6 +4,9 @@
 - :func:`connect_sync`: ``with connect_sync(...) as conn`` on plain threads.
 - ``connect_webrtc``: ``async with connect_webrtc(...) as conn`` over WebRTC (needs aiortc,
   asyncio only; imported on first use). See docs/webrtc.md.
+- :mod:`rtproto.adapters.twilio`: ``bridge_call`` (a Twilio Media Streams call bridged to a
+  Realtime connection) and ``serve_twilio`` (accepts Twilio's WebSockets). See
+  docs/twilio.md.
 
 Both share every decision that is not I/O (``rtproto.adapters._core``) and yield the same
 events: the server's, the session core's transport events, and the driver's own
