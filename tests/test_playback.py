@@ -112,3 +112,26 @@ def test_a_new_item_prunes_only_the_items_heard_before_the_first_unheard_one() -
     tracker.progress("unheard", 100.0)
     tracker.start("last", "r", 0, 2.0, 48000)
     assert list(tracker.items) == ["next", "last"]
+
+
+def test_a_lead_cuts_past_the_reports_and_into_the_oldest_unheard_item() -> None:
+    """Phone bridges: marks come back after their audio played, so a reported item is cut
+    ``lead_ms`` past its report (within what arrived), the oldest item not heard to the end
+    ``lead_ms`` in even unreported, a later unreported one at 0; heard-to-the-end goes by
+    the report alone."""
+    tracker = PlaybackTracker(estimate=False, lead_ms=50.0)
+    for item_id, size in (("heard", 800), ("first", 161), ("later", 800), ("acked", 800)):
+        tracker.start(item_id, "r", 0, 0.0, 8000).add_base64(pcm_base64(size))  # mu-law
+    tracker.complete("heard")
+    tracker.progress("heard", 100.0)  # all of it: not cut, and not "the oldest"
+    tracker.progress("acked", 70.0)
+    assert [(item.item_id, ms) for item, ms in tracker.unheard(9.0)] == [
+        ("first", 20),  # min(20.125 received, 0 + 50), floored
+        ("later", 0),
+        ("acked", 100),  # min(100 received, 70 + 50)
+    ]
+    tracker.progress("first", 10.0)
+    assert dict((item.item_id, ms) for item, ms in tracker.unheard(9.0))["first"] == 20
+    tracker.complete("acked")
+    tracker.progress("acked", 99.0)  # the lead would reach the end: still cut, at 100
+    assert ("acked", 100) in [(item.item_id, ms) for item, ms in tracker.unheard(9.0)]

@@ -443,3 +443,25 @@ def test_an_interruption_after_the_stream_ended_clears_nothing() -> None:
     call.pump()
     assert [e for e in call.events if isinstance(e, AudioInterrupted)]
     assert call.to_twilio() == []
+
+
+@pytest.mark.parametrize("lead", [-1.0, float("nan"), float("inf"), True, "50"])
+def test_the_phone_lead_must_be_a_duration(lead: Any) -> None:
+    with pytest.raises(
+        LocalProtocolError, match="phone_playback_lead_ms must be a finite number of milliseconds"
+    ):
+        SessionOptions(profile="phone", phone_playback_lead_ms=lead)
+
+
+def test_a_lead_of_zero_cuts_at_the_acknowledged_position() -> None:
+    call = Call(phone_playback_lead_ms=0)
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    call.audio("item_A", b"\x00" * 1600)
+    call.to_twilio()
+    call.mark("item_A:200:g1:m1")
+    call.session.interrupt(0.0)
+    call.pump()
+    call.audio("item_B", b"\x00" * 800, response_id="resp_2")
+    cuts = [(m["item_id"], m["audio_end_ms"]) for m in call.to_realtime() if "item_id" in m]
+    assert cuts == [("item_A", 200)]
