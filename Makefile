@@ -31,7 +31,7 @@ pytest: $(STAMP)
 # Each harness runs FUZZ_SECONDS; new inputs go to the ignored fuzz/generated/<name>/, a
 # failing input to the ignored fuzz/artifacts/<name>/; the committed seeds
 # (fuzz/corpus/<name>/, replayed by make test) are read only.
-FUZZ_HARNESSES := events websocket server signalling session webhooks
+FUZZ_HARNESSES := events websocket server signalling session webhooks twilio
 fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,webrtc,fuzz]'
 	for name in $(FUZZ_HARNESSES); do \
@@ -63,4 +63,4 @@ demo: $(STAMP)
 	$(BIN)/rtproto call --output reply.wav
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage tests/interop/node_modules
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage tests/interop/node_modules tests/interop/twilio/node_modules

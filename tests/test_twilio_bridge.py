@@ -465,3 +465,49 @@ def test_a_lead_of_zero_cuts_at_the_acknowledged_position() -> None:
     call.audio("item_B", b"\x00" * 800, response_id="resp_2")
     cuts = [(m["item_id"], m["audio_end_ms"]) for m in call.to_realtime() if "item_id" in m]
     assert cuts == [("item_A", 200)]
+
+
+def test_a_new_stream_forgets_what_the_old_one_played() -> None:
+    call = Call()
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    call.audio("item_A", b"\x00" * 800)
+    call.audio_done("item_A")
+    call.start()  # the old stream's audio is not playing any more
+    call.audio("item_B", b"\x00" * 800)
+    call.session.interrupt(0.0)
+    call.pump()
+    cuts = [(m["item_id"], m["audio_end_ms"]) for m in call.to_realtime() if "item_id" in m]
+    assert cuts == [("item_B", 50)]
+
+
+def test_a_response_the_server_cancels_before_its_audio_is_not_played_late() -> None:
+    call = Call()  # semantic VAD: the server cancels responses itself
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    call.to_twilio()
+    call.feed(
+        call.server.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_U")
+    )
+    assert call.to_realtime() == []  # (no cancel of ours)
+    assert call.to_twilio() == [{"event": "clear", "streamSid": "MZ1"}]
+    (interrupted,) = [e for e in call.events if isinstance(e, AudioInterrupted)]
+    assert interrupted.response_id == "resp_1" and interrupted.truncated == ()
+    call.audio("item_A", b"\x00" * 800)  # in flight when the server cancelled
+    assert call.to_twilio() == []
+    call.session.interrupt(0.0)  # again: nothing is running any more
+    call.pump()
+    assert call.to_realtime() == [] and call.to_twilio() == []
+
+
+def test_audio_under_a_millisecond_is_not_heard_without_a_mark() -> None:
+    call = Call()
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    call.audio("item_A", b"\x00" * 5)  # 0.625 ms
+    call.audio_done("item_A")
+    call.audio("item_B", b"\x00" * 800)
+    call.session.interrupt(0.0)
+    call.pump()
+    cuts = [(m["item_id"], m["audio_end_ms"]) for m in call.to_realtime() if "item_id" in m]
+    assert cuts == [("item_A", 0), ("item_B", 0)]

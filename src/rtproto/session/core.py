@@ -104,6 +104,7 @@ _SIP = Profile.SIP
 # cancel held while the server's own response ran would reach it after that response ended).
 _NOT_HELD = frozenset({"session.update", "response.cancel", "output_audio_buffer.clear"})
 _WEBRTC = Profile.WEBRTC
+_PHONE = Profile.PHONE
 _CLIENT_HANDLES_TRUNCATION = (Profile.WEBSOCKET, Profile.PHONE)
 _SERVER_OUTPUT_BUFFER = (Profile.WEBRTC, Profile.SIP)
 
@@ -624,6 +625,12 @@ class ClientSession:
             )
         return self._playback.progress(item_id, float(played_ms))
 
+    def forget_playback(self) -> None:
+        """The assistant audio played so far is gone, unheard by anyone who matters (a phone
+        bridge's stream restarted): an interruption cuts none of it; audio still arriving is
+        tracked afresh."""
+        self._playback.clear()
+
     def reset_history(self, items: Sequence[M.Item]) -> None:
         """Make the server's conversation match ``items``: deletes, then creates, by item id."""
         deletes, creates, warnings = diff_history(self._history.items(), items)
@@ -746,6 +753,15 @@ class ClientSession:
                 )
             )
             _remember(self._discarded, cancelled)
+        if self._profile is _PHONE:
+            # the line plays whatever reaches it: a response cancelled (by us, or by the
+            # server's turn detection) before its audio arrived must not reach it late; one
+            # the server cancels itself is interrupted all the same (and needs no cancel from
+            # us later), as the JS transport's Twilio bridge has it
+            for response_id in self._sequencer.active:
+                _remember(self._discarded, response_id)
+            if cancelled is None:
+                cancelled = self._sequencer.begin_cancel()
         truncated = []
         if self._profile in _SERVER_OUTPUT_BUFFER:
             # the server plays the audio, so it knows what was heard and truncates itself

@@ -138,7 +138,10 @@ class PlaybackTracker:
             else:
                 position = 0.0
             cursor = start + item.received_ms
-            heard = item.heard_to_the_end(_whole(position, item))
+            # (unreported audio, however short, counts as heard only by the estimate)
+            heard = item.heard_to_the_end(_whole(position, item)) and (
+                self.estimate or item.reported_ms is not None or not item.base64_chars
+            )
             if lead and not heard and (oldest_unheard or item.reported_ms is not None):
                 position += lead
             oldest_unheard = oldest_unheard and heard

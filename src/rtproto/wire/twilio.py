@@ -11,7 +11,8 @@ Twilio then echoes the marks still pending).
 :func:`parse_twilio_message` checks what the bridge relies on and keeps the rest: every typed
 message carries its decoded JSON as ``raw``; an event type Twilio may add later comes back as
 :class:`UnknownStreamMessage`. Numbers Twilio sends as strings (``sequenceNumber``,
-``chunk``, ``timestamp``) are read as integers when they are digit strings, else ``None``.
+``chunk``, ``timestamp``) are read as integers when they are digit strings of up to 16
+digits (or JSON integers), within JavaScript's safe integers, else ``None``.
 """
 
 from __future__ import annotations
