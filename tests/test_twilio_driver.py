@@ -69,6 +69,8 @@ class Bridging:
         self.emulator = emulator
         self.seen: list[Any] = []
         self._ended: anyio.Event | None = None
+        #: What ended a call other than its end (a cancellation escaping the call, say).
+        self.failures: list[BaseException] = []
 
     async def __call__(self, socket: MediaStreamSocket) -> None:
         url = realtime_url(self.emulator)
@@ -76,6 +78,9 @@ class Bridging:
             async with bridge_call(socket, url, api_key="sk-test") as bridged:
                 async for event in bridged:
                     self.seen.append(event)
+        except BaseException as exc:
+            self.failures.append(exc)
+            raise
         finally:
             self._event().set()
 
@@ -120,6 +125,7 @@ def test_a_call_through_the_twilio_simulator(emulator: RunningServer) -> None:
     assert calls.of(TurnDone)
     assert not calls.of(ProtocolWarning)
     assert calls.of(ConnectionChange)[-1].status is ConnectionStatus.DISCONNECTED
+    assert calls.failures == []  # the call ended by itself, cleanly
 
 
 def test_barge_in_clears_twilio_and_cuts_where_the_caller_was(emulator: RunningServer) -> None:

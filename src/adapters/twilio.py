@@ -110,6 +110,8 @@ class TwilioCall:
         )
         self._timer_moved = _Signal()
         self._tasks: anyio.abc.TaskGroup | None = None
+        #: Stops the call's own tasks (never the task iterating the call).
+        self._stop = anyio.CancelScope()
         self._failure: BaseException | None = None
         self._twilio_open = True
 
@@ -128,9 +130,7 @@ class TwilioCall:
             raise
         self._tasks = anyio.create_task_group()
         await self._tasks.__aenter__()
-        self._tasks.start_soon(self._from_realtime)
-        self._tasks.start_soon(self._from_twilio)
-        self._tasks.start_soon(self._run_timer)
+        self._tasks.start_soon(self._run_tasks)
         return self
 
     async def __aexit__(
@@ -142,8 +142,8 @@ class TwilioCall:
         try:
             await self.connection.close()
             await self._close_twilio()
+            self._stop.cancel()
             assert self._tasks is not None
-            self._tasks.cancel_scope.cancel()
             await self._tasks.__aexit__(None, None, None)
         finally:
             await self.connection.__aexit__(exc_type, exc, tb)
@@ -170,6 +170,13 @@ class TwilioCall:
 
     # ---------------------------------------------------------------------- the tasks --
 
+    async def _run_tasks(self) -> None:
+        with self._stop:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._from_realtime)
+                tasks.start_soon(self._from_twilio)
+                tasks.start_soon(self._run_timer)
+
     async def _from_realtime(self) -> None:
         bridge = self.bridge
         try:
@@ -183,8 +190,7 @@ class TwilioCall:
         finally:
             await self._close_twilio()
             self._send_events.close()
-            assert self._tasks is not None
-            self._tasks.cancel_scope.cancel()
+            self._stop.cancel()
 
     async def _from_twilio(self) -> None:
         bridge = self.bridge
