@@ -511,3 +511,14 @@ def test_audio_under_a_millisecond_is_not_heard_without_a_mark() -> None:
     call.pump()
     cuts = [(m["item_id"], m["audio_end_ms"]) for m in call.to_realtime() if "item_id" in m]
     assert cuts == [("item_A", 0), ("item_B", 0)]
+
+
+def test_model_audio_that_is_not_base64_is_not_played() -> None:
+    call = Call()
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    ctx = {"response_id": "resp_1", "item_id": "item_A", "output_index": 0, "content_index": 0}
+    call.feed(call.server.event("response.output_audio.delta", **ctx, delta="=="))
+    assert call.to_twilio() == []
+    warnings = [e.message for e in call.events if isinstance(e, ProtocolWarning)]
+    assert warnings == ["audio of item 'item_A' is not base64: not played"]

@@ -83,8 +83,8 @@ class InputPadding:
         when the session is not ``connected``)."""
         if self._deadline is None or now < self._deadline:
             return 0
-        self._deadline = None
-        if not self._speaking or not connected:
+        self._deadline = None  # (only armed while the caller speaks)
+        if not connected:
             return 0
         self._gap_padded = True  # the next media's gap was (partly) filled by this silence
         return INACTIVITY_SILENCE_MS

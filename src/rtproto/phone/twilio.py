@@ -40,6 +40,7 @@ from typing import Any, ClassVar
 
 from .. import events as E
 from .. import models as M
+from .._b64 import decode_base64
 from ..errors import LocalProtocolError
 from ..session import (
     AudioChunk,
@@ -276,7 +277,16 @@ class TwilioBridge:
         if self.start is None:
             return  # no stream to play it on (yet, or any more)
         payload = chunk.event.delta
-        size = len(payload) // 4 * 3 - (len(payload) - len(payload.rstrip("=")))
+        try:
+            size = len(decode_base64(payload))  # (checked: Twilio would play noise)
+        except ValueError:
+            self._events.append(
+                ProtocolWarning(
+                    message=f"audio of item {chunk.item_id!r} is not base64: not played",
+                    event=chunk.event,
+                )
+            )
+            return
         name = self._marks.audio_sent(
             chunk.response_id, chunk.item_id, chunk.content_index, size / BYTES_PER_MS
         )

@@ -184,15 +184,19 @@ def parse_twilio_message(
             ``event``, or a known event missing what it must carry (``start.streamSid``,
             ``media.payload`` in base64, ``mark.name``, ``dtmf.digit``).
     """
-    size = len(message.encode()) if isinstance(message, str) else memoryview(message).nbytes
+    if isinstance(message, str):
+        size = len(message.encode("utf-8", "surrogatepass"))  # (a lone surrogate is refused)
+    else:
+        size = memoryview(message).nbytes
     if size > max_size:
         raise TwilioProtocolError(
             f"a Twilio message of {size} bytes; at most {max_size} are taken", hint=1009
         )
     try:
         raw = _DECODE(message)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise TwilioProtocolError(f"not JSON: {exc}", hint=1007, data=message) from None
+    except (msgspec.DecodeError, UnicodeError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise TwilioProtocolError(f"not JSON: {problem}", hint=1007, data=message) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("event"), str):
         raise TwilioProtocolError(
             "not a Twilio message: a JSON object with a string 'event' is expected",
@@ -397,17 +401,18 @@ def verify_twilio_signature(
 
 
 def _port_variants(url: str) -> tuple[str, str]:
-    """The URL without its port and with it (the scheme's default when it has none)."""
+    """The URL without its port and with it (the scheme's default when it has none); the
+    host as written (Twilio signs it as it requested it, capitals included)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    userinfo = parts.netloc.rpartition("@")[0]
-    prefix = f"{userinfo}@" if userinfo else ""
+    userinfo, at, host = parts.netloc.rpartition("@")
     try:
         port = parts.port
     except ValueError:
         return url, url
+    if port is not None:
+        host = host[: host.rindex(":")]
     default = 443 if parts.scheme in ("https", "wss") else 80
+    prefix = userinfo + at
     bare = urlunsplit(parts._replace(netloc=prefix + host))
     ported = urlunsplit(parts._replace(netloc=f"{prefix}{host}:{port or default}"))
     return (bare, url) if port else (url, ported)
