@@ -388,6 +388,7 @@ class _Call:
         self.unechoed: list[str] = []
         self.item_ms: dict[tuple[int, str], int] = {}
         self.done_items: set[tuple[int, str]] = set()
+        self.after_done: set[tuple[int, str]] = set()  # items that had a done mark
         self.generation = -1
         # the model speaking: (response_id, item_id), and responses so far
         self.playing: tuple[str, str] | None = None
@@ -447,10 +448,12 @@ class _Call:
         if done:  # (more audio of the item after it, from a server that sends it, is a new run)
             assert key not in self.done_items, f"a second done mark for {item_id!r}"
             self.done_items.add(key)
+            self.after_done.add(key)
             self.item_ms.pop(key, None)
         else:
             ms = int(match["ms"])
-            assert ms >= self.item_ms.get(key, 0), (name, self.item_ms.get(key))
+            if key not in self.after_done:  # (after it, the done mark's echo may restart it)
+                assert ms >= self.item_ms.get(key, 0), (name, self.item_ms.get(key))
             self.item_ms[key] = ms
             self.done_items.discard(key)
 

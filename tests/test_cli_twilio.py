@@ -158,3 +158,56 @@ def test_the_lines_and_the_session() -> None:
     assert describe("call 7", ConnectionChange(status=ConnectionStatus.CONNECTED)) is None
     with pytest.raises(UsageError):
         run(argparse.Namespace(port=-1, path="/x"))
+
+
+def test_a_line_for_each_event_that_matters() -> None:
+    from rtproto import models as M
+    from rtproto.events import ErrorEvent
+    from rtproto.phone import TwilioMessageReceived
+    from rtproto.session import AudioInterrupted, ServerError, TruncatedItem, TurnDone
+    from rtproto.wire.twilio import parse_twilio_message
+
+    def twilio(text: str) -> TwilioMessageReceived:
+        return TwilioMessageReceived(message=parse_twilio_message(text))
+
+    start = '{"event":"start","start":{"streamSid":"MZ1","callSid":"CA1"}}'
+    assert describe("c", twilio(start)) == "c: started (call CA1, stream MZ1)"
+    dtmf = '{"event":"dtmf","dtmf":{"digit":"5"}}'
+    assert describe("c", twilio(dtmf)) == "c: caller pressed 5"
+    assert describe("c", twilio('{"event":"stop"}')) == "c: Twilio stopped the stream"
+    assert describe("c", twilio('{"event":"connected"}')) is None
+    done = TurnDone(response=M.Response(id="r", status="cancelled"), usage=None)
+    assert describe("c", done) == "c: turn cancelled"
+    cut = TruncatedItem(
+        response_id="r", item_id="i", content_index=0, audio_end_ms=5, received_ms=9
+    )
+    assert describe("c", AudioInterrupted(response_id="r")) == "c: caller interrupted"
+    assert describe("c", AudioInterrupted(response_id="r", truncated=(cut,))) == (
+        "c: caller interrupted (cut at 5 of 9 ms)"
+    )
+    error = ErrorEvent(error=M.RealtimeError(type="invalid_request_error", message="no", code="x"))
+    assert describe("c", ServerError(event=error)) == "c: server error x: no"
+    typed = ErrorEvent(error=M.RealtimeError(type="server_error", message="oops"))
+    assert describe("c", ServerError(event=typed)) == "c: server error server_error: oops"
+
+
+def test_run_hands_the_arguments_to_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import types
+
+    given: list[argparse.Namespace] = []
+    fake = types.SimpleNamespace(run_command=lambda args: given.append(args) or 0)
+    monkeypatch.setattr(importlib, "import_module", lambda name: fake)
+    args = argparse.Namespace(port=0, path="/media-stream")
+    assert run(args) == 0 and given == [args]
+
+
+def test_the_ready_lines() -> None:
+    from rtproto.cli.twilio import ready_lines
+
+    lines = ready_lines("ws://h:1/media-stream", "wss://api.openai.com/v1/realtime", signed=True)
+    assert lines[0] == "rtproto twilio: accepting Twilio media streams on ws://h:1/media-stream"
+    assert lines[1].endswith("; a valid X-Twilio-Signature is required")
+    assert (
+        ready_lines("u", "r", signed=False)[1] == "  calls are bridged to r; signatures not checked"
+    )

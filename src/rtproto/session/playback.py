@@ -140,7 +140,7 @@ class PlaybackTracker:
             cursor = start + item.received_ms
             # (unreported audio, however short, counts as heard only by the estimate)
             heard = item.heard_to_the_end(_whole(position, item)) and (
-                self.estimate or item.reported_ms is not None or not item.base64_chars
+                self.estimate or item.reported_ms is not None or not item.received_bytes
             )
             if lead and not heard and (oldest_unheard or item.reported_ms is not None):
                 position += lead
