@@ -5,8 +5,9 @@ Each input is split on newlines into up to 64 steps. A line starting with ``!`` 
 application command (its second byte picks which, the rest are its arguments: interrupt,
 send a message, ask for a response, send or commit audio, report playback, answer a
 function call, update the session (with any configuration), reset the history, let time
-pass, the transport degrading or recovering, close, raw creates and cancels); any other line
-is a server message for ``receive``. Steps are 50 ms apart and due timers run in between.
+pass, the transport degrading or recovering, close, raw creates and cancels, forget the
+playback); any other line is a server message for ``receive``. Steps are 50 ms apart and
+due timers run in between.
 Every input runs in the four profiles (GA) and the WebSocket profile in the beta dialect.
 The contract:
 
@@ -229,7 +230,9 @@ class _Run:
                 detail=(None, "auto", "low", "high", "x")[number % 5],
                 trigger_response=bool(number & 2),
             ),
+            lambda: session.forget_playback(),
         )
+        assert len(actions) == COMMANDS
         with contextlib.suppress(*_REFUSALS):  # the documented refusals of misuse
             actions[code % len(actions)]()
 
@@ -277,6 +280,10 @@ def TestOneInput(data: bytes) -> None:  # the name atheris and libFuzzer expect
 # --------------------------------------------------------------------------- seed corpus --
 
 
+#: Application commands a ``!`` line picks from (its second byte, modulo this).
+COMMANDS = 20
+
+
 def seeds() -> dict[str, bytes]:
     """Typical turns as the service sends them, with the commands that go with them."""
     sys.path.insert(0, str(_HERE.parent))
@@ -285,7 +292,10 @@ def seeds() -> dict[str, bytes]:
     s = Server()
 
     def command(code: int, arg: bytes = b"") -> bytes:
-        return b"!" + bytes([code]) + arg
+        # (code 10 is a newline, which would split the line: the same command, one lap on)
+        line = b"!" + bytes([code + COMMANDS if code == 10 else code]) + arg
+        assert b"\n" not in line, line
+        return line
 
     audio = [s.response_created("resp_1"), *s.assistant_audio("resp_1", "item_A1", None, [200] * 4)]
     sessions: dict[str, list[str | bytes]] = {
