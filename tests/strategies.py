@@ -142,3 +142,28 @@ def through_beta(event: Any) -> Any:
             if not audio:
                 del inner["audio"]
     return msgspec.convert(obj, type(event))
+
+
+def json_paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every path (keys and indexes) into a JSON value, outermost first."""
+    found = [prefix] if prefix else []
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found += json_paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            found += json_paths(child, (*prefix, index))
+    return found
+
+
+def json_edit(value: Any, path: tuple[Any, ...], new: Any, delete: bool) -> Any:
+    """A copy of a JSON value with the value at ``path`` replaced by ``new`` (or deleted)."""
+    head, rest = path[0], path[1:]
+    copy = dict(value) if isinstance(value, dict) else list(value)
+    if rest:
+        copy[head] = json_edit(copy[head], rest, new, delete)
+    elif delete:
+        del copy[head]
+    else:
+        copy[head] = new
+    return copy

@@ -24,6 +24,7 @@ from rtproto import dialect, models
 from rtproto.events import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
 
 from .fuzzing import load_fuzz_module, load_harness
+from .strategies import json_edit, json_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"
@@ -228,37 +229,14 @@ SEEDS = {
 }
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _paths(child, (*prefix, index))
-    return found
-
-
-def _edit(value: Any, path: tuple[Any, ...], new: Any, delete: bool) -> Any:
-    head, rest = path[0], path[1:]
-    copy = dict(value) if isinstance(value, dict) else list(value)
-    if rest:
-        copy[head] = _edit(copy[head], rest, new, delete)
-    elif delete:
-        del copy[head]
-    else:
-        copy[head] = new
-    return copy
-
-
 @PROPERTY
 @given(st.data())
 def test_mutated_seed_events(data: st.DataObject) -> None:
     """A real event with one value replaced (or removed): a field of the wrong type, an
     unexpected nested object, a missing required field."""
     seed = SEEDS[data.draw(st.sampled_from(sorted(SEEDS)), label="seed")]
-    path = data.draw(st.sampled_from(_paths(seed)), label="path")
+    path = data.draw(st.sampled_from(json_paths(seed)), label="path")
     delete = data.draw(st.booleans(), label="delete")
     new = None if delete else data.draw(JSON_VALUES, label="new value")
-    mutated = _edit(seed, path, new, delete)
+    mutated = json_edit(seed, path, new, delete)
     check_one(json.dumps(mutated, ensure_ascii=False).encode("utf-8"))

@@ -34,9 +34,6 @@ from rtproto.adapters.server import RunningServer, ServerConfig, start_in_thread
 
 INTEROP = Path(__file__).resolve().parent / "interop"
 SCRIPT = INTEROP / "ws_turn.mjs"
-NODE_MODULES = INTEROP / "node_modules"
-#: npm writes this after every install: older than the lock file means a stale node_modules.
-INSTALLED = NODE_MODULES / ".package-lock.json"
 NPM_CI_TIMEOUT = 180.0
 #: ws_turn.mjs gives up after its own 15 s; this only catches a hung process.
 NODE_TIMEOUT = 30.0
@@ -55,25 +52,27 @@ def _tools() -> tuple[str, str]:
     return node, npm
 
 
-def _stale() -> bool:
-    if not INSTALLED.is_file():
+def _stale(project: Path) -> bool:
+    """npm writes ``node_modules/.package-lock.json`` after every install: missing, or older
+    than the project's lock file, means a stale ``node_modules``."""
+    installed = project / "node_modules" / ".package-lock.json"
+    if not installed.is_file():
         return True
-    installed = INSTALLED.stat().st_mtime
     return any(
-        (INTEROP / name).stat().st_mtime > installed
+        (project / name).stat().st_mtime > installed.stat().st_mtime
         for name in ("package.json", "package-lock.json")
     )
 
 
 @contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    """One ``npm ci`` at a time for this tree (several pytest runs may share it)."""
+def _install_lock(project: Path) -> Iterator[None]:
+    """One ``npm ci`` at a time for a project (several pytest runs may share it)."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock
         yield
         return
-    digest = hashlib.sha256(str(INTEROP).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(str(project).encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"rtproto-js-interop-{digest}.lock"
     with path.open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -83,33 +82,39 @@ def _install_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-@pytest.fixture(scope="module")
-def node() -> str:
-    """``node``, with ``tests/interop/node_modules`` installed from the lock file."""
+def node_with(project: Path) -> str:
+    """``node``, with the Node project's ``node_modules`` installed from its lock file
+    (``npm ci``, when missing or stale); skips without Node, except on CI."""
     node, npm = _tools()
     version = subprocess.run(
         [node, "--version"], capture_output=True, text=True, timeout=30, check=True
     ).stdout.strip()
     match = re.match(r"v(\d+)\.", version)
     assert match and int(match.group(1)) >= MIN_NODE, f"Node {MIN_NODE}+ needed, got {version}"
-    with _install_lock():
-        if _stale():
+    with _install_lock(project):
+        if _stale(project):
             env = {**os.environ, "npm_config_update_notifier": "false"}
             try:
                 done = subprocess.run(
                     [npm, "ci", "--no-audit", "--no-fund"],
-                    cwd=INTEROP,
+                    cwd=project,
                     env=env,
                     capture_output=True,
                     text=True,
                     timeout=NPM_CI_TIMEOUT,
                 )
             except subprocess.TimeoutExpired:
-                pytest.fail(f"npm ci in {INTEROP} took more than {NPM_CI_TIMEOUT:.0f} s")
+                pytest.fail(f"npm ci in {project} took more than {NPM_CI_TIMEOUT:.0f} s")
             if done.returncode != 0:
                 pytest.fail(f"npm ci failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-            assert not _stale(), "npm ci left no node_modules/.package-lock.json"
+            assert not _stale(project), "npm ci left no node_modules/.package-lock.json"
     return node
+
+
+@pytest.fixture(scope="module")
+def node() -> str:
+    """``node``, with ``tests/interop/node_modules`` installed from the lock file."""
+    return node_with(INTEROP)
 
 
 @pytest.fixture(scope="module")

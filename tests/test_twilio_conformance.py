@@ -22,15 +22,11 @@ The JS package is its own Node project, ``tests/interop/twilio`` (``@openai/agen
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
-import hashlib
 import json
-import os
 import random
 import subprocess
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +37,10 @@ from rtproto.session import AudioChunk, AudioInterrupted, ClientSession, Session
 
 from .samples import SESSION
 from .scripts import Server
-from .test_js_interop import MIN_NODE, NPM_CI_TIMEOUT, _tools
+from .test_js_interop import node_with
 
 PROJECT = Path(__file__).resolve().parent / "interop" / "twilio"
 SCRIPT = PROJECT / "twilio_replay.mjs"
-NODE_MODULES = PROJECT / "node_modules"
-#: npm writes this after every install: older than the lock file means a stale node_modules.
-INSTALLED = NODE_MODULES / ".package-lock.json"
 NODE_TIMEOUT = 60.0
 
 Step = dict[str, Any]
@@ -56,62 +49,11 @@ Step = dict[str, Any]
 # ------------------------------------------------------------------------ the Node side --
 
 
-def _stale() -> bool:
-    if not INSTALLED.is_file():
-        return True
-    installed = INSTALLED.stat().st_mtime
-    return any(
-        (PROJECT / name).stat().st_mtime > installed
-        for name in ("package.json", "package-lock.json")
-    )
-
-
-@contextlib.contextmanager
-def _install_lock() -> Iterator[None]:
-    """One ``npm ci`` at a time for this tree (several pytest runs may share it)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    digest = hashlib.sha256(str(PROJECT).encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"rtproto-js-twilio-{digest}.lock"
-    with path.open("w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
     """``node``, with ``tests/interop/twilio/node_modules`` installed from the lock file
     (skips without Node, except on CI; see tests/test_js_interop.py)."""
-    node, npm = _tools()
-    version = subprocess.run(
-        [node, "--version"], capture_output=True, text=True, timeout=30, check=True
-    ).stdout.strip()
-    major = version.lstrip("v").split(".")[0]
-    assert major.isdigit() and int(major) >= MIN_NODE, f"Node {MIN_NODE}+ needed, got {version}"
-    with _install_lock():
-        if _stale():
-            env = {**os.environ, "npm_config_update_notifier": "false"}
-            try:
-                done = subprocess.run(
-                    [npm, "ci", "--no-audit", "--no-fund"],
-                    cwd=PROJECT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=NPM_CI_TIMEOUT,
-                )
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"npm ci in {PROJECT} took more than {NPM_CI_TIMEOUT:.0f} s")
-            if done.returncode != 0:
-                pytest.fail(f"npm ci failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-            assert not _stale(), "npm ci left no node_modules/.package-lock.json"
-    return node
+    return node_with(PROJECT)
 
 
 def replay_js(node_path: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -42,6 +42,7 @@ from rtproto.wire.twilio import (
 )
 
 from .fuzzing import FUZZ, load_harness
+from .strategies import json_edit, json_paths
 
 STREAM_SID = "MZ18ad3ab5a668481ce02b83e7395059f0"
 ACCOUNT_SID = "AC25e16e9a716a4a1786a7c47a9ce9c4cc"
@@ -843,37 +844,14 @@ def test_any_json_object_is_typed_or_refused(obj: dict[str, Any], ascii_only: bo
         assert outcome.event_type is None
 
 
-def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [prefix] if prefix else []
-    if isinstance(value, dict):
-        for key, child in value.items():
-            found += _paths(child, (*prefix, key))
-    elif isinstance(value, list):
-        for index, child in enumerate(value):
-            found += _paths(child, (*prefix, index))
-    return found
-
-
-def _edit(value: Any, path: tuple[Any, ...], new: Any, delete: bool) -> Any:
-    head, rest = path[0], path[1:]
-    copy = dict(value) if isinstance(value, dict) else list(value)
-    if rest:
-        copy[head] = _edit(copy[head], rest, new, delete)
-    elif delete:
-        del copy[head]
-    else:
-        copy[head] = new
-    return copy
-
-
 @PROPERTY
 @given(st.data())
 def test_a_real_message_with_one_value_changed_is_typed_or_refused(data: st.DataObject) -> None:
     seed = data.draw(st.sampled_from(SEEDS), label="seed")
-    path = data.draw(st.sampled_from(_paths(seed)), label="path")
+    path = data.draw(st.sampled_from(json_paths(seed)), label="path")
     delete = data.draw(st.booleans(), label="delete")
     new = None if delete else data.draw(JSON_VALUES, label="new value")
-    mutated = _edit(seed, path, new, delete)
+    mutated = json_edit(seed, path, new, delete)
     outcome = _typed_or_refused(text(mutated))
     if isinstance(outcome, TwilioMessage):
         assert outcome.raw == mutated
