@@ -1758,3 +1758,24 @@ def test_connect_plan_api_key(driver: str, monkeypatch: pytest.MonkeyPatch) -> N
         plan(api_key=key, ws_options=browser, dangerously_allow_api_key_in_subprotocol=True)
     )
     assert allowing.keyed_options("sk-standard").api_key == "sk-standard"
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_a_scope_cancelled_around_a_connection_ends_it_at_once(backend: str) -> None:
+    """The application's scope is cancelled with the connection open: its reader is
+    cancelled with it, so there is no close handshake to wait for (before: the whole close
+    timeout, 5.5 s); the connection ends without one."""
+    from rtproto.adapters.server import start_in_thread
+
+    with start_in_thread() as emulator:
+
+        async def main() -> tuple[float, list[Any]]:
+            started = time.monotonic()
+            with anyio.move_on_after(0.3):
+                async with connect(f"{emulator.url}?model=gpt-realtime", api_key="k") as conn:
+                    await anyio.sleep(10)
+            return time.monotonic() - started, [e async for e in conn]
+
+        took, rest = anyio.run(main, backend=backend)
+    assert took < 2.0
+    assert disconnected(rest[-1])

@@ -569,16 +569,22 @@ class AsyncConnection(CoreViews):
                 core.finish_connection()
                 if not core.should_reconnect() or not await self._reconnect():
                     break
+        except anyio.get_cancelled_exc_class():
+            # the application's scope was cancelled around the connection: no reader is left
+            # to see a close handshake through, so the connection ends here, at once
+            core.abort(anyio.current_time())
+            raise
         except Exception as exc:  # a bug must not hang the application: report it
             log.exception("driver failure")
             if core.failure is None:
                 core.failure = exc if isinstance(exc, RtprotoError) else RtprotoError(repr(exc))
             core.abort(anyio.current_time())
-        core.end()
-        await self._close_stream()
-        self._done = True
-        self._finished.set()
-        self._readable.set()
+        finally:
+            core.end()
+            await self._close_stream()
+            self._done = True
+            self._finished.set()
+            self._readable.set()
 
     async def _serve(self) -> None:
         """Run one open connection in the runner's task: read the socket and, when the
