@@ -210,7 +210,10 @@ class TwilioCall:
                 except ConnectionClosed:
                     return  # the Realtime side ended: _from_realtime closes Twilio's socket
             for event in bridge.events():
-                await self._send_events.send(event)
+                try:
+                    await self._send_events.send(event)
+                except anyio.ClosedResourceError:
+                    return  # the call is over (_from_realtime ended it)
             self._timer_moved.set()
             if bridge.ended:
                 break
