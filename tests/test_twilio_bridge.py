@@ -522,3 +522,48 @@ def test_model_audio_that_is_not_base64_is_not_played() -> None:
     assert call.to_twilio() == []
     warnings = [e.message for e in call.events if isinstance(e, ProtocolWarning)]
     assert warnings == ["audio of item 'item_A' is not base64: not played"]
+
+
+def test_the_bridge_s_values_are_immutable() -> None:
+    import dataclasses
+
+    options = TwilioBridgeOptions()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.max_message_size = 1  # type: ignore[misc]
+    event = TwilioMessageReceived(message=None)
+    with pytest.raises(AttributeError):
+        event.message = 1  # type: ignore[misc]
+    assert TwilioBridgeOptions(input_inactivity_timeout=2**31 / 1000 - 1).input_inactivity_timeout
+    with pytest.raises(LocalProtocolError, match="at most 2147483"):
+        TwilioBridgeOptions(input_inactivity_timeout=2**31 / 1000)
+
+
+def test_a_stopped_stream_pads_nothing_and_takes_no_late_marks() -> None:
+    call = Call()
+    assert call.bridge.ended is False
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    call.audio("item_A", b"\x00" * 1600)
+    call.to_twilio()
+    call.media(b"\x01" * 160, timestamp=0, now=1.0)
+    call.twilio("stop", stop={})
+    call.mark("item_A:200:g1:m1")  # (from before the stop: the stream is gone)
+    call.feed(
+        call.server.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_U")
+    )
+    assert call.bridge.get_timer() is None  # no stream: no silence to add
+    cuts = [(m["item_id"], m["audio_end_ms"]) for m in call.to_realtime() if "item_id" in m]
+    assert cuts == [("item_A", 50)]  # not 200: that mark came for a stream that had ended
+
+
+def test_a_session_that_ended_gets_no_silence() -> None:
+    call = Call()
+    call.start()
+    call.media(b"\x01" * 160, timestamp=0, now=1.0)
+    call.feed(
+        call.server.event("input_audio_buffer.speech_started", audio_start_ms=0, item_id="item_U")
+    )
+    assert call.bridge.get_timer() == 1.75
+    call.session.connection_lost("gone", 1.2)
+    call.pump()
+    assert call.bridge.get_timer() is None

@@ -221,8 +221,7 @@ class TwilioBridge:
         elif kind is ConnectionChange and (
             event.status is ConnectionStatus.DISCONNECTED  # type: ignore[attr-defined]
         ):
-            self._marks.new_generation(cleared=True)
-            self._padding.reset()
+            self._padding.reset()  # (no silence is due to a session that is over)
 
     # ------------------------------------------------------------------------- timers --
 
