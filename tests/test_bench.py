@@ -19,6 +19,7 @@ RUNS = {
     "codec": (["bench/bench_codec.py", "--quick"], "| "),
     "frames": (["bench/bench_frames.py", "--quick"], "| "),
     "audio": (["bench/bench_audio.py"], "encode_base64"),
+    "twilio": (["bench/bench_twilio.py", "--quick"], "| bridge | "),
     "session": (
         ["bench/bench_session.py", "--chunks", "3", "--turns", "3", "--repeats", "1"],
         "session / codec (strict, per message)",

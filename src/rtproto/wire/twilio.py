@@ -113,21 +113,17 @@ class StreamStart(TwilioMessage):
 
 @dataclass(frozen=True, slots=True)
 class StreamMedia(TwilioMessage):
-    """Audio from the call: ``payload`` is base64 (``audio`` decodes it)."""
+    """Audio from the call: ``payload`` as it came (base64), ``audio`` decoded."""
 
     event: ClassVar[str] = "media"
     stream_sid: str | None = None
     payload: str = ""
+    audio: bytes = field(default=b"", repr=False)
     track: str | None = None
     chunk: int | None = None
     #: Milliseconds from the start of the stream (presentation time), when a digit string.
     timestamp: int | None = None
     sequence_number: int | None = None
-
-    @property
-    def audio(self) -> bytes:
-        """The payload decoded (checked when the message was parsed)."""
-        return decode_base64(self.payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +243,7 @@ def _parse_media(raw: dict[str, Any]) -> StreamMedia:
     if not isinstance(payload, str):
         raise _missing("media", "media.payload (base64 text)", raw)
     try:
-        decode_base64(payload)
+        audio = decode_base64(payload)
     except ValueError as exc:
         raise TwilioProtocolError(
             f"media.payload is not base64: {exc}", event_type="media", hint=1007, data=payload
@@ -256,6 +252,7 @@ def _parse_media(raw: dict[str, Any]) -> StreamMedia:
         raw=raw,
         stream_sid=_text(raw.get("streamSid")),
         payload=payload,
+        audio=audio,
         track=_text(media.get("track")),
         chunk=_integer(media.get("chunk")),
         timestamp=_integer(media.get("timestamp")),
