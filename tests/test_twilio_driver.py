@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 from collections.abc import Awaitable, Callable, Iterator
 from importlib.resources import files
 from typing import Any
@@ -300,3 +301,64 @@ def test_a_request_that_is_not_an_upgrade_is_refused() -> None:
             assert answer.startswith(b"HTTP/1.1 400 ")
 
     anyio.run(lambda: serving(echo, test))
+
+
+# ------------------------------------------------------------------ on plain threads --
+
+
+class BlockingSocket:
+    """A ``websockets.sync`` server connection as bridge_call_sync's Twilio socket (what a
+    blocking framework's WebSocket looks like)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    def receive(self) -> str | bytes | None:
+        try:
+            message: str | bytes = self.ws.recv()
+        except websockets.ConnectionClosed:
+            return None
+        return message
+
+    def send(self, text: str) -> None:
+        try:
+            self.ws.send(text)
+        except websockets.ConnectionClosed as exc:
+            raise OSError("closed") from exc
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+def test_the_thread_driver(emulator: RunningServer) -> None:
+    """The same call on threads: a blocking server hands the socket to bridge_call_sync."""
+    from rtproto.adapters.twilio_sync import bridge_call_sync
+    from websockets.sync.server import serve
+
+    seen: list[Any] = []
+    ended = threading.Event()
+
+    def handler(ws: Any) -> None:
+        try:
+            with bridge_call_sync(
+                BlockingSocket(ws), realtime_url(emulator), api_key="sk-test"
+            ) as bridged:
+                seen.extend(bridged)
+        finally:
+            ended.set()
+
+    with serve(handler, "127.0.0.1", 0) as server:
+        worker = threading.Thread(target=server.serve_forever, daemon=True)
+        worker.start()
+        url = f"ws://127.0.0.1:{server.socket.getsockname()[1]}/media-stream"
+        report = call_sync(url, frames=hello_frames())
+        assert ended.wait(CALL_TIMEOUT)  # Twilio's stop ended the call
+        server.shutdown()
+    assert report.exit_code == 0, report.to_dict()
+    assert len(report.audio_received) == 3 * 8000
+    assert sorted(report.result.marks_echoed) == sorted(report.result.marks_received) != []
+    assert [e for e in seen if isinstance(e, TurnDone)]
+    assert [e for e in seen if isinstance(e, ConnectionChange)][-1].status is (
+        ConnectionStatus.DISCONNECTED
+    )
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("rtproto-twilio")]

@@ -321,6 +321,17 @@ class SyncConnection(CoreViews):
         self._flush(raise_closed=True)
         return result
 
+    def _apply(self, call: Callable[..., Any], *args: Any) -> Any:
+        """Run ``call`` against the session (a phone bridge's input), then write what it
+        produced, as a command does."""
+        with self._lock:
+            try:
+                result = self._core.apply(call, *args)
+            finally:
+                self._notify()
+        self._flush(raise_closed=True)
+        return result
+
     def _notify(self) -> None:
         """After every core call (lock held): wake the consumer, the timer, and a reader
         paused by backpressure when it has something else to do."""
