@@ -5,7 +5,8 @@
 - ``connect_webrtc``: ``async with connect_webrtc(...) as conn`` over WebRTC (needs aiortc,
   asyncio only; imported on first use). See docs/webrtc.md.
 - :mod:`rtproto.adapters.twilio`: ``bridge_call`` (a Twilio Media Streams call bridged to a
-  Realtime connection) and ``serve_twilio`` (accepts Twilio's WebSockets). See
+  Realtime connection) and ``serve_twilio`` (accepts Twilio's WebSockets);
+  :mod:`rtproto.adapters.twilio_sync`: ``bridge_call_sync``, the same on threads. See
   docs/twilio.md.
 
 Both share every decision that is not I/O (``rtproto.adapters._core``) and yield the same
