@@ -362,3 +362,29 @@ def test_the_thread_driver(emulator: RunningServer) -> None:
         ConnectionStatus.DISCONNECTED
     )
     assert not [t.name for t in threading.enumerate() if t.name.startswith("rtproto-twilio")]
+
+
+def test_leaving_the_call_early_hangs_up_cleanly(emulator: RunningServer) -> None:
+    """The application stops iterating and leaves the ``async with`` mid-call: the Realtime
+    connection closes, Twilio's socket closes, nothing escapes."""
+    failures: list[BaseException] = []
+
+    async def handler(socket: MediaStreamSocket) -> None:
+        try:
+            async with bridge_call(socket, realtime_url(emulator), api_key="sk-test") as call:
+                async for event in call:
+                    if isinstance(event, TwilioMessageReceived) and event.message.event == "start":
+                        break
+        except BaseException as exc:
+            failures.append(exc)
+            raise
+
+    async def main() -> CallReport:
+        async with serve_twilio(handler) as server:
+            with anyio.fail_after(CALL_TIMEOUT):
+                return await call(server.url, frames=hello_frames())
+
+    report = anyio.run(main)
+    assert failures == []
+    assert report.result.closed_by == "agent"
+    assert report.time_to_first_audio_ms is None
