@@ -388,3 +388,12 @@ def test_leaving_the_call_early_hangs_up_cleanly(emulator: RunningServer) -> Non
     assert failures == []
     assert report.result.closed_by == "agent"
     assert report.time_to_first_audio_ms is None
+
+
+def test_a_bridged_call_does_not_reconnect() -> None:
+    from rtproto.adapters.twilio_sync import bridge_call_sync
+    from rtproto.errors import LocalProtocolError
+
+    for bridging_call in (bridge_call, bridge_call_sync):
+        with pytest.raises(LocalProtocolError, match="does not reconnect"):
+            bridging_call(None, "ws://127.0.0.1:9/v1/realtime", reconnect=True)  # type: ignore[arg-type]

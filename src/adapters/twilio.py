@@ -278,19 +278,29 @@ def bridge_call(
         connect_options: more :func:`~rtproto.adapters.connect` arguments (``ws_options``,
             timeouts, ``ssl_context``). No ``reconnect``: a call's context is its session.
     """
-    if "reconnect" in connect_options:
-        raise LocalProtocolError("a bridged call does not reconnect: its bridge is its session")
-    if not isinstance(session, SessionOptions):
-        session = SessionOptions(profile=Profile.PHONE, model=model, session=session)
     connection = connect(
         url,
         model=model,
         api_key=api_key,
-        session=session,
+        session=phone_session(session, model, connect_options),
         max_queued_events=max_queued_events,
         **connect_options,
     )
     return TwilioCall(twilio, connection, bridge_options, max_queued_events)
+
+
+def phone_session(
+    session: Mapping[str, Any] | SessionOptions | None,
+    model: str | None,
+    connect_options: Mapping[str, Any],
+) -> SessionOptions:
+    """A bridged call's session options: the ``phone`` profile around a configuration (a
+    bridge checks complete options itself); no reconnect among the connect options."""
+    if "reconnect" in connect_options:
+        raise LocalProtocolError("a bridged call does not reconnect: its bridge is its session")
+    if isinstance(session, SessionOptions):
+        return session
+    return SessionOptions(profile=Profile.PHONE, model=model, session=session)
 
 
 # ------------------------------------------------------------------ accepting streams --

@@ -26,10 +26,10 @@ from typing import Any, Protocol
 from rtproto.errors import ConnectionClosed, LocalProtocolError, RtprotoError
 from rtproto.phone import TwilioBridge, TwilioBridgeOptions
 from rtproto.session import SessionOptions
-from rtproto.session.options import Profile
 
 from ._core import Event
 from .sync import SyncConnection, connect_sync
+from .twilio import phone_session
 
 __all__ = ["TwilioCallSync", "TwilioSocketSync", "bridge_call_sync"]
 
@@ -239,15 +239,11 @@ def bridge_call_sync(
 ) -> TwilioCallSync:
     """Bridge one Twilio stream to a Realtime WebSocket, for ``with`` (the arguments of
     :func:`rtproto.adapters.twilio.bridge_call`, over :func:`~rtproto.adapters.connect_sync`)."""
-    if "reconnect" in connect_options:
-        raise LocalProtocolError("a bridged call does not reconnect: its bridge is its session")
-    if not isinstance(session, SessionOptions):
-        session = SessionOptions(profile=Profile.PHONE, model=model, session=session)
     connection = connect_sync(
         url,
         model=model,
         api_key=api_key,
-        session=session,
+        session=phone_session(session, model, connect_options),
         max_queued_events=max_queued_events,
         **connect_options,
     )
