@@ -392,6 +392,7 @@ def test_leaving_the_call_early_hangs_up_cleanly(emulator: RunningServer) -> Non
 
 def test_a_bridged_call_does_not_reconnect() -> None:
     from rtproto.adapters.twilio_sync import bridge_call_sync
+
     from rtproto.errors import LocalProtocolError
 
     for bridging_call in (bridge_call, bridge_call_sync):
