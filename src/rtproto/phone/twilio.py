@@ -16,7 +16,9 @@ mu-law both ways, so the call's audio passes through untouched). It does what th
   acknowledged position plus ``phone_playback_lead_ms`` and drops the interrupted
   response's late audio;
 - every Twilio message is an event too (:class:`TwilioMessageReceived`: ``start`` with the
-  call's ids and custom parameters, ``dtmf``, ``stop``).
+  call's ids and custom parameters, ``dtmf``, ``stop``); a new ``start`` forgets what an
+  earlier stream played (:meth:`ClientSession.forget_playback`); nothing goes to Twilio
+  before ``start`` or after ``stop``, nor model audio that is not base64 (a warning).
 
 The loop (the application owns both sockets and the session)::
 
