@@ -257,6 +257,19 @@ def test_missing_repeated_and_oversized_headers_are_refused() -> None:
         verifier.verify(CALL_BODY, long, now=NOW)
 
 
+def test_text_with_a_lone_surrogate_is_refused_not_a_crash() -> None:
+    """Found by the Twilio harness in its twin parser: a str holding a lone surrogate (a
+    framework decoding with ``surrogateescape``) cannot be encoded; it is refused, 400."""
+    verifier = WebhookVerifier(SECRET)
+    body = CALL_BODY.decode().replace("sip:+1425", "sip:\udc80")
+    with pytest.raises(WebhookError, match="body is not UTF-8 text"):
+        verifier.unwrap(body, signed(), now=NOW)
+    with pytest.raises(WebhookError, match="not JSON"):
+        parse_webhook_event(body)
+    with pytest.raises(WebhookError, match="webhook-id is not UTF-8 text"):
+        verifier.verify(CALL_BODY, {**signed(), "webhook-id": "wh_\udc80"}, now=NOW)
+
+
 def test_the_body_is_bounded() -> None:
     body = b" " * 2049
     verifier = WebhookVerifier(SECRET, max_body_size=2048)

@@ -143,7 +143,10 @@ class WebhookVerifier:
     ) -> str:
         """Check that ``body`` is what the service signed, recently; returns its
         ``webhook-id``. Raises :class:`WebhookError` otherwise."""
-        data = _bytes_of(body)
+        try:
+            data = _bytes_of(body)
+        except UnicodeEncodeError:  # (a str with a lone surrogate: no service sent that)
+            raise WebhookError("the webhook body is not UTF-8 text") from None
         if len(data) > self.max_body_size:
             raise WebhookError(
                 f"a webhook body of {len(data)} bytes exceeds max_body_size ({self.max_body_size})"
@@ -190,7 +193,7 @@ def parse_webhook_event(
     """
     try:
         raw = msgspec.json.decode(body)
-    except (msgspec.DecodeError, RecursionError) as exc:
+    except (msgspec.DecodeError, RecursionError, UnicodeError) as exc:
         raise WebhookError(f"the webhook body is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise WebhookError("the webhook body is not a JSON object")
@@ -282,6 +285,10 @@ def _webhook_headers(
         text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
         if len(text) > MAX_HEADER_SIZE:
             raise WebhookError(f"{key} is longer than {MAX_HEADER_SIZE} characters")
+        try:
+            text.encode("utf-8")  # (what is signed: a lone surrogate cannot be)
+        except UnicodeEncodeError:
+            raise WebhookError(f"{key} is not UTF-8 text") from None
         found[key] = text.strip()
     missing = [name for name in _HEADERS if not found.get(name)]
     if missing:
