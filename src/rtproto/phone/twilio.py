@@ -42,8 +42,7 @@ from typing import Any, ClassVar
 
 from .. import events as E
 from .. import models as M
-from .._b64 import decode_base64
-from ..errors import LocalProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..session import (
     AudioChunk,
     AudioDone,
@@ -234,9 +233,7 @@ class TwilioBridge:
     def handle_timer(self, now: float) -> None:
         """Send the silence that is due, if any."""
         connected = self.session.state is SessionState.CONNECTED
-        silence = self._padding.fire(now, connected=connected)
-        if silence:
-            self.session.send_audio(bytes([SILENCE_BYTE]) * (silence * BYTES_PER_MS))
+        self._send_silence(self._padding.fire(now, connected=connected))
 
     # ------------------------------------------------------------------------- output --
 
@@ -263,10 +260,12 @@ class TwilioBridge:
             self.dropped_media += 1
             return
         audio = media.audio
-        silence = self._padding.media(media.timestamp, len(audio), now)
-        if silence:
-            self.session.send_audio(bytes([SILENCE_BYTE]) * (silence * BYTES_PER_MS))
+        self._send_silence(self._padding.media(media.timestamp, len(audio), now))
         self.session.send_audio(audio)
+
+    def _send_silence(self, ms: int) -> None:
+        if ms:
+            self.session.send_audio(bytes([SILENCE_BYTE]) * (ms * BYTES_PER_MS))
 
     def _mark(self, name: str) -> None:
         acknowledged = self._marks.acknowledge(name)
@@ -277,10 +276,9 @@ class TwilioBridge:
     def _play(self, chunk: AudioChunk) -> None:
         if self.start is None:
             return  # no stream to play it on (yet, or any more)
-        payload = chunk.event.delta
         try:
-            size = len(decode_base64(payload))  # (checked: Twilio would play noise)
-        except ValueError:
+            size = len(chunk.audio)  # (checked, and decoded once for the application too)
+        except RemoteProtocolError:  # (Twilio would play noise)
             self._events.append(
                 ProtocolWarning(
                     message=f"audio of item {chunk.item_id!r} is not base64: not played",
@@ -292,7 +290,7 @@ class TwilioBridge:
             chunk.response_id, chunk.item_id, chunk.content_index, size / BYTES_PER_MS
         )
         stream_sid = self.start.stream_sid
-        self._send(media_message(stream_sid, payload))
+        self._send(media_message(stream_sid, chunk.event.delta))
         self._send(mark_message(stream_sid, name))
 
     def _end(self) -> None:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from .._b64 import decode_base64
+from ..codec import _size as message_size
 from ..errors import RemoteProtocolError
 
 __all__ = [
@@ -180,10 +181,7 @@ def parse_twilio_message(
             ``event``, or a known event missing what it must carry (``start.streamSid``,
             ``media.payload`` in base64, ``mark.name``, ``dtmf.digit``).
     """
-    if isinstance(message, str):
-        size = len(message.encode("utf-8", "surrogatepass"))  # (a lone surrogate is refused)
-    else:
-        size = memoryview(message).nbytes
+    size = message_size(message, max_size)  # (a str is encoded only if it may be too large)
     if size > max_size:
         raise TwilioProtocolError(
             f"a Twilio message of {size} bytes; at most {max_size} are taken", hint=1009
