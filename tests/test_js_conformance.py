@@ -22,7 +22,6 @@ import copy
 import json
 import math
 import random
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
@@ -51,7 +50,7 @@ from rtproto.session import (
 
 from .samples import MCP_APPROVAL_ITEM, MCP_CALL_ITEM, MCP_TOOLS_ITEM, SESSION
 from .scripts import Server
-from .test_js_interop import INTEROP, node  # noqa: F401  (``node`` is a fixture)
+from .test_js_interop import INTEROP, node, replay_named  # noqa: F401  (``node`` is a fixture)
 
 SCRIPT = INTEROP / "replay.mjs"
 NODE_TIMEOUT = 60.0
@@ -608,26 +607,12 @@ def replay_rtproto(
 
 
 def replay_js(node_path: str, scenarios: dict[str, list[Step]]) -> dict[str, dict[str, Any]]:
-    payload = json.dumps(
-        [
-            {"name": name, "transport": _profile(name), "steps": steps}
-            for name, steps in scenarios.items()
-        ]
-    )
-    try:
-        done = subprocess.run(
-            [node_path, str(SCRIPT)],
-            input=payload,
-            cwd=INTEROP,
-            capture_output=True,
-            text=True,
-            timeout=NODE_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"replay.mjs hung for {NODE_TIMEOUT:.0f} s:\n{exc.stderr!r}")
-    assert done.returncode == 0, f"replay.mjs exit {done.returncode}\n{done.stderr}"
-    results = json.loads(done.stdout)
-    return {result["name"]: result for result in results}
+    runs = [
+        {"name": name, "transport": _profile(name), "steps": steps}
+        for name, steps in scenarios.items()
+    ]
+    replayed: dict[str, dict[str, Any]] = replay_named(node_path, SCRIPT, runs, NODE_TIMEOUT)
+    return replayed
 
 
 def _profile(name: str) -> str:

@@ -117,6 +117,24 @@ def node() -> str:
     return node_with(INTEROP)
 
 
+def replay_named(node: str, script: Path, runs: list[dict[str, Any]], timeout: float) -> Any:
+    """Run a replay script of a Node project: ``runs`` (each with a ``name``) as JSON on
+    stdin, one JSON list of results (each with its ``name``) on stdout; by name."""
+    try:
+        done = subprocess.run(
+            [node, str(script)],
+            input=json.dumps(runs),
+            cwd=script.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{script.name} hung for {timeout:.0f} s:\n{exc.stderr!r}")
+    assert done.returncode == 0, f"{script.name} exit {done.returncode}\n{done.stderr}"
+    return {result["name"]: result for result in json.loads(done.stdout)}
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[RunningServer]:
     with start_in_thread(ServerConfig()) as running:

@@ -25,7 +25,6 @@ import base64
 import copy
 import json
 import random
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from rtproto.session import AudioChunk, AudioInterrupted, ClientSession, Session
 
 from .samples import SESSION
 from .scripts import Server
-from .test_js_interop import node_with
+from .test_js_interop import node_with, replay_named
 
 PROJECT = Path(__file__).resolve().parent / "interop" / "twilio"
 SCRIPT = PROJECT / "twilio_replay.mjs"
@@ -57,20 +56,9 @@ def node() -> str:
 
 
 def replay_js(node_path: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    payload = json.dumps([{"name": name, **scenario} for name, scenario in scenarios.items()])
-    try:
-        done = subprocess.run(
-            [node_path, str(SCRIPT)],
-            input=payload,
-            cwd=PROJECT,
-            capture_output=True,
-            text=True,
-            timeout=NODE_TIMEOUT,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"twilio_replay.mjs hung for {NODE_TIMEOUT:.0f} s:\n{exc.stderr!r}")
-    assert done.returncode == 0, f"twilio_replay.mjs exit {done.returncode}\n{done.stderr}"
-    return {result["name"]: result for result in json.loads(done.stdout)}
+    runs = [{"name": name, **scenario} for name, scenario in scenarios.items()]
+    replayed: dict[str, dict[str, Any]] = replay_named(node_path, SCRIPT, runs, NODE_TIMEOUT)
+    return replayed
 
 
 # --------------------------------------------------------------------- the rtproto side --
