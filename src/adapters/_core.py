@@ -71,6 +71,7 @@ __all__ = [
     "CoreViews",
     "DriverCore",
     "Event",
+    "keyed_options",
     "plan_connect",
 ]
 
@@ -175,6 +176,7 @@ def plan_connect(
     reconnect: ReconnectPolicy | bool | None,
     write_timeout: float = DEFAULT_WRITE_TIMEOUT,
     dangerously_allow_api_key_in_subprotocol: bool = False,
+    platform_tls: bool = False,
 ) -> ConnectPlan:
     """Resolve ``connect``'s arguments: URL, key (argument, options, ``OPENAI_API_KEY``), TLS.
 
@@ -190,7 +192,8 @@ def plan_connect(
     The URL is the argument, else ``ws_options.url`` when it was set, else the service's URL
     for ``model`` (``DEFAULT_MODEL`` when None). ``ws_options`` supplies everything else
     about the WebSocket; this function's own ``handshake_timeout`` replaces the one in it.
-    Everything is validated here, before any I/O.
+    Everything is validated here, before any I/O. With ``platform_tls`` the platform
+    does TLS (a Worker's ``fetch``): no ``ssl_context`` is made or accepted.
 
     The session's model comes from the URL (``?model=``) and cannot be changed by
     ``session.update``, so the initial ``session.update`` names a model only when the
@@ -239,7 +242,10 @@ def plan_connect(
     elif api_key is not None:
         _check_subprotocol_key(api_key, options, allow)
     tls, host, port, target = split_url(url)
-    if not tls:
+    if platform_tls:
+        if ssl_context is not None:
+            raise ValueError("ssl_context cannot be used: the platform does TLS")
+    elif not tls:
         if ssl_context is not None:
             raise ValueError("ssl_context is for wss:// URLs; this one is ws://")
     elif ssl_context is None:
@@ -280,6 +286,32 @@ def plan_connect(
         key_function=key_function,
         allow_api_key_in_subprotocol=allow,
     )
+
+
+def keyed_options(plan: ConnectPlan, key: object) -> WebSocketOptions:
+    """The plan's options with the key its key function returned (the driver calls the
+    function before each attempt, awaiting it if need be).
+
+    Raises:
+        LocalProtocolError: not a non-empty str (an un-awaited coroutine is closed), a
+            key a header or subprotocol cannot carry, or a standard key for subprotocol
+            auth. The message never includes the key.
+    """
+    if inspect.iscoroutine(key):
+        key.close()  # (no "never awaited" warning)
+        raise LocalProtocolError(
+            "the api_key callable returned a coroutine: the thread driver does not await;"
+            " give connect_sync a sync callable (or use connect())"
+        )
+    if not isinstance(key, str):
+        raise LocalProtocolError(
+            f"the api_key callable must return a non-empty str, not {type(key).__name__}"
+        )
+    if not key:
+        raise LocalProtocolError("the api_key callable returned an empty str")
+    options = dataclasses.replace(plan.ws_options, api_key=key)
+    _check_subprotocol_key(key, options, plan.allow_api_key_in_subprotocol)
+    return options
 
 
 class DriverCore:
@@ -355,30 +387,9 @@ class DriverCore:
     # ------------------------------------------------------------------- connection --
 
     def keyed_options(self, key: object) -> WebSocketOptions:
-        """The connection's options with the key the plan's key function returned (the
-        driver calls the function before each attempt, awaiting it if need be).
-
-        Raises:
-            LocalProtocolError: not a non-empty str (an un-awaited coroutine is closed), a
-                key a header or subprotocol cannot carry, or a standard key for subprotocol
-                auth. The message never includes the key.
-        """
-        if inspect.iscoroutine(key):
-            key.close()  # (no "never awaited" warning)
-            raise LocalProtocolError(
-                "the api_key callable returned a coroutine: the thread driver does not await;"
-                " give connect_sync a sync callable (or use connect())"
-            )
-        if not isinstance(key, str):
-            raise LocalProtocolError(
-                f"the api_key callable must return a non-empty str, not {type(key).__name__}"
-            )
-        if not key:
-            raise LocalProtocolError("the api_key callable returned an empty str")
-        plan = self.plan
-        options = dataclasses.replace(plan.ws_options, api_key=key)
-        _check_subprotocol_key(key, options, plan.allow_api_key_in_subprotocol)
-        return options
+        """The connection's options with the key the plan's key function returned (see
+        :func:`keyed_options`)."""
+        return keyed_options(self.plan, key)
 
     def start(self, now: float, options: WebSocketOptions | None = None) -> None:
         """Begin a connection (the first, or a reconnect): queue the upgrade request.
