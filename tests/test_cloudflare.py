@@ -432,15 +432,32 @@ def test_no_close_reply_drops_the_connection_after_close_timeout() -> None:
     asyncio.run(main())
 
 
-def test_a_failed_send_ends_the_connection() -> None:
+def test_a_failed_send_stops_commands_and_waits_for_the_close_event() -> None:
     async def main() -> None:
         conn, channel = scripted()
         async with conn:
             channel.fail_sends = True
-            await conn.commit_audio()
-            assert conn.close_code == 1006
+            await conn.commit_audio()  # refused by the socket: it is closing
             with pytest.raises(ConnectionClosed):
                 await conn.commit_audio()
+            assert conn.close_code is None  # the platform's close event tells the code
+            conn.closed(1001, "going away")
+        assert (conn.close_code, conn.close_reason) == (1001, "going away")
+        assert channel.closes == []  # closing already: no second close
+
+    asyncio.run(main())
+
+
+def test_a_failed_send_without_a_close_event_ends_after_close_timeout() -> None:
+    async def main() -> None:
+        options = WebSocketOptions(url="ws://127.0.0.1:9/v1/realtime", close_timeout=0.05)
+        conn, channel = scripted(ws_options=options)
+        async with conn:
+            channel.fail_sends = True
+            await conn.commit_audio()
+            events = [event async for event in conn]
+        assert isinstance(events[-1], ConnectionChange)
+        assert (conn.close_code, conn.close_reason) == (1006, "the socket failed while sending")
 
     asyncio.run(main())
 

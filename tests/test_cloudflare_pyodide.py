@@ -7,7 +7,7 @@ in ``pyodide-requirements.txt``), and runs ``worker_turn.py`` there: the code of
 Worker, unchanged. Its driver calls ``js.fetch`` with the upgrade request, accepts the socket
 and talks to the emulator through Pyodide's JavaScript proxies, the code path of a real
 Worker. ``fetch`` itself is ``workers_fetch.mjs``, a Workers-style fetch over the ``ws``
-package (events held until ``accept()``, nothing answers a close by itself).
+package (events held until ``accept()`` and delivered from the event loop).
 
 ``js_cloudflare.mjs`` runs OpenAI's own Cloudflare transport (``@openai/agents-extensions``,
 from ``tests/interop/twilio``) through the same fetch: a check of that fetch against code
@@ -129,6 +129,8 @@ def check_turn_report(report: dict[str, Any]) -> None:
     assert report["history"] == ["message:user", "message:assistant"]
     assert report["usage"] > 0
     assert report["close_code"] == 1000 and report["after_close"] == ["connection_change"]
+    # the server closing first: its close code, once the error event was read
+    assert report["wrong_key"] == {"errors": 1, "close_code": 3000}
 
 
 def test_a_python_worker_runs_a_turn_in_pyodide(emulator: RunningServer) -> None:
@@ -137,7 +139,7 @@ def test_a_python_worker_runs_a_turn_in_pyodide(emulator: RunningServer) -> None
     )
     check_turn_report(report)
     # what was fetched: the plan's request, ws:// as http://
-    plain, keyed = report["requests"]
+    plain, keyed, wrong = report["requests"]
     url = emulator.url.replace("ws://", "http://") + "?model=gpt-realtime"
     assert plain == {
         "url": url,
@@ -150,6 +152,7 @@ def test_a_python_worker_runs_a_turn_in_pyodide(emulator: RunningServer) -> None
         },
     }
     assert keyed["headers"]["Authorization"] == f"Bearer {KEY}"
+    assert wrong["headers"]["Authorization"] == f"Bearer {KEY}-wrong"
 
 
 def test_the_js_transport_asks_for_the_same_upgrade(emulator: RunningServer) -> None:

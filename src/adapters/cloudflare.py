@@ -384,11 +384,25 @@ class WorkersConnection:
                 break
             try:
                 channel.send(text)
-            except Exception as exc:  # the platform's error: the socket is gone
+            except Exception as exc:  # the platform's error: the socket is closing or gone
                 log.debug("send failed: %r", exc)
-                self.closed(1006, "the socket failed while sending")
+                self._send_failed()
                 return
         self._arm_timer(session.get_timer())
+
+    def _send_failed(self) -> None:
+        """The socket refused a message: it is closing. Commands stop now; the events end
+        with the platform's close event (its code), or after ``close_timeout`` with 1006
+        when none comes."""
+        if not self._closing:
+            self._closing = True
+            self.session.close()
+        assert self._loop is not None
+        self._loop.call_later(self._plan.close_timeout, self._no_close_event)
+
+    def _no_close_event(self) -> None:
+        if not self._ended:
+            self.closed(1006, "the socket failed while sending")
 
     def _overflow(self) -> None:
         """More events than ``max_queued_events`` wait: the platform cannot be paused, so

@@ -3,8 +3,9 @@
 // workersFetch(url, init) answers a request with `Upgrade: websocket` by opening a WebSocket
 // (the `ws` package) and resolves to a response whose `webSocket` has the Workers API:
 // accept(), addEventListener, send, close. As in workerd, events wait until accept() and are
-// delivered from the event loop, send() before accept() throws, and nothing answers a close
-// by itself. Any other request, or a refused upgrade, resolves to a response with
+// delivered from the event loop, and send() throws before accept() and after close() (once
+// the peer has closed, what is sent is dropped). Unlike workerd, `ws` answers the peer's
+// close frame itself. Any other request, or a refused upgrade, resolves to a response with
 // `webSocket: null`, its status and body. Every request is recorded in `requests`.
 import WebSocket from "ws";
 
@@ -42,12 +43,13 @@ export class WorkersSocket {
   }
   send(message) {
     if (!this.accepted) throw new TypeError("send() before accept()");
-    if (this.ws.readyState !== WebSocket.OPEN) throw new TypeError("WebSocket is closed");
-    this.ws.send(message);
+    if (this.closeCalled) throw new TypeError("Can't call WebSocket send() after close().");
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(message); // else: dropped
   }
   close(code, reason) {
     if (code !== undefined && code !== 1000 && (code < 3000 || code > 4999))
       throw new TypeError(`invalid close code ${code}`);
+    this.closeCalled = true;
     this.ws.close(code, reason);
   }
 }
