@@ -8,6 +8,8 @@
   Realtime connection) and ``serve_twilio`` (accepts Twilio's WebSockets);
   :mod:`rtproto.adapters.twilio_sync`: ``bridge_call_sync``, the same on threads. See
   docs/twilio.md.
+- :mod:`rtproto.adapters.cloudflare`: ``connect_cloudflare``, a session from a Cloudflare
+  Worker (Pyodide) over a ``fetch``-upgraded WebSocket. See docs/cloudflare.md.
 
 Both share every decision that is not I/O (``rtproto.adapters._core``) and yield the same
 events: the server's, the session core's transport events, and the driver's own
