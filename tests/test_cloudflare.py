@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -136,9 +137,18 @@ def test_a_refused_upgrade_says_what_the_server_said() -> None:
 
 
 def test_a_refused_body_is_bounded() -> None:
+    assert MAX_REFUSED_BODY == 64 * 1024  # as a refused WebSocket upgrade's (documented)
     error = refused_upgrade(502, "x" * (MAX_REFUSED_BODY + 10))
     assert len(error.body) == MAX_REFUSED_BODY
-    assert len(str(error)) < 500
+    assert str(error) == "the server refused the WebSocket upgrade: HTTP 502: " + "x" * 300 + (
+        "; hint 502"
+    )
+
+
+def test_the_request_is_immutable() -> None:
+    plan = plan_fetch_upgrade(WebSocketOptions(url="ws://h/v1/realtime"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.url = "http://elsewhere/"  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------------------- the driver --

@@ -94,7 +94,7 @@ def plan_fetch_upgrade(options: WebSocketOptions) -> FetchUpgrade:
     if options.user_agent:
         headers.append(("User-Agent", options.user_agent))
     headers.extend(options.extra_headers)
-    url = _SCHEME.sub(lambda match: "https:" if len(match[0]) == 4 else "http:", options.url, 1)
+    url = _SCHEME.sub(lambda match: "https:" if len(match[0]) == 4 else "http:", options.url)
     return FetchUpgrade(url=url, method="GET", headers=tuple(headers), protocols=tuple(protocols))
 
 
