@@ -1,9 +1,10 @@
 # A Python Worker's use of rtproto, run in Pyodide by pyodide_run.mjs (and in workerd by
-# worker.mjs) for tests/test_cloudflare_pyodide.py: main(args) returns a JSON report.
+# workerd_worker.mjs) for tests/test_cloudflare_pyodide.py: main(args) returns a JSON report.
 import json
 import sys
 
 from rtproto.adapters.cloudflare import connect_cloudflare
+
 from rtproto.wire import HandshakeRefused
 
 
