@@ -829,9 +829,15 @@ async def test_hangup_ends_the_call(server: Any) -> None:
     async with connect_webrtc(url, api_key="sk-test", disconnected_grace=30) as conn:
         call_id = conn.call_id
         assert call_id is not None and call_id in server.calls
-        with pytest.raises(SignallingError) as refused:  # no SIP calls here to accept
+        with pytest.raises(SignallingError) as refused:  # accepting is for SIP calls
             await control_call(accept_call(call_id, {}, api_key="sk-test", url=url))
-        assert refused.value.status == 501
+        assert refused.value.status == 400
+        assert "WebRTC call" in str(refused.value)
+        from rtproto.adapters import connect  # a sideband socket: the emulator's are SIP's only
+
+        async with connect(f"{server.url}?call_id={call_id}", api_key="sk-test") as side:
+            codes = [e.error.code async for e in side if isinstance(e, E.ErrorEvent)]
+        assert codes == ["unsupported_call"] and side.close_code == 4000
         result = await control_call(hangup_call(call_id, api_key="sk-test", url=url))
         assert result == CallControlResult(call_id, "hangup", 200)
         seen = await until(conn, lambda e: getattr(e, "status", None) is _DOWN, timeout=10)

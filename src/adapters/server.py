@@ -31,6 +31,7 @@ import logging
 import os
 import signal
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,7 @@ from rtproto.server import (
     script_audio_files,
 )
 from rtproto.server.core import merge_session_configs
+from rtproto.server.sip import CALL_NOT_FOUND, SidebandRefused, SipCall, SipCallState
 from rtproto.server.validate import Reject, check_session_config
 from rtproto.wire.server import (
     Closed,
@@ -87,6 +89,7 @@ from rtproto.wire.url import split_url
 
 from ._core import ConnectError
 from ._http import round_trip
+from ._sip_server import SipLine, deliver_webhook, play_caller
 
 __all__ = [
     "RunningServer",
@@ -345,6 +348,7 @@ class Server:
         #: Ephemeral keys minted by ``POST /v1/realtime/client_secrets``.
         self.ephemeral_keys = EphemeralKeys()
         self._calls: dict[str, Any] = {}
+        self._sip_calls: dict[str, SipLine] = {}
         self._task_group: anyio.abc.TaskGroup | None = None
         sockname = listener.extra(anyio.abc.SocketAttribute.local_address)
         self.port: int = int(sockname[1])
@@ -394,15 +398,127 @@ class Server:
     def _make_session(self, request: ConnectRequest) -> ServerSession:
         template = self._session_template
         factory = self.config.responder
-        return ServerSession(
+        changes: dict[str, Any] = {"model": request.model or template.model}
+        line = None
+        if request.call_id is not None:  # a sideband socket: the SIP call's session
+            line = self._sip_calls.get(request.call_id)
+            if line is None:
+                if request.call_id in self._calls:
+                    raise SidebandRefused(
+                        "unsupported_call",
+                        "The emulator attaches sideband sockets to SIP calls, not to WebRTC calls.",
+                    )
+                raise SidebandRefused("call_id_not_found", CALL_NOT_FOUND)
+            line.call.attach()
+            config = line.call.config or {}
+            model = config.get("model")
+            changes = {
+                "profile": "sip",
+                "model": model if isinstance(model, str) and model else template.model,
+                "initial_session": config or None,
+            }
+        session = ServerSession(
             replace(
                 template,
-                model=request.model or template.model,
                 dialect=request.dialect,
                 responder=factory() if factory is not None else template.responder,
                 wall_clock_offset=time.time() - anyio.current_time(),
+                **changes,
             )
         )
+        if line is not None:
+            line.session = session  # the connection binds to the line once it runs
+        return session
+
+    # ------------------------------------------------------------------- SIP calls --
+
+    @property
+    def sip_calls(self) -> dict[str, SipLine]:
+        """The SIP calls ringing or running now, by call id."""
+        return dict(self._sip_calls)
+
+    async def place_sip_call(
+        self,
+        webhook_url: str,
+        secret: str | bytes,
+        *,
+        caller: str = "sip:+14155550100@pstn.example.com",
+        callee: str = "sip:+18005550199@sip.api.openai.com",
+        audio: bytes | None = None,
+        hang_up_after: float | None = None,
+        ring_timeout: float = 30.0,
+        webhook_timeout: float = 10.0,
+    ) -> SipLine:
+        """Ring the emulator's SIP line: POST a signed ``realtime.call.incoming`` webhook to
+        ``webhook_url``, as the service does when its SIP trunk gets an INVITE.
+
+        The application then accepts, rejects (or ignores) the call with the call control
+        endpoints of this server (``base_url + "/realtime/calls/{call_id}/accept"``...) and
+        drives it over a sideband socket (``url + "?call_id=..."``). Once one attaches,
+        the caller says ``audio`` (PCM16 24 kHz mono; default: the demo's "hello") on the
+        line in real time, then stays silent; the model's audio is what
+        :attr:`SipLine.heard` holds.
+
+        Args:
+            webhook_url: the application's webhook endpoint (``http://`` or ``https://``).
+            secret: the webhook signing secret (``whsec_...``, or raw).
+            caller, callee: the INVITE's ``From`` and ``To``.
+            hang_up_after: the caller hangs up this many seconds after their audio ends
+                (``None``: never; the application hangs up).
+            ring_timeout: the call ends unanswered ("no answer") after this many seconds.
+            webhook_timeout: seconds for the application to answer the webhook (one
+                attempt; the answer is :attr:`SipLine.webhook_status`).
+
+        Returns the line as soon as the webhook was answered (or failed).
+        """
+        if audio is None:
+            from .call import _demo_wav
+            from .wavfile import read_pcm24k
+
+            audio = read_pcm24k(_demo_wav())
+        call_id = "rtc_" + os.urandom(16).hex()
+        call = SipCall(
+            call_id,
+            caller=caller,
+            callee=callee,
+            sip_call_id=str(uuid.uuid4()),
+            created_at=int(time.time()),
+        )
+        line = SipLine(call, bytes(audio), hang_up_after)
+        self._sip_calls[call_id] = line
+        assert self._task_group is not None
+        self._task_group.start_soon(self._ring, line, ring_timeout)
+        await deliver_webhook(line, webhook_url, secret, webhook_timeout)
+        return line
+
+    async def _ring(self, line: SipLine, timeout: float) -> None:
+        with anyio.move_on_after(timeout):
+            while line.call.state is SipCallState.RINGING:
+                await anyio.sleep(0.05)
+        if line.call.state is SipCallState.RINGING:
+            self._end_sip_call(line, "no answer")
+
+    def _end_sip_call(self, line: SipLine, reason: str) -> None:
+        """End a SIP call (idempotent): forget it, close its sideband socket with 1000."""
+        line.call.end(reason)
+        self._sip_calls.pop(line.call_id, None)
+        conn = line.connection
+        if conn is not None and not conn.ws.closed and self._task_group is not None:
+            self._task_group.start_soon(conn.shutdown, 1000, "")
+        line.ended()
+
+    def _bind_sideband(self, conn: _Connection) -> None:
+        """A connection whose session is a SIP call's: start the call's phone line."""
+        session = conn.ws.session
+        if session is None:  # refused, or not upgraded yet
+            return
+        for line in self._sip_calls.values():
+            if line.session is session and line.connection is None:
+                line.connection = conn
+                conn.sip_line = line
+                assert self._task_group is not None
+                self._task_group.start_soon(play_caller, line, conn)
+                return
 
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:
         self._number += 1
@@ -415,6 +531,8 @@ class Server:
         finally:
             self._connections.discard(conn)
             self._idle.set()
+            if conn.sip_line is not None:  # the emulator's call ends with its sideband
+                self._end_sip_call(conn.sip_line, "sideband closed")
             with anyio.CancelScope(shield=True):
                 await conn.close_transport()
 
@@ -478,7 +596,18 @@ class Server:
         await self._answer_call(conn, request, server)
 
     def _control_call(self, request: CallControlRequest, server: str) -> tuple[int, bytes]:
-        """Hang up a WebRTC call (the emulator has no SIP calls to accept, reject or refer)."""
+        """Accept, reject, refer or hang up a SIP call; hang up a WebRTC call."""
+        line = self._sip_calls.get(request.call_id)
+        if line is not None:
+            answer = line.call.control(request.action, request.body)
+            if line.call.state is SipCallState.ENDED:
+                self._end_sip_call(line, line.call.end_reason or request.action)
+            if answer.error is None:
+                return 200, build_response(200, b"", "application/json", server=server)
+            body = (json.dumps({"error": answer.error}, indent=4) + "\n").encode("utf-8")
+            return answer.status, build_response(
+                answer.status, body, "application/json", server=server
+            )
         call = self._calls.get(request.call_id)
         if call is None:  # the service's answer for a call that ended or never was
             return 404, error_response(
@@ -488,9 +617,9 @@ class Server:
                 server=server,
             )
         if request.action != "hangup":
-            return 501, error_response(
-                501,
-                f"The emulator's calls are WebRTC calls: {request.action} is for SIP calls.",
+            return 400, error_response(
+                400,
+                f"This is a WebRTC call: {request.action} is for SIP calls.",
                 None,
                 server=server,
             )
@@ -668,6 +797,10 @@ class Server:
         """Close every session with 1001 and wait for the handshakes (bounded)."""
         for call in list(self._calls.values()):
             call.close()
+        for line in list(self._sip_calls.values()):
+            line.call.end("the server shut down")
+            self._sip_calls.pop(line.call_id, None)
+            line.ended()
         with anyio.move_on_after(self.config.shutdown_timeout):
             async with anyio.create_task_group() as tg:
                 for conn in list(self._connections):
@@ -689,6 +822,8 @@ class _Connection:
         self._timer_changed = _Signal()
         self._done = anyio.Event()
         self._handshake_written = False
+        #: The SIP call this connection is the sideband of.
+        self.sip_line: SipLine | None = None
         try:
             peer = stream.extra(anyio.abc.SocketAttribute.remote_address)
             self._peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
@@ -743,6 +878,8 @@ class _Connection:
                     ws.resume(anyio.current_time())
                     await self._flush()
             self._timer_changed.set()
+            if self.sip_line is None and ws.request is not None and ws.request.call_id:
+                self.server._bind_sideband(self)
         self._done.set()
 
     async def _timer_loop(self) -> None:
@@ -873,9 +1010,12 @@ class RunningServer:
     Use as a context manager, or call :meth:`stop` when done.
     """
 
-    def __init__(self, server: Server, stack: ExitStack) -> None:
+    def __init__(
+        self, server: Server, stack: ExitStack, portal: anyio.from_thread.BlockingPortal
+    ) -> None:
         self.server = server
         self._stack = stack
+        self._portal = portal
         #: The WebSocket endpoint (``ws://127.0.0.1:<port>/v1/realtime``).
         self.url = server.url
         #: The API root for SDKs (``http://127.0.0.1:<port>/v1``).
@@ -888,6 +1028,22 @@ class RunningServer:
     def stats(self) -> ServerStats:
         """The server's counters (read from another thread: a snapshot)."""
         return self.server.stats()
+
+    def place_sip_call(self, webhook_url: str, secret: str | bytes, **options: Any) -> SipLine:
+        """:meth:`Server.place_sip_call` from this thread (blocks until the webhook was
+        answered). Wait for the call's end with :meth:`wait_sip_call`."""
+        return self._portal.call(
+            functools.partial(self.server.place_sip_call, webhook_url, secret, **options)
+        )
+
+    def wait_sip_call(self, line: SipLine, timeout: float) -> str:
+        """Block until the call ended (why), at most ``timeout`` seconds (``TimeoutError``)."""
+
+        async def wait() -> str:
+            with anyio.fail_after(timeout):
+                return await line.wait_ended()
+
+        return self._portal.call(wait)
 
     def stop(self) -> None:
         """Shut down cleanly (1001 to every session) and end the thread. Idempotent."""
@@ -923,7 +1079,7 @@ def start_in_thread(
     except BaseException:
         stack.close()
         raise
-    return RunningServer(server, stack)
+    return RunningServer(server, stack, portal)
 
 
 def run_server(

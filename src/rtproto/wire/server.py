@@ -67,6 +67,7 @@ from ..errors import LocalProtocolError, RtprotoError
 from ..server.core import ServerSession
 from ..server.log import ServerLog
 from ..server.options import ServerOptions
+from ..server.sip import SidebandRefused
 from ._frames import accept_token
 from .signalling import (
     MAX_JSON_BODY_SIZE,
@@ -519,6 +520,14 @@ class ServerWebSocket:
             return
         self._finish(1006, "connection lost without a close frame", "lost", now)
 
+    def feed_audio(self, pcm24k: bytes, now: float) -> None:
+        """SIP/WebRTC: caller audio from the media line (PCM16 24 kHz) into the session;
+        then drain. Ignored unless the session is open."""
+        session = self.session
+        if session is not None and self._state is _OPEN:
+            session.feed_audio(pcm24k, now)
+            self._pump(now)
+
     def close(self, now: float, code: int = 1000, reason: str = "") -> None:
         """Close from the server side (e.g. 1001 on shutdown): send a close frame and wait for
         the client's (``close_timeout``); during the handshake, just end."""
@@ -909,6 +918,9 @@ class ServerWebSocket:
                 return
         try:
             session = self._factory(request)
+        except SidebandRefused as exc:  # ?call_id= of a call that cannot take a socket now
+            self._reject(4000, exc.code, exc.message, now)
+            return
         except (RtprotoError, ValueError) as exc:
             self._fail(1011, f"could not start the session: {exc}"[:120], now)
             return

@@ -53,6 +53,8 @@ __all__ = [
     "MAX_JSON_BODY_SIZE",
     "MAX_SDP_SIZE",
     "CALL_ACTIONS",
+    "WEBHOOK_USER_AGENT",
+    "WebhookDelivery",
     "CallAnswer",
     "CallControlExchange",
     "CallControlRequest",
@@ -183,15 +185,16 @@ class _Exchange:
         method: str,
         url: str,
         *,
-        api_key: str,
+        api_key: str | None,
         content_type: str,
         body: bytes,
         accept: str,
         extra_headers: Sequence[tuple[str, str]] = (),
+        user_agent: str | None = None,
     ) -> None:
         # The key is checked here, never by h11: h11's errors quote the offending header
-        # (and a non-ASCII key made a UnicodeEncodeError carrying it).
-        if not isinstance(api_key, str) or not _KEY.fullmatch(api_key):
+        # (and a non-ASCII key made a UnicodeEncodeError carrying it). None: no key is sent.
+        if api_key is not None and (not isinstance(api_key, str) or not _KEY.fullmatch(api_key)):
             raise LocalProtocolError(
                 "api_key must be a non-empty str of printable ASCII characters without spaces"
             )
@@ -207,14 +210,14 @@ class _Exchange:
                 raise LocalProtocolError(f"the value of the extra header {name} is invalid")
         headers = [
             ("Host", host_header(self.host, self.port, self.tls)),
-            ("Authorization", f"Bearer {api_key}"),
+            *([("Authorization", f"Bearer {api_key}")] if api_key is not None else []),
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
             ("Accept", accept),
-            ("User-Agent", _user_agent()),
+            ("User-Agent", _user_agent() if user_agent is None else user_agent),
             *extra_headers,
         ]
-        self._api_key = api_key  # to keep it out of error messages a server may echo it in
+        self._api_key = api_key or ""  # kept out of error messages a server may echo it in
         self._h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEAD_SIZE)
         try:
             head = self._h11.send(h11.Request(method=method, target=self.target, headers=headers))
@@ -502,6 +505,61 @@ class CallControlExchange(_Exchange):
         if body is None:
             return None
         return CallControlResult(self.call_id, self.action, status=self._status or 0)
+
+
+#: The ``User-Agent`` of the service's webhook deliveries (spec 1.6).
+WEBHOOK_USER_AGENT = "OpenAI/1.0 (+https://platform.openai.com/docs/webhooks)"
+
+
+class WebhookDelivery(_Exchange):
+    """``POST`` of a signed webhook event to an application, as the service delivers
+    ``realtime.call.incoming`` (spec 1.6): JSON body, ``webhook-id``,
+    ``webhook-timestamp`` and ``webhook-signature`` (Standard Webhooks, made by
+    :func:`rtproto.wire.webhooks.sign_webhook`). For emulators and tests.
+
+    Raises:
+        LocalProtocolError: a bad URL, secret or webhook id; an event over
+            :data:`MAX_JSON_BODY_SIZE` or not JSON.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        event: Mapping[str, Any],
+        secret: str | bytes,
+        *,
+        webhook_id: str,
+        timestamp: int,
+    ) -> None:
+        from .webhooks import sign_webhook
+
+        body = _json_text(event).encode("utf-8")
+        if len(body) > MAX_JSON_BODY_SIZE:
+            raise LocalProtocolError(
+                f"the event is {len(body)} bytes; at most {MAX_JSON_BODY_SIZE}"
+            )
+        signed = sign_webhook(body, secret, webhook_id=webhook_id, timestamp=timestamp)
+        super().__init__(
+            "POST",
+            url,
+            api_key=None,
+            content_type="application/json",
+            body=body,
+            accept="*/*",
+            extra_headers=tuple(signed.items()),
+            user_agent=WEBHOOK_USER_AGENT,
+        )
+        self.webhook_id = webhook_id
+
+    def receive_data(self, data: bytes) -> int | None:
+        """Response bytes (``b""`` at EOF); the response's status once it is complete
+        (2xx: delivered; anything else, the application refused it).
+
+        Raises:
+            SignallingError: not HTTP, or a body over :data:`MAX_JSON_BODY_SIZE`.
+        """
+        body = self._receive(data)
+        return None if body is None else self._status or 0
 
 
 def accept_call(
