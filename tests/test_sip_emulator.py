@@ -9,10 +9,13 @@ socket in the ``sip`` profile.
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -22,9 +25,19 @@ import pytest
 from rtproto.adapters import connect_sync
 from rtproto.adapters.server import RunningServer, ServerConfig, start_in_thread
 
+from rtproto.errors import LocalProtocolError
 from rtproto.server.sip import CALL_NOT_FOUND, SidebandRefused, SipCall, SipCallState
 from rtproto.session import ConnectionChange, ConnectionStatus, SessionOptions, TurnDone
-from rtproto.wire.signalling import WEBHOOK_USER_AGENT, WebhookDelivery
+from rtproto.wire.server import ServerWebSocket
+from rtproto.wire.signalling import (
+    MAX_JSON_BODY_SIZE,
+    SIP_CALL_PATH,
+    WEBHOOK_USER_AGENT,
+    SignallingError,
+    SipCallRequest,
+    WebhookDelivery,
+    parse_server_request,
+)
 from rtproto.wire.webhooks import IncomingCall, WebhookVerifier
 
 KEY = "sk-test-sip"
@@ -340,3 +353,137 @@ def test_the_webhook_delivery_request() -> None:
         client.webhooks.unwrap(body, headers)
     assert json.loads(body)["data"]["call_id"] == "rtc_1"
     assert delivery.receive_data(b"HTTP/1.1 204 No Content\r\n\r\n") == 204
+
+
+def test_a_webhook_event_is_bounded() -> None:
+    event = {"type": "realtime.call.incoming", "data": {"pad": "x" * MAX_JSON_BODY_SIZE}}
+    with pytest.raises(LocalProtocolError, match="at most"):
+        WebhookDelivery("http://h/hook", event, SECRET, webhook_id="wh_1", timestamp=1)
+
+
+def test_line_audio_waits_for_an_open_session() -> None:
+    ws = ServerWebSocket()
+    ws.feed_audio(QUIET, 0.0)  # no session yet: nothing happens
+    assert ws.data_to_send() == b"" and ws.session is None
+
+
+# ------------------------------------------------- ringing the line over REST (the CLI's) --
+
+
+def post(url: str, body: object, key: str = KEY) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=STEP) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_line_rings_over_rest(hooks: Webhooks) -> None:
+    config = ServerConfig(api_key=KEY, sip_webhook_url=hooks.url, sip_webhook_secret=SECRET)
+    with start_in_thread(config) as emulator:
+        ring = emulator.base_url + "/realtime/emulator/sip_calls"
+        body = {
+            "from": "sip:+1999@x",
+            "audio": base64.b64encode(QUIET).decode(),
+            "ring_timeout": 5,
+            "hang_up_after": 0,
+        }
+        status, answer = post(ring, body)
+        assert status == 200 and answer["webhook_status"] == 200
+        assert answer["webhook_error"] is None
+        sent, headers = hooks.next()
+        event = sdk(emulator).webhooks.unwrap(sent, headers)
+        assert event.data.call_id == answer["call_id"]
+        assert event.data.sip_headers[0].value == "sip:+1999@x"
+        line = emulator.server.sip_calls[answer["call_id"]]
+        assert line.caller_audio == QUIET and line.hang_up_after == 0
+        sdk(emulator).realtime.calls.reject(answer["call_id"])
+        assert emulator.wait_sip_call(line, STEP) == "rejected"
+        # a client secret may not ring the line; nor any key when a key is required
+        assert post(ring, {}, key="ek_abc")[0] == 401
+        assert post(ring, {}, key="sk-wrong")[0] == 401
+    with start_in_thread(ServerConfig()) as bare:  # no webhook configured
+        status, answer = post(bare.base_url + "/realtime/emulator/sip_calls", {})
+        assert status == 400 and answer["error"]["code"] == "sip_not_configured"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"caller": "x"}, "Unknown parameter: 'caller'"),
+        ({"from": 5}, "'from': expected a non-empty string"),
+        ({"webhook_url": "ftp://x/"}, "'webhook_url'"),
+        ({"webhook_url": "ws://x/"}, "'webhook_url'"),
+        ({"audio": "%%%"}, "'audio': expected base64"),
+        ({"audio": "AAAA"}, "even number of bytes"),
+        ({"ring_timeout": 0}, "'ring_timeout'"),
+        ({"hang_up_after": -1}, "'hang_up_after'"),
+        ({"hang_up_after": True}, "'hang_up_after'"),
+        ({"ring_timeout": 3601}, "'ring_timeout'"),
+    ],
+)
+def test_a_bad_ring_request_is_a_400(body: dict[str, Any], message: str) -> None:
+    headers = [("Authorization", "Bearer sk-x"), ("Content-Type", "application/json")]
+    with pytest.raises(SignallingError) as refused:
+        parse_server_request("POST", SIP_CALL_PATH, headers, json.dumps(body).encode())
+    assert refused.value.status == 400 and message in str(refused.value)
+
+
+def test_a_ring_request_parses() -> None:
+    headers = [("Authorization", "Bearer sk-x")]
+    body = {"webhook_url": "https://app.example/hook", "to": "sip:b@y", "ring_timeout": 2}
+    parsed = parse_server_request("POST", SIP_CALL_PATH, headers, json.dumps(body).encode())
+    assert parsed == SipCallRequest(
+        webhook_url="https://app.example/hook",
+        caller=None,
+        callee="sip:b@y",
+        audio=None,
+        hang_up_after=None,
+        ring_timeout=2.0,
+        api_key="sk-x",
+    )
+    assert "sk-x" not in repr(parsed)
+
+
+def test_the_cli_takes_a_sip_webhook(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import rtproto.adapters.server as driver
+
+    from rtproto.cli import main as cli_main
+
+    seen: dict[str, Any] = {}
+
+    class FakeServer:
+        url = "ws://127.0.0.1:1234/v1/realtime"
+        base_url = "http://127.0.0.1:1234/v1"
+
+    def fake_run(config: ServerConfig, **kwargs: Any) -> None:
+        seen["config"] = config
+        kwargs["on_ready"](FakeServer())
+
+    monkeypatch.setattr(driver, "run_server", fake_run)
+    monkeypatch.delenv("RTPROTO_SIP_WEBHOOK_SECRET", raising=False)
+    argv = ["serve", "--sip-webhook-url", "http://127.0.0.1:9/hook"]
+    assert cli_main.main(argv) == 2
+    assert "RTPROTO_SIP_WEBHOOK_SECRET" in capsys.readouterr().err
+    monkeypatch.setenv("RTPROTO_SIP_WEBHOOK_SECRET", SECRET)
+    assert cli_main.main(argv) == 0
+    config = seen["config"]
+    assert (config.sip_webhook_url, config.sip_webhook_secret) == (
+        "http://127.0.0.1:9/hook",
+        SECRET,
+    )
+    err = capsys.readouterr().err
+    assert "POST http://127.0.0.1:1234/v1/realtime/emulator/sip_calls rings the line" in err
+    assert SECRET not in err and SECRET not in repr(config)
+    assert cli_main.main(["serve", "--sip-webhook-url", "ftp://x/"]) == 2
+    with pytest.raises(ValueError, match="must not be empty"):
+        ServerConfig(sip_webhook_secret="")
+    with pytest.raises(ValueError, match="bad sip_webhook_url"):
+        ServerConfig(sip_webhook_url="http://")

@@ -80,6 +80,7 @@ from rtproto.wire.signalling import (
     ClientSecretRequest,
     EphemeralKeys,
     SignallingError,
+    SipCallRequest,
     build_response,
     call_created_response,
     client_secret_response,
@@ -183,8 +184,22 @@ class ServerConfig:
     #: Seconds a WebRTC call may take to open its ``oai-events`` data channel after the SDP
     #: answer; a peer that has not by then is hung up on.
     call_open_timeout: float = 30.0
+    #: Where ``POST .../emulator/sip_calls`` sends the incoming-call webhook (unless the
+    #: request names another URL), signed with ``sip_webhook_secret`` (never logged).
+    #: :meth:`Server.place_sip_call` takes both as arguments instead.
+    sip_webhook_url: str | None = None
+    sip_webhook_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.sip_webhook_url is not None:
+            try:
+                split_url(self.sip_webhook_url)
+            except RtprotoError as exc:
+                raise ValueError(f"bad sip_webhook_url: {exc}") from None
+            if not self.sip_webhook_url.lower().startswith(("http://", "https://")):
+                raise ValueError("sip_webhook_url must be an http(s) URL")
+        if self.sip_webhook_secret is not None and not self.sip_webhook_secret:
+            raise ValueError("sip_webhook_secret must not be empty")
         if self.upstream is not None:
             if not self.upstream_key:
                 raise ValueError("upstream needs upstream_key (the real API key)")
@@ -491,6 +506,44 @@ class Server:
         await deliver_webhook(line, webhook_url, secret, webhook_timeout)
         return line
 
+    async def _ring_line(self, conn: _Connection, request: SipCallRequest, server: str) -> None:
+        """Answer ``POST .../emulator/sip_calls``: place a call, say how the webhook went."""
+        url = request.webhook_url or self.config.sip_webhook_url
+        secret = self.config.sip_webhook_secret
+        if url is None or secret is None:
+            await conn.respond(
+                error_response(
+                    400,
+                    "The emulator has no SIP webhook: start it with --sip-webhook-url and"
+                    " --sip-webhook-secret (ServerConfig.sip_webhook_url, sip_webhook_secret).",
+                    "sip_not_configured",
+                    server=server,
+                ),
+                400,
+            )
+            return
+        options: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("caller", request.caller),
+                ("callee", request.callee),
+                ("audio", request.audio),
+                ("ring_timeout", request.ring_timeout),
+            )
+            if value is not None
+        }
+        line = await self.place_sip_call(
+            url, secret, hang_up_after=request.hang_up_after, **options
+        )
+        body = json.dumps(
+            {
+                "call_id": line.call_id,
+                "webhook_status": line.webhook_status,
+                "webhook_error": line.webhook_error,
+            }
+        ).encode("utf-8")
+        await conn.respond(build_response(200, body, "application/json", server=server), 200)
+
     async def _ring(self, line: SipLine, timeout: float) -> None:
         with anyio.move_on_after(timeout):
             while line.call.state is SipCallState.RINGING:
@@ -549,8 +602,10 @@ class Server:
         key = request.api_key
         now = time.time()
         expected = self.config.api_key
-        # minting a key and controlling a call need a standard key
-        standard_only = isinstance(request, (ClientSecretRequest, CallControlRequest))
+        # minting a key, controlling a call and ringing the SIP line need a standard key
+        standard_only = isinstance(
+            request, (ClientSecretRequest, CallControlRequest, SipCallRequest)
+        )
         if standard_only or not key.startswith("ek_"):
             wrong = key.startswith("ek_") or (expected is not None and key != expected)
             if wrong:
@@ -592,6 +647,9 @@ class Server:
         if isinstance(request, CallControlRequest):
             status, answer = self._control_call(request, server)
             await conn.respond(answer, status)
+            return
+        if isinstance(request, SipCallRequest):
+            await self._ring_line(conn, request, server)
             return
         await self._answer_call(conn, request, server)
 

@@ -95,6 +95,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the key in OPENAI_API_KEY; the browser demo then calls that service directly",
     )
     parser.add_argument(
+        "--sip-webhook-url",
+        default=None,
+        metavar="URL",
+        help="your app's webhook endpoint: POST /v1/realtime/emulator/sip_calls then rings the"
+        " emulator's SIP line and sends it realtime.call.incoming, signed with the secret in"
+        " RTPROTO_SIP_WEBHOOK_SECRET (docs/sip.md)",
+    )
+    parser.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -202,6 +210,13 @@ def run(args: argparse.Namespace) -> int:
         upstream_key = os.environ.get("OPENAI_API_KEY", "").strip() or None
         if upstream_key is None:
             raise UsageError("--upstream needs the real API key in OPENAI_API_KEY")
+    sip_secret = None
+    if args.sip_webhook_url:
+        sip_secret = os.environ.get("RTPROTO_SIP_WEBHOOK_SECRET", "").strip() or None
+        if sip_secret is None:
+            raise UsageError(
+                "--sip-webhook-url needs the webhook signing secret in RTPROTO_SIP_WEBHOOK_SECRET"
+            )
     try:
         config = driver.ServerConfig(
             pace=args.pace,
@@ -210,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
             responder=responder,
             upstream=args.upstream or None,
             upstream_key=upstream_key,
+            sip_webhook_url=args.sip_webhook_url or None,
+            sip_webhook_secret=sip_secret,
             **faults,
         )
     except ValueError as exc:
@@ -223,6 +240,13 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"  upstream: client secrets are minted by {args.upstream}; "
                 "the browser demo calls it directly",
+                file=sys.stderr,
+                flush=True,
+            )
+        if args.sip_webhook_url:
+            print(
+                f"  SIP: POST {server.base_url}/realtime/emulator/sip_calls rings the line; "
+                f"the webhook goes to {args.sip_webhook_url}",
                 file=sys.stderr,
                 flush=True,
             )

@@ -76,6 +76,7 @@ from .signalling import (
     CallOffer,
     ClientSecretRequest,
     SignallingError,
+    SipCallRequest,
     error_response,
     parse_server_request,
     preflight_response,
@@ -425,7 +426,9 @@ class ServerWebSocket:
         self._body: list[bytes] = []
         self._body_size = 0
         #: A parsed REST request awaiting :meth:`respond` (state ``REQUEST``).
-        self.http_request: CallOffer | ClientSecretRequest | CallControlRequest | None = None
+        self.http_request: (
+            CallOffer | ClientSecretRequest | CallControlRequest | SipCallRequest | None
+        ) = None
         self._ws: Connection | None = None
         #: The session (after a successful upgrade that was not rejected).
         self.session: ServerSession | None = None
@@ -661,10 +664,12 @@ class ServerWebSocket:
     # ------------------------------------------------------------------ REST requests --
 
     @property
-    def rest_paths(self) -> tuple[str, str]:
+    def rest_paths(self) -> tuple[str, ...]:
         """The REST endpoints served next to the WebSocket: calls and client secrets (and
-        call control, ``calls/{call_id}/{action}``, below the first)."""
-        return (self.options.path + "/calls", self.options.path + "/client_secrets")
+        call control, ``calls/{call_id}/{action}``, below the first), and the emulator's
+        own, which rings its SIP line."""
+        path = self.options.path
+        return (path + "/calls", path + "/client_secrets", path + "/emulator/sip_calls")
 
     def _rest(self, request: h11.Request, now: float) -> bool:
         """A request for a REST endpoint (its body is read next, bounded)? False: not one."""

@@ -53,6 +53,8 @@ __all__ = [
     "MAX_JSON_BODY_SIZE",
     "MAX_SDP_SIZE",
     "CALL_ACTIONS",
+    "SIP_CALL_PATH",
+    "SipCallRequest",
     "WEBHOOK_USER_AGENT",
     "WebhookDelivery",
     "CallAnswer",
@@ -80,6 +82,8 @@ __all__ = [
 ]
 
 CALLS_PATH = "/v1/realtime/calls"
+#: The emulator's own endpoint (not the service's): ring its SIP line (docs/sip.md).
+SIP_CALL_PATH = "/v1/realtime/emulator/sip_calls"
 CLIENT_SECRETS_PATH = "/v1/realtime/client_secrets"
 DEFAULT_CALLS_URL = "https://api.openai.com" + CALLS_PATH
 DEFAULT_CLIENT_SECRETS_URL = "https://api.openai.com" + CLIENT_SECRETS_PATH
@@ -771,6 +775,71 @@ class CallControlRequest:
     api_key: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class SipCallRequest:
+    """A parsed ``POST`` to the emulator's :data:`SIP_CALL_PATH`: ring its SIP line. Every
+    field is optional (``None``: the emulator's default); ``audio`` is PCM16 24 kHz mono,
+    sent base64-encoded; ``from`` and ``to`` arrive as ``caller`` and ``callee``."""
+
+    webhook_url: str | None
+    caller: str | None
+    callee: str | None
+    audio: bytes | None
+    hang_up_after: float | None
+    ring_timeout: float | None
+    api_key: str = field(repr=False)
+
+
+def _sip_call_request(request: dict[str, Any], api_key: str) -> SipCallRequest:
+    known = {"webhook_url", "from", "to", "audio", "hang_up_after", "ring_timeout"}
+    for name in request:
+        if name not in known:
+            raise _bad(f"Unknown parameter: '{str(name)[:100]}'.", "unknown_parameter")
+    texts: dict[str, str | None] = {}
+    for name in ("webhook_url", "from", "to", "audio"):
+        value = request.get(name)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise _bad(f"Invalid type for '{name}': expected a non-empty string.")
+        texts[name] = value
+    url = texts["webhook_url"]
+    if url is not None:
+        try:
+            split_url(url)
+        except LocalProtocolError:
+            raise _bad("Invalid 'webhook_url': expected an http:// or https:// URL.") from None
+        if not url.lower().startswith(("http://", "https://")):
+            raise _bad("Invalid 'webhook_url': expected an http:// or https:// URL.")
+    audio = None
+    if texts["audio"] is not None:
+        from .._b64 import decode_base64
+
+        try:
+            audio = decode_base64(texts["audio"])
+        except ValueError:
+            raise _bad("Invalid 'audio': expected base64 of PCM16 24 kHz mono.") from None
+        if len(audio) % 2:
+            raise _bad("Invalid 'audio': PCM16 has an even number of bytes.")
+    seconds: dict[str, float | None] = {}
+    for name, least in (("hang_up_after", 0.0), ("ring_timeout", 0.001)):
+        value = request.get(name)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not least <= value <= 3600
+        ):
+            raise _bad(f"Invalid value for '{name}': expected seconds, {least:g} to 3600.")
+        seconds[name] = None if value is None else float(value)
+    return SipCallRequest(
+        webhook_url=url,
+        caller=texts["from"],
+        callee=texts["to"],
+        audio=audio,
+        hang_up_after=seconds["hang_up_after"],
+        ring_timeout=seconds["ring_timeout"],
+        api_key=api_key,
+    )
+
+
 def _bad(message: str, code: str | None = "invalid_value", status: int = 400) -> SignallingError:
     return SignallingError(
         message,
@@ -833,9 +902,9 @@ def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
 
 def parse_server_request(
     method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-) -> CallOffer | ClientSecretRequest | CallControlRequest:
-    """A complete request for the calls, call control or client secrets endpoints, parsed
-    and checked.
+) -> CallOffer | ClientSecretRequest | CallControlRequest | SipCallRequest:
+    """A complete request for the calls, call control or client secrets endpoints (or the
+    emulator's :data:`SIP_CALL_PATH`), parsed and checked.
 
     ``headers`` are ``(name, value)`` pairs (any case). Bearer keys are not checked against
     anything here (the caller knows which keys it accepts); a missing one is a 401.
@@ -846,7 +915,7 @@ def parse_server_request(
     """
     path, _, query_text = target.partition("?")
     control = _call_control_path(path)
-    if path not in (CALLS_PATH, CLIENT_SECRETS_PATH) and control is None:
+    if path not in (CALLS_PATH, CLIENT_SECRETS_PATH, SIP_CALL_PATH) and control is None:
         raise _bad(f"Invalid URL ({method} {path[:200]})", None, 404)
     if method != "POST":
         raise _bad(f"Invalid method for {path}: use POST.", None, 405)
@@ -875,6 +944,8 @@ def parse_server_request(
     request = _json_object(body, "The request body") if body.strip() else {}
     if control is not None:
         return CallControlRequest(*control, body=request, api_key=api_key)
+    if path == SIP_CALL_PATH:
+        return _sip_call_request(request, api_key)
     seconds = DEFAULT_SECRET_SECONDS
     expires = request.get("expires_after")
     if expires is not None:
