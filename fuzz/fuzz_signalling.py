@@ -43,9 +43,11 @@ with target_imports(__name__, atheris, include=["rtproto", "h11"]):
     from rtproto.wire.signalling import (
         CALLS_PATH,
         CLIENT_SECRETS_PATH,
+        SIP_CALL_PATH,
         CallExchange,
         ClientSecretExchange,
         SignallingError,
+        WebhookDelivery,
         hangup_call,
         parse_server_request,
     )
@@ -79,11 +81,18 @@ def check_one(data: bytes) -> None:
     _feed(lambda: CallExchange(_OFFER, api_key="sk-test", url="http://127.0.0.1:1/"), data)
     _feed(lambda: ClientSecretExchange(api_key="sk-test", url="http://127.0.0.1:1/"), data)
     _feed(lambda: hangup_call("rtc_1", api_key="sk-test", url="http://127.0.0.1:1/"), data)
+    _feed(
+        lambda: WebhookDelivery(
+            "http://127.0.0.1:1/hook", {"type": "x"}, "s", webhook_id="wh_1", timestamp=1
+        ),
+        data,
+    )
     for path, content_type in (
         (CALLS_PATH, "application/sdp"),
         (CALLS_PATH + "?model=gpt-realtime", "multipart/form-data; boundary=B"),
         (CLIENT_SECRETS_PATH, "application/json"),
         (CALLS_PATH + "/rtc_1/refer", "application/json"),
+        (SIP_CALL_PATH, "application/json"),
     ):
         headers = [("Authorization", "Bearer ek_x"), ("Content-Type", content_type)]
         try:
@@ -117,6 +126,8 @@ def seeds() -> dict[str, bytes]:
         + b'\r\n--B\r\nContent-Disposition: form-data; name="session"\r\n\r\n'
         b'{"type":"realtime"}\r\n--B--\r\n',
         "body-sdp": _OFFER.encode(),
+        "body-sip-call": b'{"from":"sip:+1@x","to":"sip:b@y","audio":"AAAA//8=",'
+        b'"ring_timeout":2.5,"hang_up_after":0,"webhook_url":"http://127.0.0.1:9/h"}',
     }
 
 
