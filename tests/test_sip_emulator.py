@@ -10,6 +10,7 @@ socket in the ``sip`` profile.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import queue
 import threading
@@ -26,7 +27,14 @@ from rtproto.adapters import connect_sync
 from rtproto.adapters.server import RunningServer, ServerConfig, start_in_thread
 
 from rtproto.errors import LocalProtocolError
-from rtproto.server.sip import CALL_NOT_FOUND, SidebandRefused, SipCall, SipCallState
+from rtproto.server.sip import (
+    CALL_NOT_FOUND,
+    DEFAULT_REJECT_STATUS,
+    ControlAnswer,
+    SidebandRefused,
+    SipCall,
+    SipCallState,
+)
 from rtproto.session import ConnectionChange, ConnectionStatus, SessionOptions, TurnDone
 from rtproto.wire.server import ServerWebSocket
 from rtproto.wire.signalling import (
@@ -487,3 +495,61 @@ def test_the_cli_takes_a_sip_webhook(
         ServerConfig(sip_webhook_secret="")
     with pytest.raises(ValueError, match="bad sip_webhook_url"):
         ServerConfig(sip_webhook_url="http://")
+
+
+@pytest.mark.parametrize(
+    ("accepted", "action", "body", "status", "code", "state", "reason"),
+    [
+        (False, "accept", {"type": "realtime"}, 200, None, "accepted", None),
+        (False, "reject", {}, 200, None, "ended", "rejected"),
+        (False, "reject", {"status_code": 486}, 200, None, "ended", "rejected"),
+        (False, "reject", {"status_code": 400}, 200, None, "ended", "rejected"),
+        (False, "reject", {"status_code": 699}, 200, None, "ended", "rejected"),
+        (False, "refer", {"target_uri": "tel:+1"}, 400, "call_not_accepted", "ringing", None),
+        (False, "hangup", {}, 200, None, "ended", "hung up"),
+        (True, "accept", {"type": "realtime"}, 400, "call_already_accepted", "accepted", None),
+        (True, "reject", {}, 400, "call_already_accepted", "accepted", None),
+        (True, "refer", {"target_uri": "tel:+1"}, 200, None, "ended", "referred"),
+        (True, "refer", {"target_uri": "mailto:a@b"}, 400, "invalid_value", "accepted", None),
+        (True, "refer", {"target_uri": 5}, 400, "invalid_value", "accepted", None),
+        (True, "hangup", {}, 200, None, "ended", "hung up"),
+    ],
+)
+def test_each_action_in_each_state(
+    accepted: bool,
+    action: str,
+    body: dict[str, Any],
+    status: int,
+    code: str | None,
+    state: str,
+    reason: str | None,
+) -> None:
+    sip = call()
+    if accepted:
+        assert sip.control("accept", {"type": "realtime"}) == ControlAnswer(200)
+    answer = sip.control(action, body)
+    assert answer.status == status
+    assert (answer.error or {}).get("code") == code
+    if answer.error is not None:
+        assert answer.error["type"] == "invalid_request_error" and answer.error["message"]
+    assert (sip.state.value, sip.end_reason) == (state, reason)
+    if action == "reject" and status == 200:
+        assert sip.reject_status == body.get("status_code", 603)  # Decline by default
+        assert DEFAULT_REJECT_STATUS == 603
+
+
+def test_one_sideband_at_a_time_once_accepted() -> None:
+    sip = call()
+    assert sip.attached is False
+    with pytest.raises(SidebandRefused, match="not been accepted") as refused:
+        sip.attach()
+    assert refused.value.code == "call_not_accepted" and str(refused.value) == refused.value.message
+    sip.control("accept", {"type": "realtime"})
+    sip.attach()
+    assert sip.attached is True
+    with pytest.raises(SidebandRefused) as refused:
+        sip.attach()
+    assert refused.value.code == "call_already_attached"
+    assert sip.end("caller hung up") is True and sip.end_reason == "caller hung up"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ControlAnswer(200).status = 201  # type: ignore[misc]
