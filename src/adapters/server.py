@@ -514,8 +514,9 @@ class Server:
             await conn.respond(
                 error_response(
                     400,
-                    "The emulator has no SIP webhook: start it with --sip-webhook-url and"
-                    " --sip-webhook-secret (ServerConfig.sip_webhook_url, sip_webhook_secret).",
+                    "The emulator has no SIP webhook: start it with --sip-webhook-url and the"
+                    " secret in RTPROTO_SIP_WEBHOOK_SECRET (ServerConfig.sip_webhook_url and"
+                    " sip_webhook_secret).",
                     "sip_not_configured",
                     server=server,
                 ),
