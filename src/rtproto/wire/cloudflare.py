@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from .url import redact_url
-from .websocket import HandshakeRefused, WebSocketOptions
+from .websocket import HandshakeRefused, WebSocketOptions, handshake_credentials
 
 __all__ = ["FetchUpgrade", "plan_fetch_upgrade", "refused_upgrade"]
 
@@ -74,26 +74,13 @@ def plan_fetch_upgrade(options: WebSocketOptions) -> FetchUpgrade:
     organization, project, ``User-Agent``, extra headers). There is no
     ``Sec-WebSocket-Key`` nor extension offer: the platform adds its own.
     """
-    protocols = ["realtime"]
-    headers = [("Upgrade", "websocket"), ("Connection", "Upgrade")]
-    if options.subprotocol_auth:
-        if options.api_key is not None:
-            protocols.append(f"openai-insecure-api-key.{options.api_key}")
-        if options.beta:
-            protocols.append("openai-beta.realtime-v1")
-    headers.append(("Sec-WebSocket-Protocol", ", ".join(protocols)))
-    if not options.subprotocol_auth:
-        if options.api_key is not None:
-            headers.append(("Authorization", f"Bearer {options.api_key}"))
-        if options.beta:
-            headers.append(("OpenAI-Beta", "realtime=v1"))
-    if options.organization:
-        headers.append(("OpenAI-Organization", options.organization))
-    if options.project:
-        headers.append(("OpenAI-Project", options.project))
-    if options.user_agent:
-        headers.append(("User-Agent", options.user_agent))
-    headers.extend(options.extra_headers)
+    protocols, identity = handshake_credentials(options)
+    headers = [
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Protocol", ", ".join(protocols)),
+        *identity,
+    ]
     url = _SCHEME.sub(lambda match: "https:" if len(match[0]) == 4 else "http:", options.url)
     return FetchUpgrade(url=url, method="GET", headers=tuple(headers), protocols=tuple(protocols))
 

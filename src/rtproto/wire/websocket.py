@@ -234,6 +234,36 @@ class WebSocketOptions:
         return f"{type(self).__name__}({', '.join(parts)})"
 
 
+def handshake_credentials(
+    options: WebSocketOptions,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """What an upgrade request says of who asks, as the WebSocket handshake and the
+    Cloudflare fetch upgrade both send it: the subprotocols (``realtime``, then, with
+    ``subprotocol_auth``, the key and the beta marker) and the headers (``Authorization``
+    and ``OpenAI-Beta`` without ``subprotocol_auth``; organization, project, ``User-Agent``
+    and the extra headers)."""
+    protocols = ["realtime"]
+    headers: list[tuple[str, str]] = []
+    if options.subprotocol_auth:
+        if options.api_key is not None:
+            protocols.append(f"openai-insecure-api-key.{options.api_key}")
+        if options.beta:
+            protocols.append("openai-beta.realtime-v1")
+    else:
+        if options.api_key is not None:
+            headers.append(("Authorization", f"Bearer {options.api_key}"))
+        if options.beta:
+            headers.append(("OpenAI-Beta", "realtime=v1"))
+    if options.organization:
+        headers.append(("OpenAI-Organization", options.organization))
+    if options.project:
+        headers.append(("OpenAI-Project", options.project))
+    if options.user_agent:
+        headers.append(("User-Agent", options.user_agent))
+    headers.extend(options.extra_headers)
+    return protocols, headers
+
+
 class HandshakeRefused(RemoteProtocolError):
     """The server answered the upgrade with something other than 101.
 
@@ -705,28 +735,13 @@ class RealtimeWebSocket:
             ("Sec-WebSocket-Key", key),
             ("Sec-WebSocket-Version", "13"),
         ]
+        protocols, identity = handshake_credentials(options)
         if options.subprotocol_auth:
-            protocols = ["realtime"]
-            if options.api_key is not None:
-                protocols.append(f"openai-insecure-api-key.{options.api_key}")
-            if options.beta:
-                protocols.append("openai-beta.realtime-v1")
             self._protocols = protocols
             headers.append(("Sec-WebSocket-Protocol", ", ".join(protocols)))
         if options.compression:
             headers.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
-        if not options.subprotocol_auth:
-            if options.api_key is not None:
-                headers.append(("Authorization", f"Bearer {options.api_key}"))
-            if options.beta:
-                headers.append(("OpenAI-Beta", "realtime=v1"))
-        if options.organization:
-            headers.append(("OpenAI-Organization", options.organization))
-        if options.project:
-            headers.append(("OpenAI-Project", options.project))
-        if options.user_agent:
-            headers.append(("User-Agent", options.user_agent))
-        headers.extend(options.extra_headers)
+        headers.extend(identity)
         return headers
 
     def _handshake(self, data: bytes, now: float) -> None:
