@@ -27,6 +27,7 @@ from rtproto.adapters import connect_sync
 from rtproto.adapters.server import RunningServer, ServerConfig, start_in_thread
 
 from rtproto.errors import LocalProtocolError
+from rtproto.server import ServerOptions, ServerSession
 from rtproto.server.sip import (
     CALL_NOT_FOUND,
     DEFAULT_REJECT_STATUS,
@@ -194,13 +195,35 @@ def test_the_caller_hangs_up(emulator: RunningServer, hooks: Webhooks) -> None:
     assert emulator.wait_sip_call(line, STEP) == "caller hung up"
 
 
-def test_closing_the_sideband_ends_the_call(emulator: RunningServer, hooks: Webhooks) -> None:
+def test_the_call_runs_without_a_sideband_and_takes_a_new_one(
+    emulator: RunningServer, hooks: Webhooks
+) -> None:
+    """As on the service: the session runs from the accept on; sockets come and go."""
     client = sdk(emulator)
-    line = emulator.place_sip_call(hooks.url, SECRET, audio=QUIET)
+    line = emulator.place_sip_call(hooks.url, SECRET)
     client.realtime.calls.accept(line.call_id, type="realtime")
     with sideband(emulator, line.call_id) as conn:
-        assert conn.next_event(timeout=STEP) is not None
-    assert emulator.wait_sip_call(line, STEP) == "sideband closed"
+        assert type(conn.next_event(timeout=STEP)).__name__ == "ConnectionChange"
+    deadline = time.monotonic() + STEP
+    while line.heard_bytes == 0:  # answered with no socket attached
+        assert time.monotonic() < deadline, "the model never answered the caller"
+        time.sleep(0.05)
+    assert line.call.state is SipCallState.ACCEPTED
+    with sideband(emulator, line.call_id) as conn:
+        seen = [conn.next_event(timeout=STEP) for _ in range(3)]
+        created = seen[2]
+        assert type(created).__name__ == "SessionCreated"  # the running session's
+        line.press("1#")
+        keys = []
+        while len(keys) < 2:
+            item = conn.next_event(timeout=STEP)
+            if type(item).__name__ == "InputAudioBufferDtmfEventReceived":
+                keys.append(item.event)  # type: ignore[union-attr]
+        assert keys == ["1", "#"]
+        client.realtime.calls.hangup(line.call_id)
+    assert emulator.wait_sip_call(line, STEP) == "hung up"
+    with pytest.raises(ValueError, match="keypad"):
+        line.press("x")
 
 
 def test_wrong_requests_get_the_services_errors(emulator: RunningServer, hooks: Webhooks) -> None:
@@ -550,6 +573,25 @@ def test_one_sideband_at_a_time_once_accepted() -> None:
     with pytest.raises(SidebandRefused) as refused:
         sip.attach()
     assert refused.value.code == "call_already_attached"
+    sip.detach()  # the socket left: another may come
+    sip.attach()
     assert sip.end("caller hung up") is True and sip.end_reason == "caller hung up"
     with pytest.raises(dataclasses.FrozenInstanceError):
         ControlAnswer(200).status = 201  # type: ignore[misc]
+
+
+def test_a_running_session_takes_another_channel() -> None:
+    session = ServerSession(ServerOptions(profile="sip"))
+    assert session.started is False
+    with pytest.raises(LocalProtocolError, match="running session"):
+        session.attach(0.0)
+    session.connection_made(0.0)
+    first = [json.loads(m) for m in session.messages_to_send()]
+    session.attach(1.0)  # a sideband socket joins: it gets the session as it is
+    again = [json.loads(m) for m in session.messages_to_send()]
+    assert session.started is True
+    assert [m["type"] for m in again] == ["session.created"]
+    assert again[0]["session"] == first[0]["session"]
+    session.connection_lost(2.0)
+    with pytest.raises(LocalProtocolError):
+        session.attach(3.0)

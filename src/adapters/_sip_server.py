@@ -3,14 +3,13 @@
 :meth:`rtproto.adapters.server.Server.place_sip_call` makes a :class:`SipLine` around a pure
 :class:`~rtproto.server.sip.SipCall`: it POSTs the signed ``realtime.call.incoming`` webhook
 to the application, then the call waits for the application's control requests (served by
-the emulator like any REST request) and for its sideband socket. Once a socket attaches to an
-accepted call, :func:`play_caller` is the phone line: every 20 ms it feeds the caller's next
-frame of audio (then silence) into the session and takes what the session says back, as the
-caller hears it.
+the emulator like any REST request). Once the call is accepted, :func:`run_line` is the
+phone line: every 20 ms it feeds the caller's next frame of audio (then silence) into the
+call's session and takes what the session says back, as the caller hears it. The session's
+events go to the sideband socket attached at the time (``?call_id=``), if any.
 
-The emulator's simplifications, beside the service: the call's session starts when the
-sideband socket attaches (the caller hears nothing before), and the call ends when that
-socket closes.
+As on the service, the call's session starts when the call is accepted and runs whether
+or not a sideband socket is attached; sockets may come and go (one at a time).
 """
 
 from __future__ import annotations
@@ -18,10 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
+from rtproto.server.core import DTMF_KEYS
 from rtproto.server.sip import SipCall, SipCallState
 from rtproto.wire.signalling import WebhookDelivery
 
@@ -32,13 +34,15 @@ if TYPE_CHECKING:
 
     from .server import _Connection
 
-__all__ = ["FRAME_BYTES", "SipLine", "deliver_webhook", "play_caller"]
+__all__ = ["CALLER_PAUSE", "FRAME_BYTES", "SipLine", "deliver_webhook", "run_line"]
 
 log = logging.getLogger("rtproto.adapters.server")
 
 #: 20 ms of PCM16 at 24 kHz: one frame of the phone line.
 FRAME_SECONDS = 0.02
 FRAME_BYTES = 960
+#: Seconds the caller waits after the call is accepted before speaking.
+CALLER_PAUSE = 0.5
 #: What a line keeps of the audio the caller heard (60 s); ``heard_bytes`` counts it all.
 MAX_HEARD_BYTES = 60 * 48000
 
@@ -60,9 +64,12 @@ class SipLine:
         self.heard = bytearray()
         #: Bytes of model audio played to the caller in all.
         self.heard_bytes = 0
-        #: The sideband connection, and its session, once one attached.
-        self.connection: _Connection | None = None
+        #: The call's session (from the accept on), and the sideband connection while one
+        #: is attached.
         self.session: ServerSession | None = None
+        self.connection: _Connection | None = None
+        #: Keypad keys the caller pressed, waiting for the line's next frame.
+        self.keys: deque[str] = deque()
         self._ended = anyio.Event()
 
     def __repr__(self) -> str:
@@ -80,6 +87,18 @@ class SipLine:
     def ended(self) -> None:
         """(For the server.) The call is over."""
         self._ended.set()
+
+    def press(self, keys: str) -> None:
+        """The caller presses keypad keys (``0-9``, ``*``, ``#``, ``A-D``): each reaches
+        the session as ``input_audio_buffer.dtmf_event_received``.
+
+        Raises:
+            ValueError: a character that is not a keypad key.
+        """
+        for key in keys:
+            if key not in DTMF_KEYS:
+                raise ValueError(f"{key!r} is not a keypad key (0-9, *, #, A-D)")
+        self.keys.extend(keys)
 
     def hear(self, pcm: bytes) -> None:
         self.heard_bytes += len(pcm)
@@ -107,35 +126,59 @@ async def deliver_webhook(line: SipLine, url: str, secret: str | bytes, timeout:
         log.info("call %s: webhook answered %d", line.call_id, line.webhook_status)
 
 
-async def play_caller(line: SipLine, conn: _Connection) -> None:
-    """The phone line of an attached call: the caller's audio in (then silence), the model's
-    audio out, one 20 ms frame at a time, until the call or the socket ends."""
-    ws = conn.ws
-    audio = line.caller_audio
+async def run_line(line: SipLine, on_end: Callable[[SipLine, str], None]) -> None:
+    """The phone line of an accepted call, one 20 ms frame at a time until the call ends:
+    the caller's audio (after :data:`CALLER_PAUSE`, then silence) and keys into the session,
+    the model's audio out to :attr:`SipLine.heard`. With a sideband socket attached, its
+    connection carries the session's events (and runs its timers); without one, the line
+    runs the timers and the events go nowhere, as on the service."""
+    session = line.session
+    assert session is not None
+    audio = bytes(int(CALLER_PAUSE / FRAME_SECONDS) * FRAME_BYTES) + line.caller_audio
     silence = bytes(FRAME_BYTES)
     start = anyio.current_time()
-    frames = 0
     hang_up_at = None
     if line.hang_up_after is not None:
         hang_up_at = start + len(audio) / 48000 + line.hang_up_after
-    while line.call.state is SipCallState.ACCEPTED and not ws.closed:
-        offset = frames * FRAME_BYTES
-        frame = audio[offset : offset + FRAME_BYTES] if offset < len(audio) else silence
-        if len(frame) < FRAME_BYTES:
+    frames = 0
+    try:
+        while line.call.state is SipCallState.ACCEPTED:
+            offset = frames * FRAME_BYTES
+            frame = audio[offset : offset + FRAME_BYTES] if offset < len(audio) else silence
             frame += bytes(FRAME_BYTES - len(frame))
-        async with conn._lock:
-            now = anyio.current_time()
-            ws.feed_audio(frame, now)
-            session: Any = ws.session
-            if session is not None:
-                chunk = session.next_output_audio()
-                while chunk is not None:
-                    line.hear(chunk[1])
-                    chunk = session.next_output_audio()
-            await conn._flush()
-        conn._timer_changed.set()
-        frames += 1
-        if hang_up_at is not None and anyio.current_time() >= hang_up_at:
-            conn.server._end_sip_call(line, "caller hung up")
-            return
-        await anyio.sleep_until(start + frames * FRAME_SECONDS)
+            conn = line.connection
+            if conn is not None and not conn.ws.closed:
+                async with conn._lock:
+                    _play(line, session, frame, conn.ws.feed_audio)
+                    await conn._flush()
+                conn._timer_changed.set()
+            else:  # no sideband: the line runs the session alone
+                _play(line, session, frame, session.feed_audio)
+                due = session.get_timer()
+                if due is not None and due <= anyio.current_time():
+                    session.handle_timer(anyio.current_time())
+                session.messages_to_send()  # nobody listens
+                while session.next_event() is not None:
+                    pass
+            if session.close_requested is not None:  # the session's own end (its time cap)
+                on_end(line, "session ended")
+            elif hang_up_at is not None and anyio.current_time() >= hang_up_at:
+                on_end(line, "caller hung up")
+            frames += 1
+            await anyio.sleep_until(start + frames * FRAME_SECONDS)
+    finally:
+        session.connection_lost(anyio.current_time())
+
+
+def _play(
+    line: SipLine, session: ServerSession, frame: bytes, feed: Callable[[bytes, float], None]
+) -> None:
+    """One frame: the caller's keys and audio in, the model's audio out."""
+    now = anyio.current_time()
+    while line.keys:
+        session.dtmf_received(line.keys.popleft(), now)
+    feed(frame, now)
+    chunk = session.next_output_audio()
+    while chunk is not None:
+        line.hear(chunk[1])
+        chunk = session.next_output_audio()

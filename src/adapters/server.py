@@ -90,7 +90,7 @@ from rtproto.wire.url import split_url
 
 from ._core import ConnectError
 from ._http import round_trip
-from ._sip_server import SipLine, deliver_webhook, play_caller
+from ._sip_server import SipLine, deliver_webhook, run_line
 
 __all__ = [
     "RunningServer",
@@ -413,9 +413,7 @@ class Server:
     def _make_session(self, request: ConnectRequest) -> ServerSession:
         template = self._session_template
         factory = self.config.responder
-        changes: dict[str, Any] = {"model": request.model or template.model}
-        line = None
-        if request.call_id is not None:  # a sideband socket: the SIP call's session
+        if request.call_id is not None:  # a sideband socket: the SIP call's running session
             line = self._sip_calls.get(request.call_id)
             if line is None:
                 if request.call_id in self._calls:
@@ -425,25 +423,17 @@ class Server:
                     )
                 raise SidebandRefused("call_id_not_found", CALL_NOT_FOUND)
             line.call.attach()
-            config = line.call.config or {}
-            model = config.get("model")
-            changes = {
-                "profile": "sip",
-                "model": model if isinstance(model, str) and model else template.model,
-                "initial_session": config or None,
-            }
-        session = ServerSession(
+            assert line.session is not None  # (made when the call was accepted)
+            return line.session
+        return ServerSession(
             replace(
                 template,
+                model=request.model or template.model,
                 dialect=request.dialect,
                 responder=factory() if factory is not None else template.responder,
                 wall_clock_offset=time.time() - anyio.current_time(),
-                **changes,
             )
         )
-        if line is not None:
-            line.session = session  # the connection binds to the line once it runs
-        return session
 
     # ------------------------------------------------------------------- SIP calls --
 
@@ -469,9 +459,10 @@ class Server:
 
         The application then accepts, rejects (or ignores) the call with the call control
         endpoints of this server (``base_url + "/realtime/calls/{call_id}/accept"``...) and
-        drives it over a sideband socket (``url + "?call_id=..."``). Once one attaches,
-        the caller says ``audio`` (PCM16 24 kHz mono; default: the demo's "hello") on the
-        line in real time, then stays silent; the model's audio is what
+        drives it over sideband sockets (``url + "?call_id=..."``, one at a time). Once the
+        call is accepted, its session runs; the caller waits half a second, says ``audio``
+        (PCM16 24 kHz mono; default: the demo's "hello") on the line in real time, then
+        stays silent (:meth:`SipLine.press` presses keys); the model's audio is what
         :attr:`SipLine.heard` holds.
 
         Args:
@@ -561,8 +552,31 @@ class Server:
             self._task_group.start_soon(conn.shutdown, 1000, "")
         line.ended()
 
+    def _start_sip_session(self, line: SipLine) -> None:
+        """The call was accepted: its session starts, with the accepted configuration, and
+        the caller is on the line."""
+        template = self._session_template
+        factory = self.config.responder
+        config = line.call.config or {}
+        model = config.get("model")
+        session = ServerSession(
+            replace(
+                template,
+                profile="sip",
+                model=model if isinstance(model, str) and model else template.model,
+                responder=factory() if factory is not None else template.responder,
+                wall_clock_offset=time.time() - anyio.current_time(),
+                initial_session=config or None,
+            )
+        )
+        session.connection_made(anyio.current_time())
+        session.messages_to_send()  # (session.created: no socket yet; each one gets its own)
+        line.session = session
+        assert self._task_group is not None
+        self._task_group.start_soon(run_line, line, self._end_sip_call)
+
     def _bind_sideband(self, conn: _Connection) -> None:
-        """A connection whose session is a SIP call's: start the call's phone line."""
+        """A connection that joined a SIP call's session: the call's events go to it."""
         session = conn.ws.session
         if session is None:  # refused, or not upgraded yet
             return
@@ -570,8 +584,6 @@ class Server:
             if line.session is session and line.connection is None:
                 line.connection = conn
                 conn.sip_line = line
-                assert self._task_group is not None
-                self._task_group.start_soon(play_caller, line, conn)
                 return
 
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:
@@ -585,8 +597,10 @@ class Server:
         finally:
             self._connections.discard(conn)
             self._idle.set()
-            if conn.sip_line is not None:  # the emulator's call ends with its sideband
-                self._end_sip_call(conn.sip_line, "sideband closed")
+            line = conn.sip_line
+            if line is not None and line.connection is conn:  # the call runs on without it
+                line.connection = None
+                line.call.detach()
             with anyio.CancelScope(shield=True):
                 await conn.close_transport()
 
@@ -659,6 +673,8 @@ class Server:
         line = self._sip_calls.get(request.call_id)
         if line is not None:
             answer = line.call.control(request.action, request.body)
+            if line.call.state is SipCallState.ACCEPTED and line.session is None:
+                self._start_sip_session(line)
             if line.call.state is SipCallState.ENDED:
                 self._end_sip_call(line, line.call.end_reason or request.action)
             if answer.error is None:

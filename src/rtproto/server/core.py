@@ -151,7 +151,7 @@ _IMAGE_TOKENS = 85
 #: Seconds between text (or argument) deltas when pacing in real time.
 _TEXT_DELTA_S = 0.05
 _ARGUMENT_DELTA_S = 0.02
-_DTMF_KEYS = "0123456789*#ABCD"
+DTMF_KEYS = "0123456789*#ABCD"
 #: Seconds from ``response.done`` to ``rate_limits.updated`` in GA (service observations 10).
 _GA_RATE_LIMITS_DELAY = 0.043
 #: The beta ``requests`` entry of ``rate_limits.updated``: it never moved in the recordings.
@@ -391,6 +391,23 @@ class ServerSession:
         )
         self._schedule(now + options.session_length, self._expire)
 
+    @property
+    def started(self) -> bool:
+        """:meth:`connection_made` was called (the session runs, or ran)."""
+        return self._state != "new"
+
+    def attach(self, now: float) -> None:
+        """Another event channel joins the running session (a SIP call's sideband socket):
+        queue ``session.created`` with the session as it is now, for that channel.
+
+        Raises:
+            LocalProtocolError: the session is not running.
+        """
+        if self._state != "open":
+            raise LocalProtocolError("attach() needs a running session", state=self._state)
+        self._advance(now)
+        self._send("session.created", session=self._session)
+
     def connection_lost(self, now: float) -> None:
         """The transport ended: stop everything (nothing more is sent)."""
         if self._state == "closed":
@@ -456,7 +473,7 @@ class ServerSession:
         Raises:
             LocalProtocolError: not a SIP session, or not a keypad key.
         """
-        if self.options.profile != "sip" or key not in _DTMF_KEYS or len(key) != 1:
+        if self.options.profile != "sip" or key not in DTMF_KEYS or len(key) != 1:
             raise LocalProtocolError(
                 f"DTMF needs the sip profile and one of 0-9, *, #, A-D; got {key!r}",
                 state=self._state,

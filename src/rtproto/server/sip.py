@@ -255,6 +255,10 @@ class SipCall:
             )
         self.attached = True
 
+    def detach(self) -> None:
+        """The sideband socket left; another may attach while the call runs."""
+        self.attached = False
+
     def end(self, reason: str) -> bool:
         """The call ends (``reason``); False when it had ended already."""
         if self.state is SipCallState.ENDED:

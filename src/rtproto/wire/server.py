@@ -404,7 +404,10 @@ class ServerWebSocket:
         session_factory: makes the session of an accepted request; by default a
             :class:`~rtproto.server.ServerSession` with ``options.session``, the request's
             model (when it has one) and dialect. Drivers use it to give every connection its
-            own responder and wall clock.
+            own responder and wall clock. A session that already runs (a SIP call's, for a
+            ``?call_id=`` socket) is joined (:meth:`ServerSession.attach`) and outlives the
+            connection; :class:`~rtproto.server.sip.SidebandRefused` refuses the socket with
+            an ``error`` event and close 4000.
         random_bytes: the source of the ids of the connection's own events (auth errors,
             injected events) and of ping payloads.
     """
@@ -432,6 +435,8 @@ class ServerWebSocket:
         self._ws: Connection | None = None
         #: The session (after a successful upgrade that was not rejected).
         self.session: ServerSession | None = None
+        # the factory gave a running session (it outlives this connection)
+        self._borrowed = False
         #: What the client asked for (after a successful upgrade).
         self.request: ConnectRequest | None = None
         #: The bytes of the answer to the upgrade request (101 or an HTTP error), once sent.
@@ -930,7 +935,11 @@ class ServerWebSocket:
             self._fail(1011, f"could not start the session: {exc}"[:120], now)
             return
         self.session = session
-        session.connection_made(now)
+        self._borrowed = session.started
+        if self._borrowed:  # a running session (a SIP call's): this socket joins it
+            session.attach(now)
+        else:
+            session.connection_made(now)
         if options.close_1001_after is not None:
             self._fault_close_at = now + options.close_1001_after
         self._arm_ping(now)
@@ -1116,7 +1125,7 @@ class ServerWebSocket:
         self._next_ping = self._pong_deadline = self._fault_close_at = None
         self._close_deadline = self._handshake_deadline = None
         self._parts = []
-        if self.session is not None:
+        if self.session is not None and not self._borrowed:  # (a borrowed one lives on)
             self.session.connection_lost(now)
             self.session.messages_to_send()
             self._take_logs()
