@@ -84,7 +84,7 @@ def twilio_command(*args: str, env: dict[str, str] | None = None) -> Iterator[tu
 
 
 def test_a_call_on_the_embedded_emulator() -> None:
-    with twilio_command("--instructions", "Be brief.") as (url, output):
+    with twilio_command("--instructions", "Be brief.", "--frame-ms", "20") as (url, output):
         config = SessionConfig(custom_parameters={"tenant": "acme"})
         report = call_sync(url, frames=hello_frames(), config=config)
         assert report.exit_code == 0, report.to_dict()
@@ -122,7 +122,11 @@ def test_the_real_service_needs_a_key() -> None:
 
 @pytest.mark.parametrize(
     ("argv", "problem"),
-    [(["--port", "70000"], "port 70000"), (["--path", "media"], "--path must start with")],
+    [
+        (["--port", "70000"], "port 70000"),
+        (["--path", "media"], "--path must start with"),
+        (["--frame-ms", "0"], "--frame-ms must be 1 to 1000"),
+    ],
 )
 def test_bad_arguments(argv: list[str], problem: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["twilio", *argv]) == 2
@@ -198,7 +202,7 @@ def test_run_hands_the_arguments_to_the_driver(monkeypatch: pytest.MonkeyPatch) 
     given: list[argparse.Namespace] = []
     fake = types.SimpleNamespace(run_command=lambda args: given.append(args) or 0)
     monkeypatch.setattr(importlib, "import_module", lambda name: fake)
-    args = argparse.Namespace(port=0, path="/media-stream")
+    args = argparse.Namespace(port=0, path="/media-stream", frame_ms=20)
     assert run(args) == 0 and given == [args]
 
 

@@ -246,6 +246,60 @@ def test_model_audio_goes_to_twilio_with_its_marks() -> None:
     ]
 
 
+def test_model_audio_in_fixed_frames() -> None:
+    """outbound_frame_ms=20: 160-byte media messages, each with its mark; an item's rest
+    goes out when its audio ends, or when another item's audio begins."""
+    call = Call(bridge=TwilioBridgeOptions(outbound_frame_ms=20))
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    audio = bytes(range(256)) * 2
+    call.audio("item_A", audio[:100])  # under a frame: held
+    assert call.to_twilio() == []
+    call.audio("item_A", audio[100:350])  # 350 bytes: two frames, 30 held
+    call.audio_done("item_A")
+    call.audio("item_B", audio[:170])  # one frame, 10 held
+    call.audio("item_C", audio[:8])  # item B's rest first
+    sent = [m["media"]["payload"] if "media" in m else m["mark"]["name"] for m in call.to_twilio()]
+    assert (
+        sent
+        == [
+            b64(audio[:160]),
+            "item_A:20:g1:m1",
+            b64(audio[160:320]),
+            "item_A:40:g1:m2",
+            b64(audio[320:350]),  # the rest, at the item's end
+            "item_A:43:g1:m3",
+            "done:item_A:g1:m4",
+            b64(audio[:160]),
+            "item_B:20:g1:m5",
+            b64(audio[160:170]),  # the rest, as item C begins
+            "item_B:21:g1:m6",
+        ]
+    )
+
+
+def test_held_audio_of_an_interrupted_item_is_dropped() -> None:
+    call = Call(bridge=TwilioBridgeOptions(outbound_frame_ms=20))
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    call.audio("item_A", b"\x00" * 200)  # a frame sent, 40 bytes held
+    call.to_twilio()
+    call.mark("item_A:20:g1:m1")
+    call.session.interrupt(1.0)
+    call.pump()
+    assert [m["event"] for m in call.to_twilio()] == ["clear"]
+    call.audio_done("item_A")  # nothing held any more: no media, and no done mark
+    assert call.to_twilio() == []
+    truncate = [m for m in call.to_realtime() if m["type"] == "conversation.item.truncate"]
+    assert [m["audio_end_ms"] for m in truncate] == [25]  # 20 ms heard + lead, within 25 ms
+
+
+@pytest.mark.parametrize("frame", [0, 1001, 2.5, True, "20"])
+def test_the_frame_is_whole_milliseconds(frame: object) -> None:
+    with pytest.raises(LocalProtocolError, match="outbound_frame_ms"):
+        TwilioBridgeOptions(outbound_frame_ms=frame)  # type: ignore[arg-type]
+
+
 def test_model_audio_before_the_stream_started_is_not_sent() -> None:
     call = Call()
     call.feed(call.server.response_created("resp_1"))

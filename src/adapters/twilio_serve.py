@@ -13,6 +13,7 @@ from contextlib import ExitStack
 import anyio
 
 from rtproto.cli.twilio import describe, ready_lines, session_config
+from rtproto.phone import TwilioBridgeOptions
 
 from .call import LOCAL_KEY
 from .server import start_in_thread
@@ -59,7 +60,12 @@ async def _serve(
         name = f"call {next(numbers)}"
         try:
             async with bridge_call(
-                socket, realtime, model=args.model, api_key=api_key, session=config
+                socket,
+                realtime,
+                model=args.model,
+                api_key=api_key,
+                session=config,
+                bridge_options=TwilioBridgeOptions(outbound_frame_ms=args.frame_ms),
             ) as call:
                 async for event in call:
                     line = describe(name, event)

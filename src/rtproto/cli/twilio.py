@@ -35,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instructions", help="the model's instructions for every call")
     parser.add_argument("--voice", help="the model's voice (e.g. marin)")
     parser.add_argument(
+        "--frame-ms",
+        type=int,
+        metavar="MS",
+        help="send the model's audio to Twilio in frames of MS milliseconds (20: 160 bytes),"
+        " not delta by delta (the fix for clicks some callers hear at word starts)",
+    )
+    parser.add_argument(
         "--public-url",
         metavar="URL",
         help="the wss:// URL Twilio connects to, as signed (with TWILIO_AUTH_TOKEN; default "
@@ -95,6 +102,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"rtproto twilio: error: port {args.port} is not in 0-65535")
     if not args.path.startswith("/"):
         raise UsageError(f"rtproto twilio: error: --path must start with '/', not {args.path!r}")
+    if args.frame_ms is not None and not 1 <= args.frame_ms <= 1000:
+        raise UsageError(
+            f"rtproto twilio: error: --frame-ms must be 1 to 1000, not {args.frame_ms}"
+        )
     driver: Any = importlib.import_module("rtproto.adapters.twilio_serve")
     code: int = driver.run_command(args)
     return code

@@ -42,6 +42,7 @@ from typing import Any, ClassVar
 
 from .. import events as E
 from .. import models as M
+from .._b64 import encode_base64
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..session import (
     AudioChunk,
@@ -97,6 +98,12 @@ class TwilioBridgeOptions:
     max_pending_messages: int = 10_000
     #: Events waiting for :meth:`TwilioBridge.next_event`.
     max_pending_events: int = 10_000
+    #: Send the model's audio to Twilio in frames of this many milliseconds (20: 160 bytes
+    #: of mu-law), each with its mark, and the rest when the item's audio ends; ``None``:
+    #: each audio delta as it arrives, as the JS transport does. Fixed frames are the fix
+    #: callers report for clicks at word starts with small deltas (openai-agents-python
+    #: #1906; openai-agents-js #1184).
+    outbound_frame_ms: int | None = None
 
     def __post_init__(self) -> None:
         timeout = self.input_inactivity_timeout
@@ -108,6 +115,14 @@ class TwilioBridgeOptions:
             raise LocalProtocolError(
                 "TwilioBridgeOptions.input_inactivity_timeout must be None or a number of"
                 f" seconds > 0 (at most 2147483), not {timeout!r}"
+            )
+        frame = self.outbound_frame_ms
+        if frame is not None and (
+            isinstance(frame, bool) or not isinstance(frame, int) or not 1 <= frame <= 1000
+        ):
+            raise LocalProtocolError(
+                "TwilioBridgeOptions.outbound_frame_ms must be None or whole milliseconds from"
+                f" 1 to 1000, not {frame!r}"
             )
         for name in (
             "max_message_size",
@@ -154,6 +169,11 @@ class TwilioBridge:
         self._padding = InputPadding(options.input_inactivity_timeout)
         self._outbox: list[str] = []
         self._events: deque[TransportEvent] = deque()
+        frame_ms = options.outbound_frame_ms
+        self._frame = None if frame_ms is None else frame_ms * BYTES_PER_MS
+        #: Model audio short of a frame, and whose it is (response, item, content index).
+        self._held = bytearray()
+        self._held_for: tuple[str, str, int] | None = None
 
     @property
     def stream_sid(self) -> str | None:
@@ -206,10 +226,13 @@ class TwilioBridge:
             self._play(event)  # type: ignore[arg-type]
         elif kind is AudioDone:
             done: AudioDone = event  # type: ignore[assignment]
+            if self._held_for == (done.response_id, done.item_id, done.content_index):
+                self._flush_held()
             name = self._marks.done(done.response_id, done.item_id, done.content_index)
             if name is not None and self.start is not None:
                 self._send(mark_message(self.start.stream_sid, name))
         elif kind is AudioInterrupted:
+            self._drop_held()
             self._marks.new_generation(cleared=True)
             if self.start is not None:
                 self._send(clear_message(self.start.stream_sid))
@@ -286,14 +309,40 @@ class TwilioBridge:
                 )
             )
             return
-        name = self._marks.audio_sent(
-            chunk.response_id, chunk.item_id, chunk.content_index, size / BYTES_PER_MS
-        )
-        stream_sid = self.start.stream_sid
-        self._send(media_message(stream_sid, chunk.event.delta))
-        self._send(mark_message(stream_sid, name))
+        owner = (chunk.response_id, chunk.item_id, chunk.content_index)
+        frame = self._frame
+        if frame is None:
+            self._send_audio(owner, chunk.event.delta, size)
+            return
+        if self._held_for != owner:
+            self._flush_held()  # another item's audio: the last one's rest plays first
+            self._held_for = owner
+        held = self._held
+        held += chunk.audio
+        while len(held) >= frame:
+            self._send_audio(owner, encode_base64(bytes(held[:frame])), frame)
+            del held[:frame]
+
+    def _send_audio(self, owner: tuple[str, str, int], payload: str, size: int) -> None:
+        """One ``media`` message and its mark."""
+        assert self.start is not None
+        name = self._marks.audio_sent(*owner, size / BYTES_PER_MS)
+        self._send(media_message(self.start.stream_sid, payload))
+        self._send(mark_message(self.start.stream_sid, name))
+
+    def _flush_held(self) -> None:
+        """Send the audio held short of a frame (its item's audio ended, or another's began)."""
+        owner, held = self._held_for, self._held
+        if owner is not None and held:  # (a stream that ended holds nothing: see _end)
+            self._send_audio(owner, encode_base64(bytes(held)), len(held))
+        self._drop_held()
+
+    def _drop_held(self) -> None:
+        self._held.clear()
+        self._held_for = None
 
     def _end(self) -> None:
+        self._drop_held()
         self.start = None
         self.ended = True
         self._padding.reset(enabled=False)
