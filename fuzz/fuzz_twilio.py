@@ -138,6 +138,7 @@ _SILENCE = 0xFF
 _BRIDGE_OPTIONS = (
     TwilioBridgeOptions(),
     TwilioBridgeOptions(input_inactivity_timeout=0.2, max_pending_marks=3, max_message_size=1024),
+    TwilioBridgeOptions(outbound_frame_ms=20),
 )
 _LIMITS = Limits(max_history_items=8, max_tracked_items=4)
 _REFUSALS = (rtproto.LocalProtocolError, rtproto.ConnectionClosed)
@@ -376,6 +377,10 @@ class _Call:
         )
         self.bridge = TwilioBridge(self.session, options)
         self.timeout = options.input_inactivity_timeout
+        frame_ms = options.outbound_frame_ms
+        self.frame = None if frame_ms is None else frame_ms * 8  # bytes of mu-law
+        # framed: the item whose audio is held short of a frame (its rest goes first)
+        self.held_item: str | None = None
         self.now = 0.0
         self.drains = 0
         self.server_events = 0
@@ -437,6 +442,24 @@ class _Call:
             messages.append(message)
         return messages
 
+    def _framed(self, sent: list[dict[str, Any]], *, rest_first: bool) -> list[str]:
+        """Media and mark pairs of framed audio: every media a whole frame but a first one
+        that is another item's rest; the items their marks name, in order."""
+        assert len(sent) % 2 == 0, sent
+        items = []
+        for number, (media, mark) in enumerate(zip(sent[::2], sent[1::2], strict=True)):
+            assert (media["event"], mark["event"]) == ("media", "mark"), sent
+            size = len(base64.b64decode(media["media"]["payload"], validate=True))
+            if number == 0 and rest_first:
+                assert 0 < size <= self.frame, size  # type: ignore[operator]
+            else:
+                assert size == self.frame, (size, self.frame)
+            match = _MARK.fullmatch(mark["mark"]["name"])
+            assert match is not None, mark
+            self._mark_name(mark["mark"]["name"], match["item"], done=False)
+            items.append(match["item"])
+        return items
+
     def _mark_name(self, name: str, item_id: str, done: bool) -> None:
         match = (_DONE if done else _MARK).fullmatch(name)
         assert match is not None and match["item"] == item_id, (name, item_id)
@@ -480,6 +503,19 @@ class _Call:
             assert not sent, (event, sent)
         elif kind is AudioChunk and not _is_base64(event.event.delta):
             assert not sent, sent  # (refused with a warning: Twilio would play noise)
+        elif kind is AudioChunk and self.frame is not None:
+            # whole frames of this item, after the rest of another item's audio, if any
+            items = self._framed(sent, rest_first=self.held_item != event.item_id)
+            assert all(item == event.item_id for item in items[1:]), (items, event.item_id)
+            self.held_item = event.item_id
+        elif kind is AudioDone and self.frame is not None:
+            events = [m["event"] for m in sent]
+            assert events in ([], ["mark"], ["media", "mark"], ["media", "mark", "mark"]), sent
+            if events[:1] == ["media"]:
+                assert self._framed(sent[:2], rest_first=True) == [event.item_id], sent
+                self.held_item = None
+            for mark in sent[2:] if events[:1] == ["media"] else sent:
+                self._mark_name(mark["mark"]["name"], event.item_id, done=True)
         elif kind is AudioChunk:
             assert len(sent) == 2, sent
             media, mark = sent
@@ -492,6 +528,7 @@ class _Call:
                 self._mark_name(mark["mark"]["name"], event.item_id, done=True)
         elif kind is AudioInterrupted:
             assert [m["event"] for m in sent] == ["clear"], sent
+            self.held_item = None  # (what was held is dropped)
         else:
             assert not sent, (event, sent)
         if kind is E.InputAudioBufferSpeechStarted:
