@@ -98,6 +98,62 @@ def test_a_call_on_the_embedded_emulator() -> None:
     assert text.rstrip().endswith("rtproto twilio: stopped")
 
 
+def stopping_command() -> Iterator[tuple[str, Output, subprocess.Popen[str]]]:
+    """``rtproto twilio --port 0`` for the tests that send their own signals."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rtproto", "twilio", "--port", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        output = Output(proc.stderr)
+        yield output.wait_for(r"on (ws://\S+)").group(1), output, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_ctrl_c_lets_the_calls_in_progress_end() -> None:
+    """A deploy's SIGTERM (or Ctrl-C) takes no new calls and waits for those in progress."""
+    with contextmanager(stopping_command)() as (url, output, proc):
+        reports: list[object] = []
+        caller = threading.Thread(
+            target=lambda: reports.append(call_sync(url, frames=hello_frames())), daemon=True
+        )
+        caller.start()
+        output.wait_for("call 1: started")
+        proc.send_signal(signal.SIGTERM)
+        output.wait_for("SIGTERM: no new calls; waiting for 1 to end")
+        turned_away = call_sync(url, frames=hello_frames()[:5])  # a new call: refused
+        refused = turned_away.to_dict()
+        assert (refused["closed_by"], refused["closed_before_audio"]) == ("agent", True)
+        caller.join(STARTUP_TIMEOUT)
+        assert proc.wait(timeout=STARTUP_TIMEOUT) == 0, output.text()
+    report = reports[0]
+    assert report.exit_code == 0, report.to_dict()  # type: ignore[attr-defined]
+    text = output.text()
+    assert "call 1: turn completed" in text and "Traceback" not in text
+    assert text.rstrip().endswith("rtproto twilio: stopped")
+
+
+def test_a_second_ctrl_c_cuts_the_calls() -> None:
+    with contextmanager(stopping_command)() as (url, output, proc):
+        caller = threading.Thread(
+            target=lambda: call_sync(url, frames=hello_frames() * 20), daemon=True
+        )
+        caller.start()
+        output.wait_for("call 1: started")
+        proc.send_signal(signal.SIGINT)
+        output.wait_for("SIGINT: no new calls")
+        proc.send_signal(signal.SIGINT)
+        output.wait_for("SIGINT: cutting 1 call")
+        assert proc.wait(timeout=STARTUP_TIMEOUT) == 0, output.text()
+        caller.join(STARTUP_TIMEOUT)
+    assert "Traceback" not in output.text()
+
+
 def test_signatures_are_required_with_the_auth_token() -> None:
     env = {"TWILIO_AUTH_TOKEN": "token-1"}
     public = ("--public-url", "wss://agent.example/media-stream")

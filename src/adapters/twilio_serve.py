@@ -1,5 +1,6 @@
 """``rtproto twilio``: the I/O half (sockets, event loop, signals). One line per call event
-on stderr; Ctrl-C or SIGTERM stops it."""
+on stderr. Ctrl-C or SIGTERM stops it: at once with no call in progress; else it takes no new
+call and waits for those in progress to end, and a second signal cuts them."""
 
 from __future__ import annotations
 
@@ -55,9 +56,16 @@ async def _serve(
 ) -> None:
     numbers = itertools.count(1)
     config = session_config(args)
+    calls: set[str] = set()
+    stopping = False
+    all_ended = anyio.Event()
 
     async def handle(socket: MediaStreamSocket) -> None:
+        if stopping:  # no new call once stopping: Twilio hears the stream end
+            await socket.close(1001, "the server is stopping")
+            return
         name = f"call {next(numbers)}"
+        calls.add(name)
         try:
             async with bridge_call(
                 socket,
@@ -73,6 +81,10 @@ async def _serve(
                         _say(line)
         except Exception as exc:  # one call failing must not stop the others
             _say(f"{name}: failed: {type(exc).__name__}: {exc}")
+        finally:
+            calls.discard(name)
+            if not calls:
+                all_ended.set()
         _say(f"{name}: ended")
 
     async with serve_twilio(
@@ -85,11 +97,27 @@ async def _serve(
     ) as server:
         for line in ready_lines(server.url, realtime.split("?")[0], signed=token is not None):
             _say(line)
-        await _wait_for_signal()
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            signals = aiter(signals)
+            name = signal.Signals(await anext(signals)).name
+            if not calls:
+                _say(f"rtproto twilio: {name}: stopping")
+                return
+            # calls in progress end as they would; a second signal cuts them
+            stopping = True
+            all_ended = anyio.Event()
+            _say(
+                f"rtproto twilio: {name}: no new calls; waiting for {len(calls)} to end"
+                " (again to cut them)"
+            )
+            async with anyio.create_task_group() as tasks:
 
+                async def cut() -> None:
+                    again = signal.Signals(await anext(signals)).name
+                    _say(f"rtproto twilio: {again}: cutting {len(calls)} call(s)")
+                    tasks.cancel_scope.cancel()
 
-async def _wait_for_signal() -> None:
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async for signum in signals:
-            _say(f"rtproto twilio: {signal.Signals(signum).name}: stopping")
-            return
+                tasks.start_soon(cut)
+                await all_ended.wait()
+                tasks.cancel_scope.cancel()
+            _say("rtproto twilio: stopping")
