@@ -379,8 +379,9 @@ class _Call:
         self.timeout = options.input_inactivity_timeout
         frame_ms = options.outbound_frame_ms
         self.frame = None if frame_ms is None else frame_ms * 8  # bytes of mu-law
-        # framed: the item whose audio is held short of a frame (its rest goes first)
-        self.held_item: str | None = None
+        # framed: whose audio is held short of a frame, (response, item, content index); its
+        # rest goes first when other audio comes
+        self.held_for: tuple[str, str, int] | None = None
         self.now = 0.0
         self.drains = 0
         self.server_events = 0
@@ -505,15 +506,18 @@ class _Call:
             assert not sent, sent  # (refused with a warning: Twilio would play noise)
         elif kind is AudioChunk and self.frame is not None:
             # whole frames of this item, after the rest of another item's audio, if any
-            items = self._framed(sent, rest_first=self.held_item != event.item_id)
+            owner = (event.response_id, event.item_id, event.content_index)
+            items = self._framed(sent, rest_first=self.held_for != owner)
             assert all(item == event.item_id for item in items[1:]), (items, event.item_id)
-            self.held_item = event.item_id
+            self.held_for = owner
         elif kind is AudioDone and self.frame is not None:
             events = [m["event"] for m in sent]
             assert events in ([], ["mark"], ["media", "mark"], ["media", "mark", "mark"]), sent
             if events[:1] == ["media"]:
+                owner = (event.response_id, event.item_id, event.content_index)
+                assert self.held_for == owner, (self.held_for, owner)
                 assert self._framed(sent[:2], rest_first=True) == [event.item_id], sent
-                self.held_item = None
+                self.held_for = None
             for mark in sent[2:] if events[:1] == ["media"] else sent:
                 self._mark_name(mark["mark"]["name"], event.item_id, done=True)
         elif kind is AudioChunk:
@@ -528,7 +532,7 @@ class _Call:
                 self._mark_name(mark["mark"]["name"], event.item_id, done=True)
         elif kind is AudioInterrupted:
             assert [m["event"] for m in sent] == ["clear"], sent
-            self.held_item = None  # (what was held is dropped)
+            self.held_for = None  # (what was held is dropped)
         else:
             assert not sent, (event, sent)
         if kind is E.InputAudioBufferSpeechStarted:

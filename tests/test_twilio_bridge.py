@@ -294,6 +294,17 @@ def test_held_audio_of_an_interrupted_item_is_dropped() -> None:
     assert [m["audio_end_ms"] for m in truncate] == [25]  # 20 ms heard + lead, within 25 ms
 
 
+def test_a_new_stream_does_not_get_the_last_ones_held_audio() -> None:
+    call = Call(bridge=TwilioBridgeOptions(outbound_frame_ms=20))
+    call.start()
+    call.feed(call.server.response_created("resp_1"))
+    call.audio("item_A", b"\x01" * 200)  # a frame sent, 40 bytes held
+    assert [m["event"] for m in call.to_twilio()] == ["media", "mark"]
+    call.start()  # Twilio restarted the stream
+    call.audio_done("item_A")
+    assert call.to_twilio() == []  # no rest of the old stream (and no done mark: a new one)
+
+
 @pytest.mark.parametrize("frame", [0, 1001, 2.5, True, "20"])
 def test_the_frame_is_whole_milliseconds(frame: object) -> None:
     with pytest.raises(LocalProtocolError, match="outbound_frame_ms"):

@@ -207,6 +207,7 @@ class TwilioBridge:
             self.ended = False
             self._padding.reset(enabled=parsed.media_format.is_mulaw_8k_mono)
             self._marks.new_generation(cleared=False)
+            self._drop_held()  # (an earlier stream's audio is not this one's)
             self.session.forget_playback()  # what an earlier stream played is not playing
         elif isinstance(parsed, StreamStop):
             self._end()
