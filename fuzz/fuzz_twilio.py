@@ -393,6 +393,7 @@ class _Call:
         self.names: set[str] = set()
         self.unechoed: list[str] = []
         self.item_ms: dict[tuple[int, str], int] = {}
+        self.item_owner: dict[tuple[int, str], tuple[str, str, int]] = {}
         self.done_items: set[tuple[int, str]] = set()
         self.after_done: set[tuple[int, str]] = set()  # items that had a done mark
         self.generation = -1
@@ -443,7 +444,9 @@ class _Call:
             messages.append(message)
         return messages
 
-    def _framed(self, sent: list[dict[str, Any]], *, rest_first: bool) -> list[str]:
+    def _framed(
+        self, sent: list[dict[str, Any]], owner: tuple[str, str, int], *, rest_first: bool
+    ) -> list[str]:
         """Media and mark pairs of framed audio: every media a whole frame but a first one
         that is another item's rest; the items their marks name, in order."""
         assert len(sent) % 2 == 0, sent
@@ -457,11 +460,14 @@ class _Call:
                 assert size == self.frame, (size, self.frame)
             match = _MARK.fullmatch(mark["mark"]["name"])
             assert match is not None, mark
-            self._mark_name(mark["mark"]["name"], match["item"], done=False)
+            whose = self.held_for if number == 0 and rest_first else owner
+            self._mark_name(mark["mark"]["name"], match["item"], done=False, owner=whose)
             items.append(match["item"])
         return items
 
-    def _mark_name(self, name: str, item_id: str, done: bool) -> None:
+    def _mark_name(
+        self, name: str, item_id: str, done: bool, owner: tuple[str, str, int] | None = None
+    ) -> None:
         match = (_DONE if done else _MARK).fullmatch(name)
         assert match is not None and match["item"] == item_id, (name, item_id)
         generation = int(match["gen"])
@@ -469,6 +475,11 @@ class _Call:
         self.generation = generation
         assert int(match["seq"]) >= 1, name
         key = (generation, item_id)
+        if owner is not None and self.item_owner.setdefault(key, owner) != owner:
+            # the same item id from another response or content part: the bridge counts
+            # its audio apart (marks stay unique by their sequence number)
+            self.item_owner[key] = owner
+            self.item_ms.pop(key, None)
         if done:  # (more audio of the item after it, from a server that sends it, is a new run)
             assert key not in self.done_items, f"a second done mark for {item_id!r}"
             self.done_items.add(key)
@@ -507,7 +518,7 @@ class _Call:
         elif kind is AudioChunk and self.frame is not None:
             # whole frames of this item, after the rest of another item's audio, if any
             owner = (event.response_id, event.item_id, event.content_index)
-            items = self._framed(sent, rest_first=self.held_for != owner)
+            items = self._framed(sent, owner, rest_first=self.held_for != owner)
             assert all(item == event.item_id for item in items[1:]), (items, event.item_id)
             self.held_for = owner
         elif kind is AudioDone and self.frame is not None:
@@ -516,7 +527,7 @@ class _Call:
             if events[:1] == ["media"]:
                 owner = (event.response_id, event.item_id, event.content_index)
                 assert self.held_for == owner, (self.held_for, owner)
-                assert self._framed(sent[:2], rest_first=True) == [event.item_id], sent
+                assert self._framed(sent[:2], owner, rest_first=True) == [event.item_id], sent
                 self.held_for = None
             for mark in sent[2:] if events[:1] == ["media"] else sent:
                 self._mark_name(mark["mark"]["name"], event.item_id, done=True)
@@ -525,7 +536,8 @@ class _Call:
             media, mark = sent
             assert media["event"] == "media" and media["media"]["payload"] == event.event.delta
             assert mark["event"] == "mark", sent
-            self._mark_name(mark["mark"]["name"], event.item_id, done=False)
+            owner = (event.response_id, event.item_id, event.content_index)
+            self._mark_name(mark["mark"]["name"], event.item_id, done=False, owner=owner)
         elif kind is AudioDone:
             assert [m["event"] for m in sent] in ([], ["mark"]), sent
             for mark in sent:
