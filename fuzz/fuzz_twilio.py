@@ -392,10 +392,9 @@ class _Call:
         # last mark and the items whose done mark went since their last audio, per generation
         self.names: set[str] = set()
         self.unechoed: list[str] = []
-        self.item_ms: dict[tuple[int, str], int] = {}
-        self.item_owner: dict[tuple[int, str], tuple[str, str, int]] = {}
-        self.done_items: set[tuple[int, str]] = set()
-        self.after_done: set[tuple[int, str]] = set()  # items that had a done mark
+        self.item_ms: dict[tuple[int, Any], int] = {}
+        self.done_items: set[tuple[int, Any]] = set()
+        self.after_done: set[tuple[int, Any]] = set()  # runs that had a done mark
         self.generation = -1
         # the model speaking: (response_id, item_id), and responses so far
         self.playing: tuple[str, str] | None = None
@@ -466,7 +465,7 @@ class _Call:
         return items
 
     def _mark_name(
-        self, name: str, item_id: str, done: bool, owner: tuple[str, str, int] | None = None
+        self, name: str, item_id: str, done: bool, owner: tuple[str, str, int] | None
     ) -> None:
         match = (_DONE if done else _MARK).fullmatch(name)
         assert match is not None and match["item"] == item_id, (name, item_id)
@@ -474,12 +473,9 @@ class _Call:
         assert generation >= self.generation, (name, self.generation)
         self.generation = generation
         assert int(match["seq"]) >= 1, name
-        key = (generation, item_id)
-        if owner is not None and self.item_owner.setdefault(key, owner) != owner:
-            # the same item id from another response or content part: the bridge counts
-            # its audio apart (marks stay unique by their sequence number)
-            self.item_owner[key] = owner
-            self.item_ms.pop(key, None)
+        # per audio run: the same item id from another response or content part (a server's
+        # mistake) is counted apart by the bridge; mark names stay unique by their sequence
+        key = (generation, owner)
         if done:  # (more audio of the item after it, from a server that sends it, is a new run)
             assert key not in self.done_items, f"a second done mark for {item_id!r}"
             self.done_items.add(key)
@@ -524,13 +520,13 @@ class _Call:
         elif kind is AudioDone and self.frame is not None:
             events = [m["event"] for m in sent]
             assert events in ([], ["mark"], ["media", "mark"], ["media", "mark", "mark"]), sent
+            owner = (event.response_id, event.item_id, event.content_index)
             if events[:1] == ["media"]:
-                owner = (event.response_id, event.item_id, event.content_index)
                 assert self.held_for == owner, (self.held_for, owner)
                 assert self._framed(sent[:2], owner, rest_first=True) == [event.item_id], sent
                 self.held_for = None
             for mark in sent[2:] if events[:1] == ["media"] else sent:
-                self._mark_name(mark["mark"]["name"], event.item_id, done=True)
+                self._mark_name(mark["mark"]["name"], event.item_id, done=True, owner=owner)
         elif kind is AudioChunk:
             assert len(sent) == 2, sent
             media, mark = sent
@@ -540,8 +536,9 @@ class _Call:
             self._mark_name(mark["mark"]["name"], event.item_id, done=False, owner=owner)
         elif kind is AudioDone:
             assert [m["event"] for m in sent] in ([], ["mark"]), sent
+            owner = (event.response_id, event.item_id, event.content_index)
             for mark in sent:
-                self._mark_name(mark["mark"]["name"], event.item_id, done=True)
+                self._mark_name(mark["mark"]["name"], event.item_id, done=True, owner=owner)
         elif kind is AudioInterrupted:
             assert [m["event"] for m in sent] == ["clear"], sent
             self.held_for = None  # (what was held is dropped)
