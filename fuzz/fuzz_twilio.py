@@ -596,9 +596,11 @@ class _Call:
         if isinstance(parsed, StreamStart):
             assert self.bridge.stream_sid == parsed.stream_sid and not self.bridge.ended
             self._reset_padding(enabled=parsed.media_format.is_mulaw_8k_mono)
+            self.held_for = None  # (a new stream gets none of the last one's audio)
         elif isinstance(parsed, StreamStop):
             assert self.bridge.stream_sid is None and self.bridge.ended
             self._reset_padding(enabled=False)
+            self.held_for = None
         else:
             assert self.bridge.stream_sid == sid
 
@@ -744,6 +746,7 @@ class _Call:
         assert self.bridge.stream_sid is None and self.bridge.ended
         assert not self.bridge.twilio_messages_to_send() and not self._bridge_events()
         self._reset_padding(enabled=False)
+        self.held_for = None
 
     def _start(self, number: int, text: str) -> None:
         sid = "MZ" + (text[:64] or "0" * 32)
