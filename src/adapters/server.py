@@ -410,7 +410,9 @@ class Server:
 
     # ----------------------------------------------------------------------- internals --
 
-    def _make_session(self, request: ConnectRequest) -> ServerSession:
+    def _make_session(
+        self, request: ConnectRequest, conn: _Connection | None = None
+    ) -> ServerSession:
         template = self._session_template
         factory = self.config.responder
         if request.call_id is not None:  # a sideband socket: the SIP call's running session
@@ -423,8 +425,13 @@ class Server:
                     )
                 raise SidebandRefused("call_id_not_found", CALL_NOT_FOUND)
             line.call.attach()
-            assert line.session is not None  # (made when the call was accepted)
-            return line.session
+            session = line.session
+            assert session is not None  # (made when the call was accepted)
+            session.messages_to_send()  # what it said with no socket attached: nobody heard
+            if conn is not None:  # the call's events go to this connection from now on
+                line.connection = conn
+                conn.sip_line = line
+            return session
         return ServerSession(
             replace(
                 template,
@@ -574,17 +581,6 @@ class Server:
         line.session = session
         assert self._task_group is not None
         self._task_group.start_soon(run_line, line, self._end_sip_call)
-
-    def _bind_sideband(self, conn: _Connection) -> None:
-        """A connection that joined a SIP call's session: the call's events go to it."""
-        session = conn.ws.session
-        if session is None:  # refused, or not upgraded yet
-            return
-        for line in self._sip_calls.values():
-            if line.session is session and line.connection is None:
-                line.connection = conn
-                conn.sip_line = line
-                return
 
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:
         self._number += 1
@@ -892,7 +888,10 @@ class _Connection:
         self.stream = stream
         self.number = number
         self.config = server.config
-        self.ws = ServerWebSocket(server._ws_options, session_factory=server._make_session)
+        self.ws = ServerWebSocket(
+            server._ws_options,
+            session_factory=lambda request: server._make_session(request, self),
+        )
         self._lock = anyio.Lock()
         self._timer_changed = _Signal()
         self._done = anyio.Event()
@@ -953,8 +952,6 @@ class _Connection:
                     ws.resume(anyio.current_time())
                     await self._flush()
             self._timer_changed.set()
-            if self.sip_line is None and ws.request is not None and ws.request.call_id:
-                self.server._bind_sideband(self)
         self._done.set()
 
     async def _timer_loop(self) -> None:
