@@ -42,6 +42,7 @@ from rtproto.wire.signalling import (
     MAX_JSON_BODY_SIZE,
     SIP_CALL_PATH,
     WEBHOOK_USER_AGENT,
+    CallerRequest,
     SignallingError,
     SipCallRequest,
     WebhookDelivery,
@@ -409,7 +410,8 @@ def post(url: str, body: object, key: str = KEY) -> tuple[int, dict[str, Any]]:
     )
     try:
         with urllib.request.urlopen(request, timeout=STEP) as response:
-            return response.status, json.loads(response.read())
+            body = response.read()
+            return response.status, json.loads(body) if body else {}
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read())
 
@@ -595,3 +597,60 @@ def test_a_running_session_takes_another_channel() -> None:
     session.connection_lost(2.0)
     with pytest.raises(LocalProtocolError):
         session.attach(3.0)
+
+
+def test_the_caller_presses_keys_and_hangs_up_over_rest(hooks: Webhooks) -> None:
+    config = ServerConfig(api_key=KEY, sip_webhook_url=hooks.url, sip_webhook_secret=SECRET)
+    with start_in_thread(config) as emulator:
+        ring = emulator.base_url + "/realtime/emulator/sip_calls"
+        call_id = post(ring, {"audio": base64.b64encode(QUIET).decode()})[1]["call_id"]
+        status, answer = post(f"{ring}/{call_id}/dtmf", {"digits": "1"})
+        assert (status, answer["error"]["code"]) == (400, "call_not_accepted")
+        sdk(emulator).realtime.calls.accept(call_id, type="realtime")
+        line = emulator.server.sip_calls[call_id]
+        with sideband(emulator, call_id) as conn:
+            assert conn.next_event(timeout=STEP) is not None
+            request = urllib.request.Request(
+                f"{ring}/{call_id}/dtmf",
+                data=b'{"digits": "9*"}',
+                headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=STEP) as response:
+                assert response.status == 200 and response.read() == b""
+            keys = []
+            while len(keys) < 2:
+                item = conn.next_event(timeout=STEP)
+                if type(item).__name__ == "InputAudioBufferDtmfEventReceived":
+                    keys.append(item.event)  # type: ignore[union-attr]
+            assert keys == ["9", "*"]
+            assert post(f"{ring}/{call_id}/hangup", {})[0] == 200
+            events = list(conn)
+        assert isinstance(events[-1], ConnectionChange) and events[-1].code == 1000
+        assert emulator.wait_sip_call(line, STEP) == "caller hung up"
+        status, answer = post(f"{ring}/{call_id}/hangup", {})
+        assert (status, answer["error"]["code"]) == (404, "call_id_not_found")
+        assert post(f"{ring}/{call_id}/dance", {})[0] == 404
+        assert post(f"{ring}/{call_id}/dtmf", {"digits": "1"}, key="ek_1")[0] == 401
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "message"),
+    [
+        ("dtmf", {}, "'digits'"),
+        ("dtmf", {"digits": ""}, "'digits'"),
+        ("dtmf", {"digits": "1" * 65}, "'digits'"),
+        ("dtmf", {"digits": "12x"}, "keypad keys only"),
+        ("hangup", {"now": True}, "takes no parameters"),
+    ],
+)
+def test_a_bad_caller_request_is_a_400(action: str, body: dict[str, Any], message: str) -> None:
+    headers = [("Authorization", "Bearer sk-x")]
+    with pytest.raises(SignallingError) as refused:
+        parse_server_request(
+            "POST", f"{SIP_CALL_PATH}/rtc_1/{action}", headers, json.dumps(body).encode()
+        )
+    assert refused.value.status == 400 and message in str(refused.value)
+    parsed = parse_server_request(
+        "POST", f"{SIP_CALL_PATH}/rtc_1/dtmf", headers, b'{"digits": "0#AD"}'
+    )
+    assert parsed == CallerRequest("rtc_1", "dtmf", "0#AD", api_key="sk-x")

@@ -75,6 +75,7 @@ from rtproto.wire.server import (
 from rtproto.wire.signalling import (
     DEFAULT_SECRET_SECONDS,
     CallControlRequest,
+    CallerRequest,
     CallOffer,
     ClientSecretExchange,
     ClientSecretRequest,
@@ -543,6 +544,24 @@ class Server:
         ).encode("utf-8")
         await conn.respond(build_response(200, body, "application/json", server=server), 200)
 
+    def _caller(self, request: CallerRequest, server: str) -> tuple[int, bytes]:
+        """The caller of a SIP call presses keys or hangs up (``.../sip_calls/{id}/...``)."""
+        line = self._sip_calls.get(request.call_id)
+        if line is None:
+            return 404, error_response(404, CALL_NOT_FOUND, "call_id_not_found", server=server)
+        if request.action == "hangup":
+            self._end_sip_call(line, "caller hung up")
+        elif line.call.state is not SipCallState.ACCEPTED:
+            return 400, error_response(
+                400,
+                "The caller can press keys once the call is accepted.",
+                "call_not_accepted",
+                server=server,
+            )
+        else:
+            line.press(request.digits or "")
+        return 200, build_response(200, b"", "application/json", server=server)
+
     async def _ring(self, line: SipLine, timeout: float) -> None:
         with anyio.move_on_after(timeout):
             while line.call.state is SipCallState.RINGING:
@@ -615,7 +634,7 @@ class Server:
         expected = self.config.api_key
         # minting a key, controlling a call and ringing the SIP line need a standard key
         standard_only = isinstance(
-            request, (ClientSecretRequest, CallControlRequest, SipCallRequest)
+            request, (ClientSecretRequest, CallControlRequest, SipCallRequest, CallerRequest)
         )
         if standard_only or not key.startswith("ek_"):
             wrong = key.startswith("ek_") or (expected is not None and key != expected)
@@ -661,6 +680,10 @@ class Server:
             return
         if isinstance(request, SipCallRequest):
             await self._ring_line(conn, request, server)
+            return
+        if isinstance(request, CallerRequest):
+            status, answer = self._caller(request, server)
+            await conn.respond(answer, status)
             return
         await self._answer_call(conn, request, server)
 

@@ -73,6 +73,7 @@ from .signalling import (
     MAX_JSON_BODY_SIZE,
     MAX_SDP_SIZE,
     CallControlRequest,
+    CallerRequest,
     CallOffer,
     ClientSecretRequest,
     SignallingError,
@@ -430,7 +431,12 @@ class ServerWebSocket:
         self._body_size = 0
         #: A parsed REST request awaiting :meth:`respond` (state ``REQUEST``).
         self.http_request: (
-            CallOffer | ClientSecretRequest | CallControlRequest | SipCallRequest | None
+            CallOffer
+            | ClientSecretRequest
+            | CallControlRequest
+            | SipCallRequest
+            | CallerRequest
+            | None
         ) = None
         self._ws: Connection | None = None
         #: The session (after a successful upgrade that was not rejected).
@@ -679,7 +685,8 @@ class ServerWebSocket:
     def _rest(self, request: h11.Request, now: float) -> bool:
         """A request for a REST endpoint (its body is read next, bounded)? False: not one."""
         path = request.target.decode("latin-1").partition("?")[0]
-        if path not in self.rest_paths and not path.startswith(self.rest_paths[0] + "/"):
+        paths = self.rest_paths
+        if path not in paths and not path.startswith((paths[0] + "/", paths[2] + "/")):
             return False
         self._rest_path = path
         if request.method == b"OPTIONS":  # a CORS preflight from a page of another origin

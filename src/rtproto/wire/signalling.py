@@ -53,7 +53,9 @@ __all__ = [
     "MAX_JSON_BODY_SIZE",
     "MAX_SDP_SIZE",
     "CALL_ACTIONS",
+    "CALLER_ACTIONS",
     "SIP_CALL_PATH",
+    "CallerRequest",
     "SipCallRequest",
     "WEBHOOK_USER_AGENT",
     "WebhookDelivery",
@@ -775,6 +777,21 @@ class CallControlRequest:
     api_key: str = field(repr=False)
 
 
+#: What the caller of an emulated SIP call can do (``POST SIP_CALL_PATH/{call_id}/{action}``).
+CALLER_ACTIONS = ("dtmf", "hangup")
+
+
+@dataclass(frozen=True)
+class CallerRequest:
+    """A parsed ``POST`` to ``SIP_CALL_PATH/{call_id}/{action}``: the caller of an emulated
+    call presses keys (``dtmf``, with ``digits``) or hangs up (``hangup``)."""
+
+    call_id: str
+    action: str
+    digits: str | None
+    api_key: str = field(repr=False)
+
+
 @dataclass(frozen=True)
 class SipCallRequest:
     """A parsed ``POST`` to the emulator's :data:`SIP_CALL_PATH`: ring its SIP line. Every
@@ -902,7 +919,7 @@ def _multipart(body: bytes, content_type: str) -> dict[str, bytes]:
 
 def parse_server_request(
     method: str, target: str, headers: Sequence[tuple[str, str]], body: bytes
-) -> CallOffer | ClientSecretRequest | CallControlRequest | SipCallRequest:
+) -> CallOffer | ClientSecretRequest | CallControlRequest | SipCallRequest | CallerRequest:
     """A complete request for the calls, call control or client secrets endpoints (or the
     emulator's :data:`SIP_CALL_PATH`), parsed and checked.
 
@@ -915,7 +932,12 @@ def parse_server_request(
     """
     path, _, query_text = target.partition("?")
     control = _call_control_path(path)
-    if path not in (CALLS_PATH, CLIENT_SECRETS_PATH, SIP_CALL_PATH) and control is None:
+    caller = _caller_path(path)
+    if (
+        path not in (CALLS_PATH, CLIENT_SECRETS_PATH, SIP_CALL_PATH)
+        and control is None
+        and caller is None
+    ):
         raise _bad(f"Invalid URL ({method} {path[:200]})", None, 404)
     if method != "POST":
         raise _bad(f"Invalid method for {path}: use POST.", None, 405)
@@ -946,6 +968,8 @@ def parse_server_request(
         return CallControlRequest(*control, body=request, api_key=api_key)
     if path == SIP_CALL_PATH:
         return _sip_call_request(request, api_key)
+    if caller is not None:
+        return _caller_request(*caller, request, api_key)
     seconds = DEFAULT_SECRET_SECONDS
     expires = request.get("expires_after")
     if expires is not None:
@@ -966,6 +990,28 @@ def parse_server_request(
         seconds = value
     session = _session_field(request.get("session"))
     return ClientSecretRequest(expires_after_seconds=seconds, session=session, api_key=api_key)
+
+
+def _caller_path(path: str) -> tuple[str, str] | None:
+    """``(call_id, action)`` of a :data:`SIP_CALL_PATH` ``/{call_id}/{action}`` path."""
+    call_id, slash, action = path.removeprefix(SIP_CALL_PATH + "/").partition("/")
+    if not path.startswith(SIP_CALL_PATH + "/") or not slash or action not in CALLER_ACTIONS:
+        return None
+    return (call_id, action) if _CALL_ID.fullmatch(call_id) else None
+
+
+def _caller_request(
+    call_id: str, action: str, request: dict[str, Any], api_key: str
+) -> CallerRequest:
+    digits = request.get("digits")
+    if action == "dtmf":
+        if not isinstance(digits, str) or not digits or len(digits) > 64:
+            raise _bad("Invalid 'digits': expected 1 to 64 keypad keys (0-9, *, #, A-D).")
+        if digits.strip("0123456789*#ABCD"):
+            raise _bad("Invalid 'digits': expected keypad keys only (0-9, *, #, A-D).")
+    elif request:
+        raise _bad("A caller's hang-up takes no parameters.", "unknown_parameter")
+    return CallerRequest(call_id, action, digits if action == "dtmf" else None, api_key)
 
 
 def _call_control_path(path: str) -> tuple[str, str] | None:
