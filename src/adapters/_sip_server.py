@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from rtproto.server.core import DTMF_KEYS
+from rtproto.config import DTMF_KEYS
 from rtproto.server.sip import SipCall, SipCallState
 from rtproto.wire.signalling import WebhookDelivery
 

@@ -62,6 +62,7 @@ from .models import (
 
 __all__ = [
     "DEFAULT_TRANSCRIPTION_MODEL",
+    "DTMF_KEYS",
     "PCM_24K",
     "PCMU",
     "normalize_audio_format",
@@ -887,6 +888,8 @@ def normalize_session_config(
 
 #: Turn-detection tuning the Realtime Calls API refuses for a SIP call.
 SIP_REFUSED_TURN_DETECTION: Final = ("threshold", "prefix_padding_ms", "silence_duration_ms")
+#: The keypad keys a SIP call's DTMF events carry (``input_audio_buffer.dtmf_event_received``).
+DTMF_KEYS: Final = "0123456789*#ABCD"
 
 
 def sip_accept_session(

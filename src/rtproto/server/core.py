@@ -28,6 +28,7 @@ import numpy as np
 from .. import models as M
 from ..audio import decode_base64, encode_base64
 from ..codec import serialize_server_event
+from ..config import DTMF_KEYS
 from ..dialect import Dialect, from_beta, to_beta
 from ..errors import LocalProtocolError
 from . import log as L
@@ -151,7 +152,6 @@ _IMAGE_TOKENS = 85
 #: Seconds between text (or argument) deltas when pacing in real time.
 _TEXT_DELTA_S = 0.05
 _ARGUMENT_DELTA_S = 0.02
-DTMF_KEYS = "0123456789*#ABCD"
 #: Seconds from ``response.done`` to ``rate_limits.updated`` in GA (service observations 10).
 _GA_RATE_LIMITS_DELAY = 0.043
 #: The beta ``requests`` entry of ``rate_limits.updated``: it never moved in the recordings.

@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, quote, urlsplit
 import h11
 import msgspec
 
-from ..config import sip_accept_session
+from ..config import DTMF_KEYS, sip_accept_session
 from ..errors import LocalProtocolError, RemoteProtocolError
 from ..models import RealtimeSession
 from .url import HEADER_NAME, HEADER_VALUE, host_header, split_url
@@ -1007,7 +1007,7 @@ def _caller_request(
     if action == "dtmf":
         if not isinstance(digits, str) or not digits or len(digits) > 64:
             raise _bad("Invalid 'digits': expected 1 to 64 keypad keys (0-9, *, #, A-D).")
-        if digits.strip("0123456789*#ABCD"):
+        if digits.strip(DTMF_KEYS):
             raise _bad("Invalid 'digits': expected keypad keys only (0-9, *, #, A-D).")
     elif request:
         raise _bad("A caller's hang-up takes no parameters.", "unknown_parameter")
