@@ -411,11 +411,24 @@ class Server:
 
     # ----------------------------------------------------------------------- internals --
 
+    def _new_session(self, model: str | None, **changes: Any) -> ServerSession:
+        """A session from the template: its own responder and the wall clock, ``model``
+        (the template's when None) and ``changes`` to the options."""
+        template = self._session_template
+        factory = self.config.responder
+        return ServerSession(
+            replace(
+                template,
+                model=model or template.model,
+                responder=factory() if factory is not None else template.responder,
+                wall_clock_offset=time.time() - anyio.current_time(),
+                **changes,
+            )
+        )
+
     def _make_session(
         self, request: ConnectRequest, conn: _Connection | None = None
     ) -> ServerSession:
-        template = self._session_template
-        factory = self.config.responder
         if request.call_id is not None:  # a sideband socket: the SIP call's running session
             line = self._sip_calls.get(request.call_id)
             if line is None:
@@ -433,15 +446,7 @@ class Server:
                 line.connection = conn
                 conn.sip_line = line
             return session
-        return ServerSession(
-            replace(
-                template,
-                model=request.model or template.model,
-                dialect=request.dialect,
-                responder=factory() if factory is not None else template.responder,
-                wall_clock_offset=time.time() - anyio.current_time(),
-            )
-        )
+        return self._new_session(request.model, dialect=request.dialect)
 
     # ------------------------------------------------------------------- SIP calls --
 
@@ -581,19 +586,12 @@ class Server:
     def _start_sip_session(self, line: SipLine) -> None:
         """The call was accepted: its session starts, with the accepted configuration, and
         the caller is on the line."""
-        template = self._session_template
-        factory = self.config.responder
         config = line.call.config or {}
         model = config.get("model")
-        session = ServerSession(
-            replace(
-                template,
-                profile="sip",
-                model=model if isinstance(model, str) and model else template.model,
-                responder=factory() if factory is not None else template.responder,
-                wall_clock_offset=time.time() - anyio.current_time(),
-                initial_session=config or None,
-            )
+        session = self._new_session(
+            model if isinstance(model, str) else None,
+            profile="sip",
+            initial_session=config or None,
         )
         session.connection_made(anyio.current_time())
         session.messages_to_send()  # (session.created: no socket yet; each one gets its own)
@@ -843,18 +841,7 @@ class Server:
         model = offer.model  # ?model=, or the offer's session.model
         if model is None and isinstance(config.get("model"), str):
             model = config["model"] or None  # the secret's
-        template = self._session_template
-        factory = self.config.responder
-        session = ServerSession(
-            replace(
-                template,
-                profile="webrtc",
-                model=model or template.model,
-                responder=factory() if factory is not None else template.responder,
-                wall_clock_offset=time.time() - anyio.current_time(),
-                initial_session=config or None,
-            )
-        )
+        session = self._new_session(model, profile="webrtc", initial_session=config or None)
         call_id = "rtc_u1_" + os.urandom(16).hex()
         number = conn.number
         call = WebRTCCall(

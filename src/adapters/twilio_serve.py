@@ -83,7 +83,7 @@ async def _serve(
             _say(f"{name}: failed: {type(exc).__name__}: {exc}")
         finally:
             calls.discard(name)
-            if not calls:
+            if stopping and not calls:
                 all_ended.set()
         _say(f"{name}: ended")
 
@@ -105,7 +105,6 @@ async def _serve(
                 return
             # calls in progress end as they would; a second signal cuts them
             stopping = True
-            all_ended = anyio.Event()
             _say(
                 f"rtproto twilio: {name}: no new calls; waiting for {len(calls)} to end"
                 " (again to cut them)"
